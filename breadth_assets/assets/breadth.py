@@ -1,0 +1,62 @@
+"""`breadth[trading_day]`: market breadth over every ticker of the universe, one row a day."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import dagster as dg
+import pandas as pd
+
+from breadth_assets import schema
+from breadth_assets.analytics import compute_breadth
+from breadth_assets.assets.reporting import date_range_text
+from breadth_assets.partitions import tickers_partitions, trading_days_partitions
+from breadth_assets.resources.market_store import MarketStore
+
+SUMMARY_COLUMNS = ["universe", "advancers", "decliners", "ad_line", "mcclellan_osc"]
+
+
+@dg.asset(
+    partitions_def=trading_days_partitions,
+    deps=[dg.AssetDep("indicators", partition_mapping=dg.AllPartitionMapping())],
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    description="Advance/decline, McClellan, % above EMAs, new 52-week highs/lows, TRIN, RSI "
+    "extremes, Zweig and MACD-stage shares over the universe, in the `breadth` table.",
+    group_name="market",
+    kinds={"duckdb"},
+    metadata={"table": schema.BREADTH},
+)
+def breadth(context: dg.AssetExecutionContext, store: MarketStore) -> dg.MaterializeResult:
+    """Recomputes the series from the first trading day up to the run's last day.
+
+    The cumulative columns (A/D line, McClellan, Zweig) depend on every earlier day, so
+    computing them from the start is what makes one date equal to a run over the whole range.
+    """
+    started = time.perf_counter()
+    keys = sorted(context.partition_keys)
+    tickers = context.instance.get_dynamic_partitions(tickers_partitions.name)
+    first = trading_days_partitions.get_first_partition_key()
+    all_days = trading_days_partitions.get_partition_keys_in_range(
+        dg.PartitionKeyRange(first, keys[-1])
+    )
+    rows = store.read_breadth_inputs(tickers, dt.date.fromisoformat(keys[-1]))
+    series = compute_breadth(rows, pd.to_datetime(all_days))
+    wanted = series[series["date"].isin(pd.to_datetime(keys))]
+    written = store.write({schema.BREADTH: wanted})
+    seconds = time.perf_counter() - started
+    last = wanted.iloc[-1] if len(wanted) else None
+    metadata = {
+        "rows_written": dg.MetadataValue.int(written.get(schema.BREADTH, 0)),
+        "date_range": dg.MetadataValue.text(date_range_text(wanted)),
+        "tickers": dg.MetadataValue.int(len(tickers)),
+        "seconds": dg.MetadataValue.float(round(seconds, 3)),
+    }
+    if last is not None:
+        for column in SUMMARY_COLUMNS:
+            value = last[column]
+            metadata[f"last_{column}"] = dg.MetadataValue.float(float(value))
+    context.log.info(
+        f"breadth: {len(wanted)} days over {len(tickers)} tickers written in {seconds:.2f} s"
+    )
+    return dg.MaterializeResult(metadata=metadata)

@@ -1,0 +1,33 @@
+"""The two partitionings of DESIGN.md: tickers (dynamic) and the market's trading days."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+
+from breadth_assets.calendars import TIMEZONES, closures
+from breadth_assets.universe import Universe, load_universe
+
+WEEKENDS = "0 0 * * 6,0"
+# Holidays are listed this far ahead so that the partition set stays right for a long-lived server.
+HOLIDAY_HORIZON_YEARS = 2
+
+tickers_partitions = dg.DynamicPartitionsDefinition(name="tickers")
+
+
+def build_trading_days(universe: Universe, today: dt.date | None = None) -> dg.DailyPartitionsDefinition:
+    """Daily partitions in the market's time zone, without weekends and exchange closures."""
+    today = today or dt.date.today()
+    horizon = dt.date(today.year + HOLIDAY_HORIZON_YEARS, 12, 31)
+    closed = closures(universe.market, universe.start_date, horizon, universe.extra_closures)
+    return dg.DailyPartitionsDefinition(
+        start_date=universe.start_date.isoformat(),
+        timezone=TIMEZONES[universe.market],
+        exclusions=[WEEKENDS, *(dt.datetime(d.year, d.month, d.day) for d in closed)],
+    )
+
+
+# The universe as the code location loaded it: it fixes the calendar and the batch size.
+UNIVERSE = load_universe()
+trading_days_partitions = build_trading_days(UNIVERSE)

@@ -1,0 +1,41 @@
+"""The interface of the store that holds `prices`, `indicators` and `breadth`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+
+import dagster as dg
+import pandas as pd
+
+
+class StoreError(Exception):
+    """The store cannot be used; the message says which store and why, never a secret."""
+
+
+class MarketStore(dg.ConfigurableResource):
+    """Reads by ticker or by date, writes whole batches atomically.
+
+    Writing rows whose keys exist replaces them, so writing a partition twice changes nothing.
+    Frames carry `date` as timezone-naive datetime64 at midnight.
+    """
+
+    def read_prices(self, tickers: Sequence[str]) -> pd.DataFrame:
+        """All stored bars of these tickers, sorted by ticker and date."""
+        raise NotImplementedError
+
+    def read_indicators(self, tickers: Sequence[str]) -> pd.DataFrame:
+        """All stored indicator rows of these tickers, sorted by ticker and date."""
+        raise NotImplementedError
+
+    def read_breadth_inputs(self, tickers: Sequence[str], end: dt.date) -> pd.DataFrame:
+        """Ticker-days up to `end` that have indicators: `schema.BREADTH_INPUT_COLUMNS`."""
+        raise NotImplementedError
+
+    def read_breadth(self, start: dt.date | None = None, end: dt.date | None = None) -> pd.DataFrame:
+        """Stored breadth rows in [start, end], sorted by date."""
+        raise NotImplementedError
+
+    def write(self, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
+        """Upsert each table's rows in one transaction; returns rows written per table."""
+        raise NotImplementedError
