@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import dagster as dg
 
@@ -31,3 +32,21 @@ def build_trading_days(universe: Universe, today: dt.date | None = None) -> dg.D
 # The universe as the code location loaded it: it fixes the calendar and the batch size.
 UNIVERSE = load_universe()
 trading_days_partitions = build_trading_days(UNIVERSE)
+
+
+def sync_ticker_partitions(
+    instance: dg.DagsterInstance, symbols: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """Makes the `tickers` partitions the universe's symbols; returns (added, removed).
+
+    Removing a partition keeps the ticker's rows in the store; it only leaves the universe.
+    """
+    existing = instance.get_dynamic_partitions(tickers_partitions.name)
+    present, wanted = set(existing), set(symbols)
+    added = [symbol for symbol in dict.fromkeys(symbols) if symbol not in present]
+    removed = [key for key in existing if key not in wanted]
+    if added:
+        instance.add_dynamic_partitions(tickers_partitions.name, added)
+    for key in removed:
+        instance.delete_dynamic_partition(tickers_partitions.name, key)
+    return added, removed

@@ -148,7 +148,7 @@ class DuckDBStore(MarketStore):
             con.execute(f"CREATE OR REPLACE TEMP TABLE incoming AS SELECT {selected} FROM incoming_frame")
             duplicates = con.execute(
                 f"SELECT count(*) - count(DISTINCT ({', '.join(keys)})) FROM incoming"
-            ).fetchone()[0]
+            ).fetchall()[0][0]
             if duplicates:
                 raise StoreError(f"rows for {table} repeat a key {keys} {duplicates} times")
             match = " AND ".join(f"{table}.{key} = incoming.{key}" for key in keys)
