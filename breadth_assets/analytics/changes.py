@@ -11,9 +11,7 @@ import pandas as pd
 RELATIVE_TOLERANCE = 1e-12
 
 
-def changed_rows(
-    incoming: pd.DataFrame, stored: pd.DataFrame, keys: Sequence[str]
-) -> pd.DataFrame:
+def changed_rows(incoming: pd.DataFrame, stored: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     """Rows of `incoming` whose key is not in `stored` or whose values differ from it.
 
     NaN equals NaN; numbers equal within a relative 1e-12.
@@ -22,9 +20,13 @@ def changed_rows(
         return incoming.reset_index(drop=True)
     values = [name for name in incoming.columns if name not in keys]
     merged = incoming.merge(
-        stored[[*keys, *values]], on=list(keys), how="left", suffixes=("", "__stored"), indicator=True
+        stored[[*keys, *values]],
+        on=list(keys),
+        how="left",
+        suffixes=("", "__stored"),
+        indicator=True,
     )
-    changed = (merged["_merge"] == "left_only").to_numpy()
+    changed = (merged["_merge"] == "left_only").to_numpy().copy()
     for name in values:
         new = merged[name].to_numpy(dtype=float)
         old = merged[f"{name}__stored"].to_numpy(dtype=float)
