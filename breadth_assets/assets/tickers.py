@@ -5,7 +5,6 @@ the good tickers of the batch get their prices and indicators in the same run, a
 ones are left failed in the partition status, ready for "re-execute failed" in the UI.
 """
 
-from __future__ import annotations
 
 import datetime as dt
 import time

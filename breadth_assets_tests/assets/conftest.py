@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from breadth_assets.assets import breadth, ticker_assets
+from breadth_assets.cli import range_tags
+from breadth_assets.partitions import tickers_partitions
+from breadth_assets.resources.demo_source import DemoSource
+from breadth_assets.resources.duckdb_store import DuckDBStore
+from breadth_assets.resources.price_source import PriceSource
+from breadth_assets.resources.universe_file import UniverseFile
+
+TICKERS = ["ALPHA", "BRAVO", "CHARLIE", "DELTA", "ECHO"]
+
+
+def write_universe(folder: Path, tickers: Sequence[str], start: str = "2023-01-02") -> Path:
+    path = folder / "universe.yaml"
+    lines = [
+        "market: DEMO",
+        f"start_date: {start}",
+        "batch_size: 50",
+        "source:",
+        "  kind: demo",
+        "tickers:",
+        *(f"  - {ticker}" for ticker in tickers),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(tickers_partitions.name, TICKERS)
+        yield instance
+
+
+@pytest.fixture
+def universe_path(tmp_path) -> Path:
+    return write_universe(tmp_path, TICKERS)
+
+
+def materialize_tickers(
+    instance: dg.DagsterInstance,
+    store: DuckDBStore,
+    universe_path: Path,
+    end_date: str,
+    tickers: Sequence[str] = TICKERS,
+    source: PriceSource | None = None,
+    selection: Sequence[str] | None = None,
+) -> dg.ExecuteInProcessResult:
+    """One ranged run over `tickers`, which must be contiguous in the partition order."""
+    return dg.materialize(
+        [ticker_assets],
+        selection=selection,
+        instance=instance,
+        resources={
+            "store": store,
+            "price_source": source or DemoSource(),
+            "universe": UniverseFile(path=str(universe_path)),
+        },
+        tags=range_tags(tickers[0], tickers[-1]),
+        run_config={"ops": {"ticker_assets": {"config": {"end_date": end_date}}}},
+        raise_on_error=False,
+    )
+
+
+def materialize_breadth(
+    instance: dg.DagsterInstance, store: DuckDBStore, first: str, last: str
+) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [breadth],
+        instance=instance,
+        resources={"store": store},
+        tags=range_tags(first, last),
+    )
+
+
+def metadata_of(result: dg.ExecuteInProcessResult, asset: str) -> dict:
+    events = [
+        e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == asset
+    ]
+    return {k: v.value for k, v in events[0].materialization.metadata.items()}
