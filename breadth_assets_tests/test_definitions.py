@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+import dagster as dg
+
+from breadth_assets.definitions import defs
+
+
+def test_definitions_are_loadable():
+    dg.Definitions.validate_loadable(defs)
+
+
+def test_the_code_location_has_the_three_assets_of_the_design():
+    keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert keys == {"raw_prices", "indicators", "breadth"}
+
+
+def test_breadth_depends_on_every_ticker_partition_of_indicators():
+    graph = defs.resolve_asset_graph()
+    assert graph.get(dg.AssetKey("breadth")).parent_keys == {dg.AssetKey("indicators")}

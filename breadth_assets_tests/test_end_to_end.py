@@ -1,0 +1,77 @@
+"""Real Dagster command-line processes on a temporary Dagster home."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from breadth_assets.cli import range_tags
+from breadth_assets.resources.duckdb_store import DuckDBStore
+from breadth_assets_tests.assets.conftest import TICKERS, write_universe
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def home(tmp_path) -> dict[str, str]:
+    """Environment of a fresh deployment: Dagster home, universe file and DuckDB file."""
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    universe = write_universe(tmp_path, TICKERS, start="2025-06-02")
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home),
+        "BREADTH_UNIVERSE": str(universe),
+        "BREADTH_DUCKDB_PATH": str(tmp_path / "breadth.duckdb"),
+    }
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def _instance(env: dict[str, str]) -> dg.DagsterInstance:
+    return dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+
+
+def test_dagster_cli_materializes_a_ticker_range_and_a_breadth_partition_range(home):
+    with _instance(home) as instance:
+        instance.add_dynamic_partitions("tickers", TICKERS)
+    module = ["-m", "breadth_assets.definitions"]
+    _run(
+        [str(BIN / "dagster"), "job", "execute", *module, "-j", "ticker_job",
+         "--tags", json.dumps(range_tags(TICKERS[0], TICKERS[-1]))],
+        home,
+    )
+    _run(
+        [str(BIN / "dagster"), "asset", "materialize", *module, "--select", "breadth",
+         "--partition-range", "2025-06-02...2025-06-30"],
+        home,
+    )
+    store = DuckDBStore(path=home["BREADTH_DUCKDB_PATH"])
+    assert set(store.read_indicators(TICKERS)["ticker"]) == set(TICKERS)
+    assert len(store.read_breadth()) == 21
+    with _instance(home) as instance:
+        assert instance.get_materialized_partitions(dg.AssetKey("indicators")) == set(TICKERS)
+        assert len(instance.get_materialized_partitions(dg.AssetKey("breadth"))) == 21
+
+
+def test_the_main_job_fills_every_table_and_prints_the_last_days_of_breadth(home):
+    result = _run([str(BIN / "breadth-assets"), "run", "--tail", "3"], home)
+    store = DuckDBStore(path=home["BREADTH_DUCKDB_PATH"])
+    assert set(store.read_prices(TICKERS)["ticker"]) == set(TICKERS)
+    assert set(store.read_indicators(TICKERS)["ticker"]) == set(TICKERS)
+    breadth = store.read_breadth()
+    assert breadth["date"].min().strftime("%Y-%m-%d") == "2025-06-02"
+    assert breadth["date"].iloc[-1].strftime("%Y-%m-%d") in result.stdout
+    assert "last 3 days of breadth" in result.stdout
