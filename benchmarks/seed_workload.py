@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,7 @@ from breadth_assets.resources.demo_source import demo_bars
 from breadth_assets.schema import BREADTH_INPUT_COLUMNS
 
 BIN = Path(sys.executable).parent
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def workload(tickers: int, days: int) -> tuple[list[str], pd.DatetimeIndex]:
@@ -50,7 +52,7 @@ def end_to_end(symbols: list[str], dates: pd.DatetimeIndex) -> tuple[float, floa
         root = Path(folder)
         home = root / "dagster_home"
         home.mkdir()
-        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        shutil.copy(PROJECT_ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
         env = {
             **os.environ,
             "DAGSTER_HOME": str(home),
