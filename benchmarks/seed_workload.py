@@ -61,7 +61,10 @@ def end_to_end(symbols: list[str], dates: pd.DatetimeIndex) -> tuple[float, floa
         }
         started = time.perf_counter()
         result = subprocess.run(
-            [str(BIN / "breadth-assets"), "run", "--tail", "0"], env=env, capture_output=True, text=True
+            [str(BIN / "breadth-assets"), "run", "--tail", "0"],
+            env=env,
+            capture_output=True,
+            text=True,
         )
         seconds = time.perf_counter() - started
         if result.returncode != 0:

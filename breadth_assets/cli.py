@@ -90,7 +90,8 @@ def run_main_job(instance: dg.DagsterInstance, out=sys.stdout) -> bool:
         )
         status = "ok" if result.success else "FAILED (see the run in the UI)"
         print(
-            f"tickers batch {number}/{len(batches)} ({batch[0]}..{batch[-1]}, {len(batch)} tickers): "
+            f"tickers batch {number}/{len(batches)} "
+            f"({batch[0]}..{batch[-1]}, {len(batch)} tickers): "
             f"{status} in {time.perf_counter() - batch_started:.1f} s  run {result.run_id[:8]}",
             file=out,
         )
@@ -127,7 +128,9 @@ def print_breadth_tail(days: int, out=sys.stdout) -> None:
 
     tail = store_for_deployment().read_breadth().tail(days)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(tail[TAIL_COLUMNS].to_string(index=False, float_format=lambda v: f"{v:.2f}"), file=out)
+        print(
+            tail[TAIL_COLUMNS].to_string(index=False, float_format=lambda v: f"{v:.2f}"), file=out
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dagster as dg
 
 from breadth_assets.assets import breadth, ticker_assets
+from breadth_assets.deployment import price_source_for, store_for_deployment
 from breadth_assets.jobs import breadth_job, ticker_job
 from breadth_assets.partitions import UNIVERSE
-from breadth_assets.deployment import price_source_for, store_for_deployment
 from breadth_assets.resources.universe_file import UniverseFile
 
 defs = dg.Definitions(

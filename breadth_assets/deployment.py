@@ -29,4 +29,3 @@ def price_source_for(universe: Universe) -> PriceSource:
 
 def store_for_deployment() -> MarketStore:
     return DuckDBStore(path=duckdb_path())
-

@@ -17,7 +17,9 @@ HOLIDAY_HORIZON_YEARS = 2
 tickers_partitions = dg.DynamicPartitionsDefinition(name="tickers")
 
 
-def build_trading_days(universe: Universe, today: dt.date | None = None) -> dg.DailyPartitionsDefinition:
+def build_trading_days(
+    universe: Universe, today: dt.date | None = None
+) -> dg.DailyPartitionsDefinition:
     """Daily partitions in the market's time zone, without weekends and exchange closures."""
     today = today or dt.date.today()
     horizon = dt.date(today.year + HOLIDAY_HORIZON_YEARS, 12, 31)

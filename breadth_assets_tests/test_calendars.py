@@ -8,7 +8,9 @@ from breadth_assets.calendars import trading_days
 def _days(market: str, start: str, end: str, extra=()) -> list[dt.date]:
     return [
         d.date()
-        for d in trading_days(market, dt.date.fromisoformat(start), dt.date.fromisoformat(end), extra)
+        for d in trading_days(
+            market, dt.date.fromisoformat(start), dt.date.fromisoformat(end), extra
+        )
     ]
 
 

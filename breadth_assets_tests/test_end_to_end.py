@@ -49,13 +49,29 @@ def test_dagster_cli_materializes_a_ticker_range_and_a_breadth_partition_range(h
         instance.add_dynamic_partitions("tickers", TICKERS)
     module = ["-m", "breadth_assets.definitions"]
     _run(
-        [str(BIN / "dagster"), "job", "execute", *module, "-j", "ticker_job",
-         "--tags", json.dumps(range_tags(TICKERS[0], TICKERS[-1]))],
+        [
+            str(BIN / "dagster"),
+            "job",
+            "execute",
+            *module,
+            "-j",
+            "ticker_job",
+            "--tags",
+            json.dumps(range_tags(TICKERS[0], TICKERS[-1])),
+        ],
         home,
     )
     _run(
-        [str(BIN / "dagster"), "asset", "materialize", *module, "--select", "breadth",
-         "--partition-range", "2025-06-02...2025-06-30"],
+        [
+            str(BIN / "dagster"),
+            "asset",
+            "materialize",
+            *module,
+            "--select",
+            "breadth",
+            "--partition-range",
+            "2025-06-02...2025-06-30",
+        ],
         home,
     )
     store = DuckDBStore(path=home["BREADTH_DUCKDB_PATH"])

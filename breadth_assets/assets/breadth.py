@@ -1,6 +1,5 @@
 """`breadth[trading_day]`: market breadth over every ticker of the universe, one row a day."""
 
-
 import datetime as dt
 import time
 import warnings

@@ -5,7 +5,6 @@ the good tickers of the batch get their prices and indicators in the same run, a
 ones are left failed in the partition status, ready for "re-execute failed" in the UI.
 """
 
-
 import datetime as dt
 import time
 from collections.abc import Iterator
@@ -101,7 +100,9 @@ def ticker_assets(
     prices = store.read_prices(tickers)
     new_prices = prices.iloc[0:0]
     if RAW_PRICES in selected:
-        fetched, rejected = _fetch(context, config, price_source, universe, prices, failed[RAW_PRICES])
+        fetched, rejected = _fetch(
+            context, config, price_source, universe, prices, failed[RAW_PRICES]
+        )
         new_prices = changed_rows(fetched, prices, schema.KEYS[schema.PRICES])
         prices = _apply(prices, new_prices)
 
@@ -145,7 +146,9 @@ def ticker_assets(
             for ticker in tickers:
                 if ticker not in failed[key]:
                     context.log_event(
-                        dg.AssetMaterialization(asset_key=key, partition=ticker, metadata=metadata[key])
+                        dg.AssetMaterialization(
+                            asset_key=key, partition=ticker, metadata=metadata[key]
+                        )
                     )
         raise dg.Failure(
             description=f"{len(failures)} of {len(tickers)} tickers failed; the others were "
@@ -213,7 +216,7 @@ def _apply(stored: pd.DataFrame, changes: pd.DataFrame) -> pd.DataFrame:
 
 
 def _compute(prices: pd.DataFrame, failures: dict[str, str]) -> pd.DataFrame:
-    """Indicators for all tickers at once; if that fails, ticker by ticker to isolate the culprit."""
+    """Indicators for all tickers at once; if that fails, ticker by ticker to find the culprit."""
     try:
         return compute_indicators(prices)
     except Exception:

@@ -109,7 +109,9 @@ class DuckDBStore(MarketStore):
             [list(tickers), end],
         )
 
-    def read_breadth(self, start: dt.date | None = None, end: dt.date | None = None) -> pd.DataFrame:
+    def read_breadth(
+        self, start: dt.date | None = None, end: dt.date | None = None
+    ) -> pd.DataFrame:
         columns = ", ".join(schema.BREADTH_COLUMNS)
         return self._select(
             f"SELECT {columns} FROM breadth WHERE date >= coalesce(?, DATE '0001-01-01') "
@@ -140,12 +142,12 @@ class DuckDBStore(MarketStore):
         missing = [name for name in columns if name not in df.columns]
         if missing:
             raise StoreError(f"rows for {table} lack the columns {missing}")
-        selected = ", ".join(
-            f"CAST({name} AS {kind}) AS {name}" for name, kind in columns.items()
-        )
+        selected = ", ".join(f"CAST({name} AS {kind}) AS {name}" for name, kind in columns.items())
         con.register("incoming_frame", df)
         try:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE incoming AS SELECT {selected} FROM incoming_frame")
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE incoming AS SELECT {selected} FROM incoming_frame"
+            )
             duplicates = con.execute(
                 f"SELECT count(*) - count(DISTINCT ({', '.join(keys)})) FROM incoming"
             ).fetchall()[0][0]

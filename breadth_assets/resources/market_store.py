@@ -32,7 +32,9 @@ class MarketStore(dg.ConfigurableResource):
         """Ticker-days up to `end` that have indicators: `schema.BREADTH_INPUT_COLUMNS`."""
         raise NotImplementedError
 
-    def read_breadth(self, start: dt.date | None = None, end: dt.date | None = None) -> pd.DataFrame:
+    def read_breadth(
+        self, start: dt.date | None = None, end: dt.date | None = None
+    ) -> pd.DataFrame:
         """Stored breadth rows in [start, end], sorted by date."""
         raise NotImplementedError
 

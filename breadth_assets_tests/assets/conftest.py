@@ -82,6 +82,8 @@ def materialize_breadth(
 
 def metadata_of(result: dg.ExecuteInProcessResult, asset: str) -> dict:
     events = [
-        e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == asset
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == asset
     ]
     return {k: v.value for k, v in events[0].materialization.metadata.items()}

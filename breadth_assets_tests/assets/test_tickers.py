@@ -30,7 +30,7 @@ def test_indicators_equal_direct_talib_calls_on_the_stored_prices(instance, stor
     assert len(indicators) == len(prices)
     np.testing.assert_allclose(indicators["ema_50"], talib.EMA(close, 50), rtol=1e-12)
     np.testing.assert_allclose(indicators["rsi_14"], talib.RSI(close, 14), rtol=1e-12)
-    macd, signal, hist = talib.MACD(close, 12, 26, 9)
+    _, _, hist = talib.MACD(close, 12, 26, 9)
     np.testing.assert_allclose(indicators["macd_hist"], hist, rtol=1e-12)
 
 
@@ -40,7 +40,9 @@ def test_every_partition_of_the_run_is_recorded_as_materialized(instance, store,
         assert instance.get_materialized_partitions(dg.AssetKey(asset)) == set(TICKERS)
 
 
-def test_materialization_metadata_reports_rows_range_counts_and_speed(instance, store, universe_path):
+def test_materialization_metadata_reports_rows_range_counts_and_speed(
+    instance, store, universe_path
+):
     result = materialize_tickers(instance, store, universe_path, END)
     metadata = metadata_of(result, "raw_prices")
     assert metadata["rows_written"] == len(store.read_prices(TICKERS))
@@ -124,4 +126,3 @@ def test_one_bad_ticker_fails_alone_and_the_others_are_written_and_materialized(
     message = failure.step_failure_data.error.message
     assert "CHARLIE" in message
     assert "CHARLIE.csv" in message
-

@@ -59,9 +59,18 @@ def test_a_failed_write_leaves_every_table_as_it_was(store):
     good = make_prices("BBB", "2024-01-01", [5.0])
     repeated_key = pd.concat([make_prices("AAA", "2024-01-01", [1.0])] * 2)
     with pytest.raises(StoreError, match="repeat a key"):
-        store.write({schema.PRICES: good, schema.INDICATORS: repeated_key.assign(**{
-            name: np.nan for name in schema.INDICATOR_COLUMNS if name not in repeated_key
-        })})
+        store.write(
+            {
+                schema.PRICES: good,
+                schema.INDICATORS: repeated_key.assign(
+                    **{
+                        name: np.nan
+                        for name in schema.INDICATOR_COLUMNS
+                        if name not in repeated_key
+                    }
+                ),
+            }
+        )
     assert store.read_prices(["AAA", "BBB"])["ticker"].tolist() == ["AAA"]
 
 
