@@ -8,6 +8,7 @@ instance of `$DAGSTER_HOME`, so they show in the UI like any other run.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import sys
 import time
@@ -58,63 +59,96 @@ def ticker_batches(keys: Sequence[str], wanted: Sequence[str], size: int) -> lis
     return batches
 
 
-def run_main_job(instance: dg.DagsterInstance, out=sys.stdout) -> bool:
-    """Every ticker partition in batches, then every breadth partition; True when all succeed."""
-    from breadth_assets.definitions import defs
+def run_main_job(instance: dg.DagsterInstance, full: bool = False, out=sys.stdout) -> bool:
+    """Every ticker partition in batches, then breadth; True when every run succeeds.
+
+    Breadth is materialized from the earliest day whose inputs changed (or that was never
+    materialized) to the last trading day; `full` redoes every day.
+    """
     from breadth_assets.partitions import (
         UNIVERSE,
         sync_ticker_partitions,
-        tickers_partitions,
         trading_days_partitions,
     )
 
     started = time.perf_counter()
-    symbols = UNIVERSE.symbols
-    added, removed = sync_ticker_partitions(instance, symbols)
+    added, removed = sync_ticker_partitions(instance, UNIVERSE.symbols)
     print(
-        f"universe {UNIVERSE.path.name}: {len(symbols)} tickers on {UNIVERSE.market} "
+        f"universe {UNIVERSE.path.name}: {len(UNIVERSE.symbols)} tickers on {UNIVERSE.market} "
         f"({len(added)} added, {len(removed)} removed), history from {UNIVERSE.start_date}",
         file=out,
     )
-    ticker_job = defs.resolve_job_def("ticker_job")
-    all_ok = True
+    tickers_ok, first_changed = _run_ticker_batches(instance, out)
+    days = trading_days_partitions.get_partition_keys()
+    first = days[0] if (full or removed) else _first_stale_day(instance, days, first_changed)
+    if first is None:
+        print("breadth: every trading day is up to date", file=out)
+    breadth_ok = first is None or _run_breadth(instance, first, days[-1], out)
+    print(f"main job finished in {time.perf_counter() - started:.1f} s", file=out)
+    return tickers_ok and breadth_ok
+
+
+def _run_ticker_batches(instance: dg.DagsterInstance, out) -> tuple[bool, dt.date | None]:
+    """Runs `ticker_job` per batch; returns success and the earliest date written."""
+    from breadth_assets.definitions import defs
+    from breadth_assets.partitions import UNIVERSE, tickers_partitions
+
+    job = defs.resolve_job_def("ticker_job")
     keys = instance.get_dynamic_partitions(tickers_partitions.name)
-    batches = ticker_batches(keys, symbols, UNIVERSE.batch_size)
+    batches = ticker_batches(keys, UNIVERSE.symbols, UNIVERSE.batch_size)
+    all_ok, first_changed = True, None
     for number, batch in enumerate(batches, start=1):
-        batch_started = time.perf_counter()
-        result = ticker_job.execute_in_process(
+        started = time.perf_counter()
+        result = job.execute_in_process(
             instance=instance,
             tags=range_tags(batch[0], batch[-1]),
             run_config=QUIET_LOGS,
             raise_on_error=False,
         )
-        status = "ok" if result.success else "FAILED (see the run in the UI)"
         print(
             f"tickers batch {number}/{len(batches)} "
             f"({batch[0]}..{batch[-1]}, {len(batch)} tickers): "
-            f"{status} in {time.perf_counter() - batch_started:.1f} s  run {result.run_id[:8]}",
+            f"{'ok' if result.success else 'FAILED (see the run in the UI)'} in "
+            f"{time.perf_counter() - started:.1f} s  run {result.run_id[:8]}",
             file=out,
         )
         if not result.success:
             all_ok = False
             _print_failure(result, out)
+        for event in result.get_asset_materialization_events():
+            written = event.materialization.metadata.get("first_date_written")
+            if written is not None:
+                day = dt.date.fromisoformat(written.value)
+                first_changed = day if first_changed is None else min(first_changed, day)
+    return all_ok, first_changed
 
-    first = trading_days_partitions.get_first_partition_key()
-    last = trading_days_partitions.get_last_partition_key()
-    breadth_started = time.perf_counter()
+
+def _first_stale_day(
+    instance: dg.DagsterInstance, days: Sequence[str], first_changed: dt.date | None
+) -> str | None:
+    """The earliest trading day never materialized or on/after the first changed input."""
+    from breadth_assets.assets import breadth
+
+    done = instance.get_materialized_partitions(breadth.key)
+    changed = first_changed.isoformat() if first_changed else None
+    return next((d for d in days if d not in done or (changed and d >= changed)), None)
+
+
+def _run_breadth(instance: dg.DagsterInstance, first: str, last: str, out) -> bool:
+    from breadth_assets.definitions import defs
+
+    started = time.perf_counter()
     result = defs.resolve_job_def("breadth_job").execute_in_process(
         instance=instance, tags=range_tags(first, last), run_config=QUIET_LOGS, raise_on_error=False
     )
     print(
         f"breadth {first}..{last}: {'ok' if result.success else 'FAILED'} in "
-        f"{time.perf_counter() - breadth_started:.1f} s  run {result.run_id[:8]}",
+        f"{time.perf_counter() - started:.1f} s  run {result.run_id[:8]}",
         file=out,
     )
     if not result.success:
-        all_ok = False
         _print_failure(result, out)
-    print(f"main job finished in {time.perf_counter() - started:.1f} s", file=out)
-    return all_ok
+    return result.success
 
 
 def _print_failure(result: dg.ExecuteInProcessResult, out) -> None:
@@ -136,14 +170,17 @@ def print_breadth_tail(days: int, out=sys.stdout) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="breadth-assets", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="materialize every partition of every asset")
+    run = commands.add_parser("run", help="update every ticker, then breadth")
     run.add_argument("--tail", type=int, default=10, help="breadth days to print at the end")
+    run.add_argument(
+        "--full", action="store_true", help="materialize every breadth day, not only stale ones"
+    )
     args = parser.parse_args(argv)
 
     if not os.environ.get("DAGSTER_HOME"):
         parser.error("set DAGSTER_HOME to a folder for Dagster's runs and events (see README)")
     instance = dg.DagsterInstance.get()
-    ok = run_main_job(instance)
+    ok = run_main_job(instance, full=args.full)
     if args.tail:
         print(f"\nlast {args.tail} days of breadth:")
         print_breadth_tail(args.tail)

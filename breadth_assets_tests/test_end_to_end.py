@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 
 from breadth_assets.cli import range_tags
@@ -17,6 +19,7 @@ from breadth_assets_tests.assets.conftest import TICKERS, write_universe
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -24,7 +27,7 @@ def home(tmp_path) -> dict[str, str]:
     """Environment of a fresh deployment: Dagster home, universe file and DuckDB file."""
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    shutil.copy(PROJECT_ROOT / "dagster_home" / "dagster.yaml", dagster_home / "dagster.yaml")
     universe = write_universe(tmp_path, TICKERS, start="2025-06-02")
     return {
         **os.environ,
@@ -91,3 +94,13 @@ def test_the_main_job_fills_every_table_and_prints_the_last_days_of_breadth(home
     assert breadth["date"].min().strftime("%Y-%m-%d") == "2025-06-02"
     assert breadth["date"].iloc[-1].strftime("%Y-%m-%d") in result.stdout
     assert "last 3 days of breadth" in result.stdout
+
+
+def test_a_second_main_job_run_is_incremental_and_leaves_the_store_unchanged(home):
+    _run([str(BIN / "breadth-assets"), "run", "--tail", "0"], home)
+    store = DuckDBStore(path=home["BREADTH_DUCKDB_PATH"])
+    before = store.read_indicators(TICKERS), store.read_breadth()
+    result = _run([str(BIN / "breadth-assets"), "run", "--tail", "0"], home)
+    assert "breadth: every trading day is up to date" in result.stdout
+    pd.testing.assert_frame_equal(store.read_indicators(TICKERS), before[0])
+    pd.testing.assert_frame_equal(store.read_breadth(), before[1])

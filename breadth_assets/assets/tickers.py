@@ -130,6 +130,9 @@ def ticker_assets(
             "seconds": dg.MetadataValue.float(round(seconds, 3)),
             "tickers_per_second": dg.MetadataValue.float(round(len(tickers) / seconds, 1)),
         }
+        if len(written_rows[key]):
+            first_written = written_rows[key]["date"].min()
+            metadata[key]["first_date_written"] = dg.MetadataValue.text(f"{first_written:%Y-%m-%d}")
         if failures:
             metadata[key]["failures"] = dg.MetadataValue.md(failures_markdown(failures))
         context.log.info(
