@@ -137,6 +137,7 @@ def _first_stale_day(
 def _run_breadth(instance: dg.DagsterInstance, first: str, last: str, out) -> bool:
     from breadth_assets.definitions import defs
 
+    print(f"breadth {first}..{last}: running...", file=out, flush=True)
     started = time.perf_counter()
     result = defs.resolve_job_def("breadth_job").execute_in_process(
         instance=instance, tags=range_tags(first, last), run_config=QUIET_LOGS, raise_on_error=False

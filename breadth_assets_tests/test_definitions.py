@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import dagster as dg
 
 from breadth_assets.definitions import defs
@@ -17,3 +20,14 @@ def test_the_code_location_has_the_three_assets_of_the_design():
 def test_breadth_depends_on_every_ticker_partition_of_indicators():
     graph = defs.resolve_asset_graph()
     assert graph.get(dg.AssetKey("breadth")).parent_keys == {dg.AssetKey("indicators")}
+
+
+def test_loading_the_code_location_emits_no_warning():
+    loaded = subprocess.run(
+        [sys.executable, "-W", "always", "-c", "import breadth_assets.definitions"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert "Warning" not in loaded.stderr, loaded.stderr
