@@ -23,10 +23,11 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def home(tmp_path) -> dict[str, str]:
+def home(tmp_path, monkeypatch) -> dict[str, str]:
     """Environment of a fresh deployment: Dagster home, universe file and DuckDB file."""
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
     shutil.copy(PROJECT_ROOT / "dagster_home" / "dagster.yaml", dagster_home / "dagster.yaml")
     universe = write_universe(tmp_path, TICKERS, start="2025-06-02")
     return {
@@ -44,6 +45,7 @@ def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 def _instance(env: dict[str, str]) -> dg.DagsterInstance:
+    """The deployment's instance; its dagster.yaml reads DAGSTER_HOME, which `home` sets."""
     return dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
 
 

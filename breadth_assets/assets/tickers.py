@@ -115,35 +115,22 @@ def ticker_assets(
         stored = store.read_indicators(computed["ticker"].unique().tolist())
         new_indicators = changed_rows(computed, stored, schema.KEYS[schema.INDICATORS])
 
-    written = store.write({schema.PRICES: new_prices, schema.INDICATORS: new_indicators})
+    store.write({schema.PRICES: new_prices, schema.INDICATORS: new_indicators})
     seconds = time.perf_counter() - started
     keys = [key for key in (RAW_PRICES, INDICATORS) if key in selected]
-    written_rows = {RAW_PRICES: new_prices, INDICATORS: new_indicators}
-    metadata = {}
-    for key in keys:
-        failures = failed[key]
-        metadata[key] = {
-            "rows_written": dg.MetadataValue.int(written.get(_table(key), 0)),
-            "date_range": dg.MetadataValue.text(date_range_text(written_rows[key])),
-            "tickers_ok": dg.MetadataValue.int(len(tickers) - len(failures)),
-            "tickers_failed": dg.MetadataValue.int(len(failures)),
-            "seconds": dg.MetadataValue.float(round(seconds, 3)),
-            "tickers_per_second": dg.MetadataValue.float(round(len(tickers) / seconds, 1)),
-        }
-        if len(written_rows[key]):
-            first_written = written_rows[key]["date"].min()
-            metadata[key]["first_date_written"] = dg.MetadataValue.text(f"{first_written:%Y-%m-%d}")
-        if failures:
-            metadata[key]["failures"] = dg.MetadataValue.md(failures_markdown(failures))
-        context.log.info(
-            f"{key.to_user_string()}: {len(tickers) - len(failures)} tickers ok, "
-            f"{len(failures)} failed, {written.get(_table(key), 0)} rows written in {seconds:.2f} s"
-        )
+    written = {RAW_PRICES: new_prices, INDICATORS: new_indicators}
+    metadata = {key: _metadata(written[key], failed[key], len(tickers), seconds) for key in keys}
     if RAW_PRICES in metadata and rejected:
         metadata[RAW_PRICES]["rows_rejected"] = dg.MetadataValue.int(len(rejected))
         metadata[RAW_PRICES]["rejected"] = dg.MetadataValue.md(lines_markdown(rejected))
+    for key in keys:
+        context.log.info(
+            f"{key.to_user_string()}: {len(tickers) - len(failed[key])} tickers ok, "
+            f"{len(failed[key])} failed, {len(written[key])} rows written in {seconds:.2f} s"
+        )
 
-    failures = {ticker: reason for key in keys for ticker, reason in failed[key].items()}
+    # A price failure's own reason wins over the indicators' "prices were not updated".
+    failures = {ticker: reason for key in reversed(keys) for ticker, reason in failed[key].items()}
     if failures:
         for key in keys:
             for ticker in tickers:
@@ -163,8 +150,22 @@ def ticker_assets(
         yield dg.MaterializeResult(asset_key=key, metadata=metadata[key])
 
 
-def _table(key: dg.AssetKey) -> str:
-    return schema.PRICES if key == RAW_PRICES else schema.INDICATORS
+def _metadata(
+    written: pd.DataFrame, failures: dict[str, str], tickers: int, seconds: float
+) -> dict[str, dg.MetadataValue]:
+    metadata = {
+        "rows_written": dg.MetadataValue.int(len(written)),
+        "date_range": dg.MetadataValue.text(date_range_text(written)),
+        "tickers_ok": dg.MetadataValue.int(tickers - len(failures)),
+        "tickers_failed": dg.MetadataValue.int(len(failures)),
+        "seconds": dg.MetadataValue.float(round(seconds, 3)),
+        "tickers_per_second": dg.MetadataValue.float(round(tickers / seconds, 1)),
+    }
+    if len(written):
+        metadata["first_date_written"] = dg.MetadataValue.text(f"{written['date'].min():%Y-%m-%d}")
+    if failures:
+        metadata["failures"] = dg.MetadataValue.md(failures_markdown(failures))
+    return metadata
 
 
 def _fetch(

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import multiprocessing
+import time
 
 import numpy as np
 import pandas as pd
@@ -116,3 +117,31 @@ def test_four_processes_write_and_read_at_once_without_losing_a_row(tmp_path):
     prices = DuckDBStore(path=path).read_prices([f"W{w}B{b}" for w in range(4) for b in range(10)])
     assert len(prices) == 4 * 10 * 200
     assert not prices.duplicated(["ticker", "date"]).any()
+
+
+def _rewrite_forever(path: str, rows: int) -> None:
+    store = DuckDBStore(path=path)
+    closes = list(range(1, rows + 1))
+    version = 0
+    while True:
+        version += 1
+        frame = make_prices("BIG", "2000-01-03", closes).assign(volume=float(version))
+        store.write({schema.PRICES: frame})
+
+
+def test_a_process_killed_mid_write_leaves_a_whole_committed_write(tmp_path):
+    path = str(tmp_path / "crash.duckdb")
+    rows = 5000
+    context = multiprocessing.get_context("spawn")
+    writer = context.Process(target=_rewrite_forever, args=(path, rows))
+    writer.start()
+    store = DuckDBStore(path=path)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(store.read_prices(["BIG"])) == 0:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    writer.kill()
+    writer.join()
+    prices = store.read_prices(["BIG"])
+    assert len(prices) == rows
+    assert prices["volume"].nunique() == 1
