@@ -16,10 +16,10 @@ from collections.abc import Sequence
 
 import dagster as dg
 import pandas as pd
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
+
+from breadth_assets.batches import range_tags, ticker_batches
+from breadth_assets.calendars import last_closed_day
+from breadth_assets.universe import UniverseError
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 TAIL_COLUMNS = [
@@ -36,27 +36,6 @@ TAIL_COLUMNS = [
     "new_lows_52w",
     "trin",
 ]
-
-
-def range_tags(first: str, last: str) -> dict[str, str]:
-    """Run tags that make one run carry a range of partitions (no public helper in 1.13)."""
-    return {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
-
-
-def ticker_batches(keys: Sequence[str], wanted: Sequence[str], size: int) -> list[list[str]]:
-    """Contiguous stretches of the partition order, at most `size` long: one ranged run each."""
-    wanted_set = set(wanted)
-    batches: list[list[str]] = []
-    current: list[str] = []
-    for key in keys:
-        if key in wanted_set:
-            current.append(key)
-        if current and (key not in wanted_set or len(current) == size):
-            batches.append(current)
-            current = []
-    if current:
-        batches.append(current)
-    return batches
 
 
 def run_main_job(instance: dg.DagsterInstance, full: bool = False, out=sys.stdout) -> bool:
@@ -79,7 +58,8 @@ def run_main_job(instance: dg.DagsterInstance, full: bool = False, out=sys.stdou
         file=out,
     )
     tickers_ok, first_changed = _run_ticker_batches(instance, out)
-    days = trading_days_partitions.get_partition_keys()
+    last = last_closed_day(UNIVERSE.market, extra_closures=UNIVERSE.extra_closures).isoformat()
+    days = [day for day in trading_days_partitions.get_partition_keys() if day <= last]
     first = days[0] if (full or removed) else _first_stale_day(instance, days, first_changed)
     if first is None:
         print("breadth: every trading day is up to date", file=out)
@@ -181,7 +161,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not os.environ.get("DAGSTER_HOME"):
         parser.error("set DAGSTER_HOME to a folder for Dagster's runs and events (see README)")
     instance = dg.DagsterInstance.get()
-    ok = run_main_job(instance, full=args.full)
+    try:
+        ok = run_main_job(instance, full=args.full)
+    except UniverseError as error:
+        print(f"breadth-assets: {error}", file=sys.stderr)
+        return 2
     if args.tail:
         print(f"\nlast {args.tail} days of breadth:")
         print_breadth_tail(args.tail)

@@ -1,4 +1,4 @@
-"""The code location: assets, jobs and the resources of this deployment."""
+"""The code location: assets, jobs, the daily schedule, sensors and this deployment's resources."""
 
 from __future__ import annotations
 
@@ -9,10 +9,15 @@ from breadth_assets.deployment import price_source_for, store_for_deployment
 from breadth_assets.jobs import breadth_job, ticker_job
 from breadth_assets.partitions import UNIVERSE
 from breadth_assets.resources.universe_file import UniverseFile
+from breadth_assets.schedules import build_daily_update
+from breadth_assets.sensors.breadth_sensor import daily_breadth_sensor
+from breadth_assets.sensors.universe_sensor import universe_sensor
 
 defs = dg.Definitions(
     assets=[ticker_assets, breadth],
     jobs=[ticker_job, breadth_job],
+    schedules=[build_daily_update(UNIVERSE)],
+    sensors=[universe_sensor, daily_breadth_sensor],
     resources={
         "store": store_for_deployment(),
         "price_source": price_source_for(UNIVERSE),

@@ -20,7 +20,11 @@ tickers_partitions = dg.DynamicPartitionsDefinition(name="tickers")
 def build_trading_days(
     universe: Universe, today: dt.date | None = None
 ) -> dg.DailyPartitionsDefinition:
-    """Daily partitions in the market's time zone, without weekends and exchange closures."""
+    """Daily partitions in the market's time zone, without weekends and exchange closures.
+
+    Today's partition exists from midnight (`end_offset=1`) so that the update after today's
+    close can materialize it.
+    """
     today = today or dt.date.today()
     horizon = dt.date(today.year + HOLIDAY_HORIZON_YEARS, 12, 31)
     closed = closures(universe.market, universe.start_date, horizon, universe.extra_closures)
@@ -28,12 +32,22 @@ def build_trading_days(
         start_date=universe.start_date.isoformat(),
         timezone=TIMEZONES[universe.market],
         exclusions=[WEEKENDS, *(dt.datetime(d.year, d.month, d.day) for d in closed)],
+        end_offset=1,
     )
 
 
 # The universe as the code location loaded it: it fixes the calendar and the batch size.
 UNIVERSE = load_universe()
 trading_days_partitions = build_trading_days(UNIVERSE)
+
+
+def universe_changes(
+    existing: Sequence[str], symbols: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """(added, removed): the universe's symbols not yet partitions, and partitions it dropped."""
+    present, wanted = set(existing), set(symbols)
+    added = [symbol for symbol in dict.fromkeys(symbols) if symbol not in present]
+    return added, [key for key in existing if key not in wanted]
 
 
 def sync_ticker_partitions(
@@ -44,9 +58,7 @@ def sync_ticker_partitions(
     Removing a partition keeps the ticker's rows in the store; it only leaves the universe.
     """
     existing = instance.get_dynamic_partitions(tickers_partitions.name)
-    present, wanted = set(existing), set(symbols)
-    added = [symbol for symbol in dict.fromkeys(symbols) if symbol not in present]
-    removed = [key for key in existing if key not in wanted]
+    added, removed = universe_changes(existing, symbols)
     if added:
         instance.add_dynamic_partitions(tickers_partitions.name, added)
     for key in removed:

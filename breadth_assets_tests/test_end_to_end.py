@@ -13,7 +13,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from breadth_assets.cli import range_tags
+from breadth_assets.batches import range_tags
 from breadth_assets.resources.duckdb_store import DuckDBStore
 from breadth_assets_tests.assets.conftest import TICKERS, write_universe
 

@@ -17,10 +17,12 @@ from breadth_assets import schema
 from breadth_assets.analytics import compute_indicators
 from breadth_assets.analytics.changes import changed_rows
 from breadth_assets.assets.reporting import date_range_text, failures_markdown, lines_markdown
-from breadth_assets.partitions import UNIVERSE, tickers_partitions, trading_days_partitions
+from breadth_assets.calendars import last_closed_day
+from breadth_assets.partitions import UNIVERSE, tickers_partitions
 from breadth_assets.resources.market_store import MarketStore
 from breadth_assets.resources.price_source import PriceRequest, PriceSource, SourceError
 from breadth_assets.resources.universe_file import UniverseFile
+from breadth_assets.universe import Universe
 
 RAW_PRICES = dg.AssetKey("raw_prices")
 INDICATORS = dg.AssetKey("indicators")
@@ -29,8 +31,8 @@ INDICATORS = dg.AssetKey("indicators")
 class TickerRunConfig(dg.Config):
     end_date: str | None = Field(
         default=None,
-        description="Last day of bars to fetch (YYYY-MM-DD); by default the last completed "
-        "trading day of the market.",
+        description="Last day of bars to fetch (YYYY-MM-DD); by default the last trading day "
+        "whose daily update time (a while after the close) has passed.",
     )
     overlap_bars: int = Field(
         default=5,
@@ -51,11 +53,10 @@ def _fetch_start(
     return max(stored_dates.iloc[-1 - back].date(), history_start)
 
 
-def _end_date(config: TickerRunConfig) -> dt.date:
+def _end_date(config: TickerRunConfig, universe: Universe) -> dt.date:
     if config.end_date:
         return dt.date.fromisoformat(config.end_date)
-    last = trading_days_partitions.get_last_partition_key()
-    return dt.date.fromisoformat(last) if last else dt.date.today()
+    return last_closed_day(universe.market, extra_closures=universe.extra_closures)
 
 
 @dg.multi_asset(
@@ -179,7 +180,7 @@ def _fetch(
     """Bars from the source for every ticker of the run; failures are collected, not raised."""
     current = universe.load()
     instrument_keys = {entry.symbol: entry.instrument_key for entry in current.tickers}
-    end = _end_date(config)
+    end = _end_date(config, current)
     stored_dates = {ticker: group["date"] for ticker, group in stored.groupby("ticker")}
     requests = [
         PriceRequest(

@@ -7,7 +7,7 @@ import dagster as dg
 import pytest
 
 from breadth_assets.assets import breadth, ticker_assets
-from breadth_assets.cli import range_tags
+from breadth_assets.batches import range_tags
 from breadth_assets.partitions import tickers_partitions
 from breadth_assets.resources.demo_source import DemoSource
 from breadth_assets.resources.duckdb_store import DuckDBStore

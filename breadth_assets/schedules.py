@@ -1,0 +1,49 @@
+"""The daily update: after the market's close, every ticker in batches (breadth follows)."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+
+from breadth_assets.batches import BATCHES_TAG, DAY_TAG, range_tags, ticker_batches
+from breadth_assets.calendars import TIMEZONES, UPDATE_TIMES, is_trading_day
+from breadth_assets.jobs import ticker_job
+from breadth_assets.partitions import tickers_partitions
+from breadth_assets.universe import Universe
+
+
+def build_daily_update(universe: Universe) -> dg.ScheduleDefinition:
+    """Fires on weekdays at the market's update time and skips its holidays."""
+    timezone = TIMEZONES[universe.market]
+    at = UPDATE_TIMES[universe.market]
+
+    @dg.schedule(
+        name="daily_update",
+        job=ticker_job,
+        cron_schedule=f"{at.minute} {at.hour} * * 1-5",
+        execution_timezone=timezone,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Every {universe.market} trading day at {at:%H:%M} {timezone}: prices and "
+        "indicators of every ticker in runs of the batch size; daily_breadth_sensor then "
+        "materializes that day's breadth.",
+    )
+    def daily_update(context: dg.ScheduleEvaluationContext):
+        day = context.scheduled_execution_time.astimezone(ZoneInfo(timezone)).date()
+        if not is_trading_day(universe.market, day, universe.extra_closures):
+            return dg.SkipReason(f"{day} is not a trading day on {universe.market}")
+        keys = context.instance.get_dynamic_partitions(tickers_partitions.name)
+        batches = ticker_batches(keys, keys, universe.batch_size)
+        if not batches:
+            return dg.SkipReason("the universe has no tickers yet")
+        day_tags = {DAY_TAG: day.isoformat(), BATCHES_TAG: str(len(batches))}
+        return [
+            dg.RunRequest(
+                run_key=f"{day}:{batch[0]}..{batch[-1]}",
+                tags={**range_tags(batch[0], batch[-1]), **day_tags},
+                run_config={"ops": {"ticker_assets": {"config": {"end_date": day.isoformat()}}}},
+            )
+            for batch in batches
+        ]
+
+    return daily_update

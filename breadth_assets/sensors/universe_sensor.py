@@ -1,0 +1,40 @@
+"""Keeps the `tickers` partitions in step with the universe file and fetches new tickers."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from breadth_assets.batches import range_tags, ticker_batches
+from breadth_assets.jobs import ticker_job
+from breadth_assets.partitions import UNIVERSE, tickers_partitions, universe_changes
+from breadth_assets.universe import load_universe
+
+
+@dg.sensor(
+    name="universe_sensor",
+    job=ticker_job,
+    minimum_interval_seconds=15,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Adds the universe file's new tickers as partitions and fetches their history "
+    "in runs of the batch size; tickers removed from the file leave the partitions (their rows "
+    "stay in the store). A file that does not validate fails the tick and changes nothing.",
+)
+def universe_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    universe = load_universe(UNIVERSE.path)
+    existing = context.instance.get_dynamic_partitions(tickers_partitions.name)
+    added, removed = universe_changes(existing, universe.symbols)
+    if not added and not removed:
+        return dg.SkipReason(f"{len(existing)} tickers, in step with {universe.path.name}")
+    requests = []
+    if added:
+        requests.append(tickers_partitions.build_add_request(added))
+    if removed:
+        requests.append(tickers_partitions.build_delete_request(removed))
+    context.log.info(f"tickers added: {added or 'none'}; removed: {removed or 'none'}")
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(tags=range_tags(batch[0], batch[-1]))
+            for batch in ticker_batches(added, added, universe.batch_size)
+        ],
+        dynamic_partitions_requests=requests,
+    )
