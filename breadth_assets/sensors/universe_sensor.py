@@ -6,7 +6,7 @@ import dagster as dg
 
 from breadth_assets.batches import range_tags, ticker_batches
 from breadth_assets.jobs import ticker_job
-from breadth_assets.partitions import UNIVERSE, tickers_partitions, universe_changes
+from breadth_assets.partitions import tickers_partitions, universe_changes
 from breadth_assets.universe import load_universe
 
 
@@ -20,7 +20,7 @@ from breadth_assets.universe import load_universe
     "stay in the store). A file that does not validate fails the tick and changes nothing.",
 )
 def universe_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    universe = load_universe(UNIVERSE.path)
+    universe = load_universe()
     existing = context.instance.get_dynamic_partitions(tickers_partitions.name)
     added, removed = universe_changes(existing, universe.symbols)
     if not added and not removed:

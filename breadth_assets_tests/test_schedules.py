@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pytest
+
+from breadth_assets.batches import BATCHES_TAG, DAY_TAG, range_tags
+from breadth_assets.partitions import tickers_partitions
+from breadth_assets.schedules import build_daily_update
+from breadth_assets.universe import parse_universe
+
+TICKERS = ["AAA", "BBB", "CCC"]
+
+
+def _universe(market: str):
+    text = f"market: {market}\nstart_date: 2020-01-01\nbatch_size: 2\nsource: demo\n"
+    text += "tickers: [" + ", ".join(TICKERS) + "]\n"
+    return parse_universe(text, Path("universe.yaml"))
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(tickers_partitions.name, TICKERS)
+        yield instance
+
+
+def _evaluate(market: str, local_time: dt.datetime, instance):
+    schedule = build_daily_update(_universe(market))
+    zone = ZoneInfo(schedule.execution_timezone)
+    context = dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=local_time.replace(tzinfo=zone)
+    )
+    return schedule.evaluate_tick(context)
+
+
+@pytest.mark.parametrize(
+    ("market", "cron", "zone"),
+    [("NSE", "0 18 * * 1-5", "Asia/Kolkata"), ("HOSE", "0 17 * * 1-5", "Asia/Ho_Chi_Minh")],
+)
+def test_the_update_runs_after_the_close_in_the_markets_time_zone(market, cron, zone):
+    schedule = build_daily_update(_universe(market))
+    assert schedule.cron_schedule == cron
+    assert schedule.execution_timezone == zone
+
+
+@pytest.mark.parametrize(
+    ("market", "day"),
+    [("NSE", dt.datetime(2024, 1, 25, 18)), ("HOSE", dt.datetime(2025, 3, 12, 17))],
+)
+def test_a_trading_day_requests_every_ticker_in_batches_up_to_that_day(market, day, instance):
+    requests = _evaluate(market, day, instance).run_requests
+    own_tags = [
+        {k: v for k, v in r.tags.items() if not k.startswith("dagster/schedule")} for r in requests
+    ]
+    assert own_tags == [
+        {**range_tags("AAA", "BBB"), DAY_TAG: f"{day:%Y-%m-%d}", BATCHES_TAG: "2"},
+        {**range_tags("CCC", "CCC"), DAY_TAG: f"{day:%Y-%m-%d}", BATCHES_TAG: "2"},
+    ]
+    config = requests[0].run_config["ops"]["ticker_assets"]["config"]
+    assert config["end_date"] == f"{day:%Y-%m-%d}"
+
+
+@pytest.mark.parametrize(
+    ("market", "day"),
+    [
+        ("NSE", dt.datetime(2024, 1, 27, 18)),  # Saturday
+        ("HOSE", dt.datetime(2025, 3, 15, 17)),  # Saturday
+    ],
+)
+def test_a_weekend_is_skipped(market, day, instance):
+    result = _evaluate(market, day, instance)
+    assert result.run_requests == []
+    assert "not a trading day" in result.skip_message
+
+
+@pytest.mark.parametrize(
+    ("market", "day"),
+    [
+        ("NSE", dt.datetime(2024, 1, 26, 18)),  # Republic Day
+        ("HOSE", dt.datetime(2025, 1, 29, 17)),  # Lunar New Year
+    ],
+)
+def test_an_exchange_holiday_is_skipped(market, day, instance):
+    result = _evaluate(market, day, instance)
+    assert result.run_requests == []
+    assert "not a trading day" in result.skip_message
