@@ -7,10 +7,9 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from breadth_assets.calendars import TIMEZONES, closures
+from breadth_assets.calendars import TIMEZONES, UPDATE_TIMES, closures
 from breadth_assets.universe import Universe, load_universe
 
-WEEKENDS = "0 0 * * 6,0"
 # Holidays are listed this far ahead so that the partition set stays right for a long-lived server.
 HOLIDAY_HORIZON_YEARS = 2
 
@@ -22,17 +21,26 @@ def build_trading_days(
 ) -> dg.DailyPartitionsDefinition:
     """Daily partitions in the market's time zone, without weekends and exchange closures.
 
-    Today's partition exists from midnight (`end_offset=1`) so that the update after today's
-    close can materialize it.
+    A day's partition starts at the market's update time (a while after the close), and
+    `end_offset=1` makes it exist from then on: the update after today's close can materialize
+    it, and before the close the last partition is the previous trading day. (On weekends and
+    holidays Dagster already shows the next trading day; the breadth asset refuses a day whose
+    update time has not come.)
     """
     today = today or dt.date.today()
     horizon = dt.date(today.year + HOLIDAY_HORIZON_YEARS, 12, 31)
     closed = closures(universe.market, universe.start_date, horizon, universe.extra_closures)
+    at = UPDATE_TIMES[universe.market]
     return dg.DailyPartitionsDefinition(
         start_date=universe.start_date.isoformat(),
         timezone=TIMEZONES[universe.market],
-        exclusions=[WEEKENDS, *(dt.datetime(d.year, d.month, d.day) for d in closed)],
+        hour_offset=at.hour,
+        minute_offset=at.minute,
         end_offset=1,
+        exclusions=[
+            f"{at.minute} {at.hour} * * 6,0",
+            *(dt.datetime.combine(day, at) for day in closed),
+        ],
     )
 
 

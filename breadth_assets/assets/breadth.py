@@ -10,7 +10,8 @@ import pandas as pd
 from breadth_assets import schema
 from breadth_assets.analytics import compute_breadth
 from breadth_assets.assets.reporting import date_range_text
-from breadth_assets.partitions import tickers_partitions, trading_days_partitions
+from breadth_assets.calendars import TIMEZONES, UPDATE_TIMES, last_closed_day
+from breadth_assets.partitions import UNIVERSE, tickers_partitions, trading_days_partitions
 from breadth_assets.resources.market_store import MarketStore
 
 SUMMARY_COLUMNS = ["universe", "advancers", "decliners", "ad_line", "mcclellan_osc"]
@@ -23,20 +24,24 @@ def _breadth(context: dg.AssetExecutionContext, store: MarketStore) -> dg.Materi
     computing them from the start is what makes one date equal to a run over the whole range.
     """
     started = time.perf_counter()
-    keys = sorted(context.partition_keys)
+    closed = last_closed_day(UNIVERSE.market, extra_closures=UNIVERSE.extra_closures).isoformat()
+    keys = [key for key in sorted(context.partition_keys) if key <= closed]
+    not_over = [key for key in sorted(context.partition_keys) if key > closed]
     tickers = context.instance.get_dynamic_partitions(tickers_partitions.name)
-    first = trading_days_partitions.get_first_partition_key()
-    all_days = trading_days_partitions.get_partition_keys_in_range(
-        dg.PartitionKeyRange(first, keys[-1])
-    )
-    rows = store.read_breadth_inputs(tickers, dt.date.fromisoformat(keys[-1]))
-    series = compute_breadth(rows, pd.to_datetime(all_days))
-    wanted = series[series["date"].isin(pd.to_datetime(keys))]
-    written = store.write({schema.BREADTH: wanted})
+    wanted = pd.DataFrame(columns=list(schema.BREADTH_COLUMNS))
+    if keys:
+        first = trading_days_partitions.get_first_partition_key()
+        all_days = trading_days_partitions.get_partition_keys_in_range(
+            dg.PartitionKeyRange(first, keys[-1])
+        )
+        rows = store.read_breadth_inputs(tickers, dt.date.fromisoformat(keys[-1]))
+        series = compute_breadth(rows, pd.to_datetime(all_days))
+        wanted = series[series["date"].isin(pd.to_datetime(keys))]
+        store.write({schema.BREADTH: wanted})
     seconds = time.perf_counter() - started
     last = wanted.iloc[-1] if len(wanted) else None
     metadata = {
-        "rows_written": dg.MetadataValue.int(written.get(schema.BREADTH, 0)),
+        "rows_written": dg.MetadataValue.int(len(wanted)),
         "date_range": dg.MetadataValue.text(date_range_text(wanted)),
         "tickers": dg.MetadataValue.int(len(tickers)),
         "seconds": dg.MetadataValue.float(round(seconds, 3)),
@@ -48,6 +53,19 @@ def _breadth(context: dg.AssetExecutionContext, store: MarketStore) -> dg.Materi
     context.log.info(
         f"breadth: {len(wanted)} days over {len(tickers)} tickers written in {seconds:.2f} s"
     )
+    if not_over:
+        for key in keys:
+            context.log_event(
+                dg.AssetMaterialization(
+                    asset_key=context.asset_key, partition=key, metadata=metadata
+                )
+            )
+        at = UPDATE_TIMES[UNIVERSE.market]
+        raise dg.Failure(
+            description=f"{', '.join(not_over)}: the {UNIVERSE.market} trading day has not reached "
+            f"its update time ({at:%H:%M} {TIMEZONES[UNIVERSE.market]}) yet; the daily update "
+            "materializes it then. The other days were written."
+        )
     return dg.MaterializeResult(metadata=metadata)
 
 

@@ -70,13 +70,18 @@ def materialize_tickers(
 
 
 def materialize_breadth(
-    instance: dg.DagsterInstance, store: DuckDBStore, first: str, last: str
+    instance: dg.DagsterInstance,
+    store: DuckDBStore,
+    first: str,
+    last: str,
+    raise_on_error: bool = True,
 ) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [breadth],
         instance=instance,
         resources={"store": store},
         tags=range_tags(first, last),
+        raise_on_error=raise_on_error,
     )
 
 

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import datetime as dt
+import importlib
 import shutil
 
+import dagster as dg
 import pandas as pd
 import pytest
 
@@ -74,3 +77,22 @@ def test_breadth_metadata_reports_rows_days_and_tickers(instance, filled_store):
     assert metadata["rows_written"] == 5
     assert metadata["date_range"] == f"2024-06-24 to {END}"
     assert metadata["tickers"] == len(TICKERS)
+
+
+def test_a_day_before_its_update_time_fails_alone_and_the_earlier_days_are_written(
+    instance, filled_store, monkeypatch
+):
+    # Stands in for the clock: the market's update time on 2024-06-28 has not come yet.
+    module = importlib.import_module("breadth_assets.assets.breadth")
+    monkeypatch.setattr(module, "last_closed_day", lambda *a, **k: dt.date(2024, 6, 27))
+    result = materialize_breadth(instance, filled_store, "2024-06-26", END, raise_on_error=False)
+    assert not result.success
+    assert filled_store.read_breadth()["date"].dt.day.tolist() == [26, 27]
+    assert instance.get_materialized_partitions(dg.AssetKey("breadth")) == {
+        "2024-06-26",
+        "2024-06-27",
+    }
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "2024-06-28: the DEMO trading day has not reached its update time" in (
+        failure.step_failure_data.error.message
+    )
