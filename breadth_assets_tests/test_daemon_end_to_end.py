@@ -370,7 +370,7 @@ def _take_the_schedule_off_the_clock(deployment: Deployment) -> None:
     """Checks that the schedule and sensors start running, then stops the schedule.
 
     Phase 3 evaluates the schedule for a chosen day instead; a real 18:00 UTC tick during the
-    module would move the breadth sensor's cursor past that day.
+    module would launch a second daily update that competes with it.
     """
     result = deployment.gql(
         INSTIGATORS_QUERY,

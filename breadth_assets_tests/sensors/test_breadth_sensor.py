@@ -29,9 +29,12 @@ def _add_ticker_run(instance, status: dg.DagsterRunStatus, day: str = DAY, batch
     )
 
 
-def _tick(instance, cursor: str | None = None):
-    context = dg.build_sensor_context(instance=instance, definitions=defs, cursor=cursor)
-    return daily_breadth_sensor(context)
+def _tick(instance):
+    return daily_breadth_sensor(dg.build_sensor_context(instance=instance, definitions=defs))
+
+
+def _requested(result) -> list[tuple[str, str]]:
+    return [(r.partition_key, r.run_key) for r in result.run_requests]
 
 
 def test_breadth_waits_while_a_ticker_run_of_the_day_is_still_running(instance):
@@ -49,17 +52,21 @@ def test_breadth_waits_until_every_batch_of_the_day_has_been_launched(instance):
 def test_breadth_of_the_day_is_requested_once_every_run_finished_even_a_failed_one(instance):
     _add_ticker_run(instance, dg.DagsterRunStatus.SUCCESS)
     _add_ticker_run(instance, dg.DagsterRunStatus.FAILURE)
-    result = _tick(instance)
-    assert [(r.partition_key, r.run_key) for r in result.run_requests] == [
-        (DAY, f"daily-breadth:{DAY}")
-    ]
-    assert result.cursor == DAY
+    assert _requested(_tick(instance)) == [(DAY, f"daily-breadth:{DAY}:2")]
 
 
-def test_a_day_already_handled_is_not_requested_again(instance):
+def test_the_same_finished_day_keeps_its_run_key_so_the_daemon_runs_it_once(instance):
     _add_ticker_run(instance, dg.DagsterRunStatus.SUCCESS)
     _add_ticker_run(instance, dg.DagsterRunStatus.SUCCESS)
-    assert isinstance(_tick(instance, cursor=DAY), dg.SkipReason)
+    assert _requested(_tick(instance)) == _requested(_tick(instance))
+
+
+def test_a_re_executed_failed_batch_asks_for_the_days_breadth_again(instance):
+    _add_ticker_run(instance, dg.DagsterRunStatus.SUCCESS)
+    _add_ticker_run(instance, dg.DagsterRunStatus.FAILURE)
+    assert _requested(_tick(instance)) == [(DAY, f"daily-breadth:{DAY}:2")]
+    _add_ticker_run(instance, dg.DagsterRunStatus.SUCCESS)  # the re-execution keeps the tags
+    assert _requested(_tick(instance)) == [(DAY, f"daily-breadth:{DAY}:3")]
 
 
 def test_runs_without_a_day_tag_such_as_backfills_are_ignored(instance):
