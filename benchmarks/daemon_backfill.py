@@ -14,7 +14,7 @@ limits from the Dagster home template, one process per run, and the sensor that 
    the seconds until D's breadth row is in the store, raw and without the sensor's tick wait.
 
     .venv/bin/python benchmarks/daemon_backfill.py [--tickers 500] [--years 10]
-        [--dagster-yaml dagster_home/dagster.yaml] [--in-process-executor] [--keep]
+        [--dagster-yaml dagster_home/dagster.yaml] [--keep]
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ REPOSITORY = "__repository__"  # the repository a `Definitions` object becomes
 SAMPLE_SECONDS = 0.5
 POLL_SECONDS = 0.25
 MB = 2**20
-IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 
 LAUNCH_BACKFILL = """
 mutation($params: LaunchBackfillParams!) {
@@ -321,7 +320,7 @@ def stop_schedule(context: Any) -> None:
         raise RuntimeError(f"daily_update not stopped: {stopped}")
 
 
-def launch_backfill(context: Any, days: tuple[str, str], run_config: Mapping[str, Any]) -> str:
+def launch_backfill(context: Any, days: tuple[str, str]) -> str:
     """One asset backfill: all partitions of raw_prices+indicators, and the breadth days."""
     by_asset = [
         {"assetKey": {"path": ["raw_prices"]}},
@@ -331,7 +330,7 @@ def launch_backfill(context: Any, days: tuple[str, str], run_config: Mapping[str
             "partitions": {"range": {"start": days[0], "end": days[1]}},
         },
     ]
-    params = {"partitionsByAssets": by_asset, "runConfigData": dict(run_config)}
+    params = {"partitionsByAssets": by_asset}
     data = graphql(context, LAUNCH_BACKFILL, {"params": params})
     answer = data["launchPartitionBackfill"]
     if answer["__typename"] != "LaunchBackfillSuccess":
@@ -339,9 +338,7 @@ def launch_backfill(context: Any, days: tuple[str, str], run_config: Mapping[str
     return answer["backfillId"]
 
 
-def launch_runs(
-    context: Any, job: str, requests: Sequence[Any], run_config: Mapping[str, Any]
-) -> list[str]:
+def launch_runs(context: Any, job: str, requests: Sequence[Any]) -> list[str]:
     """Submits run requests to the queue as the scheduler would: their tags and run config."""
     params = [
         {
@@ -350,7 +347,7 @@ def launch_runs(
                 "repositoryName": REPOSITORY,
                 "jobName": job,
             },
-            "runConfigData": {**request.run_config, **run_config},
+            "runConfigData": request.run_config,
             "executionMetadata": {
                 "tags": [
                     {"key": key, "value": value}
@@ -530,7 +527,6 @@ def full_backfill(
     symbols: Sequence[str],
     last_day: dt.date,
     timeout: float,
-    run_config: Mapping[str, Any],
 ) -> BackfillResult:
     from dagster._core.execution.backfill import BulkActionStatus
 
@@ -538,7 +534,7 @@ def full_backfill(
 
     days = (trading_days_partitions.get_first_partition_key(), last_day.isoformat())
     launched = time.time()
-    backfill_id = launch_backfill(context, days, run_config)
+    backfill_id = launch_backfill(context, days)
     print(f"backfill {backfill_id} launched: {len(symbols)} tickers, breadth {days[0]}..{days[1]}")
 
     def finished() -> Any:
@@ -602,9 +598,7 @@ def delete_day(path: str, day: dt.date) -> dict[str, int]:
     return deleted
 
 
-def new_trading_day(
-    context: Any, instance: Any, day: dt.date, timeout: float, run_config: Mapping[str, Any]
-) -> DailyResult:
+def new_trading_day(context: Any, instance: Any, day: dt.date, timeout: float) -> DailyResult:
     import dagster as dg
 
     from breadth_assets.batches import DAY_TAG
@@ -626,7 +620,7 @@ def new_trading_day(
 
     store = DuckDBStore(path=path)
     submitted = time.time()
-    ticker_ids = launch_runs(context, "ticker_job", requests, run_config)
+    ticker_ids = launch_runs(context, "ticker_job", requests)
     returned = time.time()
     print(f"{len(ticker_ids)} ticker runs submitted in {returned - submitted:.2f} s")
 
@@ -721,16 +715,9 @@ def main() -> None:
     )
     parser.add_argument("--backfill-timeout", type=float, default=900)
     parser.add_argument("--day-timeout", type=float, default=300)
-    parser.add_argument(
-        "--in-process-executor",
-        action="store_true",
-        help="run config for the backfill and the ticker runs: steps in the run worker, not in "
-        "a process of their own (the breadth sensor's run keeps the default)",
-    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
 
-    run_config = IN_PROCESS if args.in_process_executor else {}
     root = Path(tempfile.mkdtemp(prefix="daemon_backfill_"))
     prepare(root, args.dagster_yaml, args.tickers, args.years)
     daemon: subprocess.Popen | None = None
@@ -763,18 +750,18 @@ def main() -> None:
                 raise RuntimeError(f"dagster-daemon exited:\n{tail(root / 'daemon.log')}")
             stop_schedule(context)
             backfill = full_backfill(
-                context, instance, UNIVERSE.symbols, day, args.backfill_timeout, run_config
+                context, instance, UNIVERSE.symbols, day, args.backfill_timeout
             )
             memory.sample()
             backfill_mem = memory_figures(memory, backfill.runs)
             memory.reset()
-            daily = new_trading_day(context, instance, day, args.day_timeout, run_config)
+            daily = new_trading_day(context, instance, day, args.day_timeout)
             memory.sample()
             daily_mem = memory_figures(memory, daily.runs)
 
         print()
         print(f"workload: {args.tickers} demo tickers x {args.years} years, batch size 50")
-        print(f"Dagster home template: {args.dagster_yaml}; run config: {run_config or 'default'}")
+        print(f"Dagster home template: {args.dagster_yaml}")
         print(f"1. full backfill through dagster-daemon ({'ok' if backfill.ok else 'FAILED'}):")
         print(f"  runs:                                    {len(backfill.runs):6d}")
         print(

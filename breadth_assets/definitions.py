@@ -18,6 +18,9 @@ defs = dg.Definitions(
     jobs=[ticker_job, breadth_job],
     schedules=[build_daily_update(UNIVERSE)],
     sensors=[universe_sensor, daily_breadth_sensor],
+    # Every run is one step (a batch of tickers, or breadth): a separate step process would only
+    # add a process start-up and a few hundred MB to each run.
+    executor=dg.in_process_executor,
     resources={
         "store": store_for_deployment(),
         "price_source": price_source_for(UNIVERSE),
