@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import dagster as dg
+
 from breadth_assets.resources.csv_source import CsvSource
 from breadth_assets.resources.demo_source import DemoSource
 from breadth_assets.resources.duckdb_store import DuckDBStore
 from breadth_assets.resources.market_store import MarketStore
+from breadth_assets.resources.mongo_store import MongoStore
 from breadth_assets.resources.price_source import PriceSource
 from breadth_assets.universe import Universe
 
@@ -27,5 +30,21 @@ def price_source_for(universe: Universe) -> PriceSource:
     return DemoSource(**universe.source_options)
 
 
+STORES = ("duckdb", "mongodb")
+
+
 def store_for_deployment() -> MarketStore:
+    """`$BREADTH_STORE`: `duckdb` (the default, an embedded file) or `mongodb`.
+
+    MongoDB takes its connection string from `$MONGODB_URI` through `EnvVar`, so the UI and the
+    run config show the variable's name, never its value.
+    """
+    kind = os.environ.get("BREADTH_STORE", "duckdb").strip().lower() or "duckdb"
+    if kind == "mongodb":
+        return MongoStore(
+            uri=dg.EnvVar("MONGODB_URI"),
+            database=os.environ.get("BREADTH_MONGODB_DATABASE", "breadth"),
+        )
+    if kind != "duckdb":
+        raise ValueError(f"BREADTH_STORE={kind!r}: use one of {', '.join(STORES)}")
     return DuckDBStore(path=duckdb_path())

@@ -1,0 +1,201 @@
+"""MongoDB as the store, for teams whose dashboards already read prices and breadth from it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pymongo
+from pydantic import Field, PrivateAttr
+from pymongo.errors import BulkWriteError, PyMongoError
+from pymongo.uri_parser import parse_uri
+
+from breadth_assets import schema
+from breadth_assets.resources.market_store import MarketStore, StoreError
+
+_clients: dict[str, pymongo.MongoClient] = {}
+_clients_lock = threading.Lock()
+
+
+class MongoStore(MarketStore):
+    """Collections `prices`, `indicators`, `breadth` with DESIGN.md's field names.
+
+    Dates are BSON dates at midnight UTC and NULL is null. Writes are bulk upserts on the
+    unique keys, unordered and in chunks: MongoDB has no transaction here, so a failed chunk
+    names the keys it lost and writing the partition again completes it.
+    """
+
+    uri: str = Field(
+        repr=False,
+        description="The connection string; pass EnvVar('MONGODB_URI') so it never shows.",
+    )
+    database: str = Field(default="breadth", description="The database holding the collections.")
+    server_selection_timeout_ms: int = Field(
+        default=5000, description="How long to look for a server before failing."
+    )
+    write_chunk_rows: int = Field(default=10_000, description="Rows per bulk write.")
+    _indexed: bool = PrivateAttr(default=False)
+
+    def _hosts(self) -> str:
+        try:
+            return ", ".join(f"{host}:{port}" for host, port in parse_uri(self.uri)["nodelist"])
+        except Exception:
+            return "the configured host"
+
+    def _fail(self, error: Exception, doing: str) -> StoreError:
+        """A StoreError that names the host and never the credentials of the connection string."""
+        message = str(error)
+        for secret in _credentials(self.uri):
+            message = message.replace(secret, "***")
+        return StoreError(
+            f"MongoDB at {self._hosts()} (database {self.database}): {doing} failed: "
+            f"{type(error).__name__}: {message[:500]}"
+        )
+
+    def _client(self) -> pymongo.MongoClient:
+        """One client per connection string and process: clients pool connections themselves."""
+        with _clients_lock:
+            if self.uri not in _clients:
+                _clients[self.uri] = pymongo.MongoClient(
+                    self.uri,
+                    serverSelectionTimeoutMS=self.server_selection_timeout_ms,
+                    tz_aware=False,
+                )
+            return _clients[self.uri]
+
+    def _db(self):
+        db = self._client()[self.database]
+        if not self._indexed:
+            try:
+                for table, keys in schema.KEYS.items():
+                    db[table].create_index([(key, 1) for key in keys], unique=True)
+                    if keys != ("date",):
+                        db[table].create_index([("date", 1)])
+            except PyMongoError as error:
+                raise self._fail(error, "creating the indexes") from None
+            self._indexed = True
+        return db
+
+    def _find(self, table: str, query: dict[str, Any], sort: list[tuple[str, int]]) -> pd.DataFrame:
+        columns = schema.TABLES[table]
+        projection = {"_id": False, **{name: True for name in columns}}
+        try:
+            documents = list(self._db()[table].find(query, projection).sort(sort))
+        except PyMongoError as error:
+            raise self._fail(error, f"reading {table}") from None
+        return _frame(documents, columns)
+
+    def read_prices(self, tickers: Sequence[str]) -> pd.DataFrame:
+        return self._find(schema.PRICES, {"ticker": {"$in": list(tickers)}}, _BY_TICKER)
+
+    def read_indicators(self, tickers: Sequence[str]) -> pd.DataFrame:
+        return self._find(schema.INDICATORS, {"ticker": {"$in": list(tickers)}}, _BY_TICKER)
+
+    def read_breadth_inputs(self, tickers: Sequence[str], end: dt.date) -> pd.DataFrame:
+        query = {"ticker": {"$in": list(tickers)}, "date": {"$lte": _bson_date(end)}}
+        indicators = self._find(schema.INDICATORS, query, _BY_TICKER)
+        prices = self._find(schema.PRICES, query, _BY_TICKER)[
+            ["ticker", "date", "high", "low", "volume"]
+        ]
+        rows = indicators.merge(prices, on=["ticker", "date"], how="inner")
+        return rows[list(schema.BREADTH_INPUT_COLUMNS)].reset_index(drop=True)
+
+    def read_breadth(
+        self, start: dt.date | None = None, end: dt.date | None = None
+    ) -> pd.DataFrame:
+        bounds = {}
+        if start:
+            bounds["$gte"] = _bson_date(start)
+        if end:
+            bounds["$lte"] = _bson_date(end)
+        return self._find(schema.BREADTH, {"date": bounds} if bounds else {}, [("date", 1)])
+
+    def write(self, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
+        written: dict[str, int] = {}
+        lost: list[str] = []
+        for table, df in frames.items():
+            keys = schema.KEYS[table]
+            documents = _documents(df, schema.TABLES[table])
+            written[table] = 0
+            for start in range(0, len(documents), self.write_chunk_rows):
+                chunk = documents[start : start + self.write_chunk_rows]
+                operations = [
+                    pymongo.ReplaceOne({key: doc[key] for key in keys}, doc, upsert=True)
+                    for doc in chunk
+                ]
+                try:
+                    self._db()[table].bulk_write(operations, ordered=False)
+                    written[table] += len(chunk)
+                except BulkWriteError as error:
+                    failed = {e["index"] for e in error.details.get("writeErrors", [])}
+                    written[table] += len(chunk) - len(failed)
+                    lost += [f"{table} {_key_text(chunk[i], keys)}" for i in sorted(failed)]
+                except PyMongoError as error:
+                    raise self._fail(error, f"writing {table}") from None
+        if lost:
+            shown = "; ".join(lost[:20]) + (
+                f"; and {len(lost) - 20} more" if len(lost) > 20 else ""
+            )
+            raise StoreError(
+                f"MongoDB at {self._hosts()}: {len(lost)} rows were not written ({shown}); the "
+                "other rows were, and materializing the partition again writes the rest"
+            )
+        return written
+
+
+_BY_TICKER = [("ticker", 1), ("date", 1)]
+
+
+def _credentials(uri: str) -> list[str]:
+    try:
+        parsed = parse_uri(uri)
+    except Exception:
+        return []
+    return [secret for secret in (parsed.get("password"), parsed.get("username")) if secret]
+
+
+def _bson_date(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day)
+
+
+def _documents(df: pd.DataFrame, columns: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Rows as BSON-ready dicts: dates at midnight UTC, NaN as null, numpy scalars as Python."""
+    missing = [name for name in columns if name not in df.columns]
+    if missing:
+        raise StoreError(f"rows lack the columns {missing}")
+    out = df[list(columns)].copy()
+    out["date"] = pd.to_datetime(out["date"]).dt.normalize().dt.to_pydatetime()
+    records = out.astype(object).where(out.notna(), None).to_dict("records")
+    for record in records:
+        for name, value in record.items():
+            if isinstance(value, np.generic):
+                record[name] = value.item()
+    return records
+
+
+def _frame(documents: Iterable[dict[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
+    """Documents as the DataFrame the DuckDB store returns: same columns, dtypes and NULLs."""
+    df = pd.DataFrame(list(documents), columns=list(columns))
+    for name, kind in columns.items():
+        if kind == "DATE":
+            df[name] = pd.to_datetime(df[name]).astype("datetime64[us]")
+        elif kind == "DOUBLE":
+            df[name] = pd.to_numeric(df[name], errors="coerce").astype("float64")
+        elif kind == "BIGINT":
+            df[name] = pd.to_numeric(df[name]).astype("int64")
+        else:
+            df[name] = df[name].astype("str")
+    return df
+
+
+def _key_text(document: dict[str, Any], keys: Sequence[str]) -> str:
+    return " ".join(
+        f"{document[key]:%Y-%m-%d}"
+        if isinstance(document[key], dt.datetime)
+        else str(document[key])
+        for key in keys
+    )

@@ -1,0 +1,149 @@
+"""The MarketStore contract: every store behaves the same, whatever holds the data.
+
+Runs on DuckDB always; on MongoDB against mongomock (a mock: no MongoDB server can be installed
+on the CI machine), and against a real server whenever MONGODB_URI is set.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from breadth_assets import schema
+from breadth_assets.resources.duckdb_store import DuckDBStore
+from breadth_assets.resources.mongo_store import MongoStore
+from breadth_assets_tests.conftest import make_prices
+from breadth_assets_tests.mongomock_store import MongomockStore
+
+
+def make_store(kind: str, tmp_path) -> DuckDBStore | MongoStore:
+    if kind == "duckdb":
+        return DuckDBStore(path=str(tmp_path / "breadth.duckdb"))
+    database = f"breadth_test_{uuid.uuid4().hex[:12]}"
+    if kind == "mongodb-mongomock":
+        return MongomockStore(uri=f"mongodb://mock-{uuid.uuid4().hex}/", database=database)
+    return MongoStore(uri=os.environ["MONGODB_URI"], database=database)
+
+
+STORE_KINDS = [
+    "duckdb",
+    "mongodb-mongomock",
+    pytest.param(
+        "mongodb-real",
+        marks=pytest.mark.skipif("MONGODB_URI" not in os.environ, reason="MONGODB_URI is not set"),
+    ),
+]
+
+
+@pytest.fixture(params=STORE_KINDS)
+def store(request, tmp_path):
+    store = make_store(request.param, tmp_path)
+    yield store
+    if request.param == "mongodb-real":
+        store._client().drop_database(store.database)
+
+
+def test_a_new_store_reads_empty_tables_with_the_contract_columns(store):
+    assert list(store.read_prices(["AAA"]).columns) == list(schema.PRICE_COLUMNS)
+    assert list(store.read_indicators(["AAA"]).columns) == list(schema.INDICATOR_COLUMNS)
+    assert list(store.read_breadth().columns) == list(schema.BREADTH_COLUMNS)
+
+
+def test_prices_round_trip_with_dates_and_nulls(store):
+    prices = make_prices("AAA", "2024-01-01", [10.0, 11.0, 12.0])
+    prices.loc[1, "volume"] = np.nan
+    store.write({schema.PRICES: prices})
+    read = store.read_prices(["AAA"])
+    pd.testing.assert_frame_equal(read, prices, check_dtype=False)
+    assert np.isnan(read.loc[1, "volume"])
+    assert read["date"].dt.date.tolist() == [dt.date(2024, 1, d) for d in (1, 2, 3)]
+
+
+def test_reads_return_only_the_asked_tickers_sorted_by_ticker_and_date(store):
+    both = pd.concat(
+        [make_prices("BBB", "2024-01-01", [5, 6]), make_prices("AAA", "2024-01-01", [1, 2])]
+    )
+    store.write({schema.PRICES: both.sample(frac=1.0, random_state=1)})
+    assert store.read_prices(["AAA"])["ticker"].unique().tolist() == ["AAA"]
+    read = store.read_prices(["AAA", "BBB"])
+    assert read[["ticker", "date"]].equals(
+        read[["ticker", "date"]].sort_values(["ticker", "date"], ignore_index=True)
+    )
+
+
+def test_writing_the_same_rows_twice_changes_nothing(store):
+    prices = make_prices("AAA", "2024-01-01", [10.0, 11.0])
+    store.write({schema.PRICES: prices})
+    store.write({schema.PRICES: prices})
+    pd.testing.assert_frame_equal(store.read_prices(["AAA"]), prices, check_dtype=False)
+
+
+def test_writing_an_existing_key_replaces_its_row(store):
+    store.write({schema.PRICES: make_prices("AAA", "2024-01-01", [10.0, 11.0])})
+    store.write({schema.PRICES: make_prices("AAA", "2024-01-02", [99.0])})
+    assert store.read_prices(["AAA"])["close"].tolist() == [10.0, 99.0]
+
+
+def test_breadth_inputs_join_prices_and_indicators_up_to_the_end_date(store):
+    prices = make_prices("AAA", "2024-01-01", [10.0, 11.0, 12.0])
+    indicators = prices[["ticker", "date", "close"]].assign(
+        **{name: 1.0 for name in schema.INDICATOR_COLUMNS if name not in prices}
+    )
+    store.write({schema.PRICES: prices, schema.INDICATORS: indicators})
+    rows = store.read_breadth_inputs(["AAA"], dt.date(2024, 1, 2))
+    assert list(rows.columns) == list(schema.BREADTH_INPUT_COLUMNS)
+    assert len(rows) == 2
+    assert rows["high"].tolist() == pytest.approx([10.1, 11.11])
+
+
+def test_breadth_reads_by_date_range(store):
+    rows = pd.DataFrame({"date": pd.bdate_range("2024-01-01", periods=5)})
+    for name, kind in schema.BREADTH_COLUMNS.items():
+        if name != "date":
+            rows[name] = 1 if kind == "BIGINT" else 0.5
+    store.write({schema.BREADTH: rows})
+    read = store.read_breadth(dt.date(2024, 1, 2), dt.date(2024, 1, 4))
+    assert read["date"].dt.day.tolist() == [2, 3, 4]
+
+
+def _indicator_rows(prices: pd.DataFrame) -> pd.DataFrame:
+    return prices[["ticker", "date", "close"]].assign(
+        **{name: np.nan for name in schema.INDICATOR_COLUMNS if name not in prices}
+    )[list(schema.INDICATOR_COLUMNS)]
+
+
+def test_indicators_round_trip_with_nulls(store):
+    indicators = _indicator_rows(make_prices("AAA", "2024-01-01", [10.0, 11.0]))
+    indicators.loc[1, "ema_10"] = 10.5
+    store.write({schema.INDICATORS: indicators})
+    pd.testing.assert_frame_equal(store.read_indicators(["AAA"]), indicators, check_dtype=False)
+
+
+def test_breadth_round_trips_counts_as_integers_and_nulls_as_nan(store):
+    row = {
+        name: (3 if kind == "BIGINT" else np.nan) for name, kind in schema.BREADTH_COLUMNS.items()
+    }
+    rows = pd.DataFrame([{**row, "date": pd.Timestamp("2024-01-02"), "trin": 0.8}])
+    store.write({schema.BREADTH: rows})
+    read = store.read_breadth()
+    assert read["advancers"].dtype == np.int64
+    assert read.loc[0, "trin"] == 0.8
+    assert np.isnan(read.loc[0, "ad_ratio"])
+    assert read.loc[0, "date"] == pd.Timestamp("2024-01-02")
+
+
+def test_write_reports_the_rows_written_per_table(store):
+    prices = make_prices("AAA", "2024-01-01", [1.0, 2.0, 3.0])
+    written = store.write({schema.PRICES: prices, schema.INDICATORS: _indicator_rows(prices)})
+    assert written == {schema.PRICES: 3, schema.INDICATORS: 3}
+
+
+def test_unknown_tickers_read_as_empty_frames(store):
+    store.write({schema.PRICES: make_prices("AAA", "2024-01-01", [1.0])})
+    assert store.read_prices(["ZZZ"]).empty
+    assert store.read_breadth_inputs(["ZZZ"], dt.date(2024, 12, 31)).empty
