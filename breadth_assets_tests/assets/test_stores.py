@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 
 import dagster as dg
 import pandas as pd
@@ -16,7 +15,7 @@ from breadth_assets_tests.assets.conftest import (
     materialize_tickers,
     write_universe,
 )
-from breadth_assets_tests.mongomock_store import MongomockStore
+from breadth_assets_tests.stores import STORE_KINDS, make_store
 
 START, END = "2024-03-01", "2024-03-28"
 DEMO_TICKERS = load_universe().symbols
@@ -37,14 +36,18 @@ def _materialize_demo(instance, store, tmp_path) -> pd.DataFrame:
     return store.read_breadth()
 
 
-def test_breadth_of_the_demo_universe_is_identical_through_duckdb_and_mongodb_mongomock(
-    demo_instance, store, tmp_path
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_the_demo_universe_gives_the_same_breadth_through_every_store(
+    kind, demo_instance, store, tmp_path
 ):
-    through_duckdb = _materialize_demo(demo_instance, store, tmp_path)
-    mongo = MongomockStore(uri=f"mongodb://mock-{uuid.uuid4().hex}/", database="breadth")
-    through_mongo = _materialize_demo(demo_instance, mongo, tmp_path)
-    assert len(through_duckdb) == len(pd.bdate_range(START, END))
-    pd.testing.assert_frame_equal(through_mongo, through_duckdb)
+    reference = _materialize_demo(demo_instance, store, tmp_path)
+    assert len(reference) == len(pd.bdate_range(START, END))
+    other = make_store(kind, tmp_path / kind)
+    try:
+        pd.testing.assert_frame_equal(_materialize_demo(demo_instance, other, tmp_path), reference)
+    finally:
+        if kind == "mongodb-real":
+            other._client().drop_database(other.database)
 
 
 def test_an_unreachable_mongodb_fails_fast_naming_the_host_but_never_the_password(caplog):

@@ -7,37 +7,14 @@ on the CI machine), and against a real server whenever MONGODB_URI is set.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import uuid
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from breadth_assets import schema
-from breadth_assets.resources.duckdb_store import DuckDBStore
-from breadth_assets.resources.mongo_store import MongoStore
 from breadth_assets_tests.conftest import make_prices
-from breadth_assets_tests.mongomock_store import MongomockStore
-
-
-def make_store(kind: str, tmp_path) -> DuckDBStore | MongoStore:
-    if kind == "duckdb":
-        return DuckDBStore(path=str(tmp_path / "breadth.duckdb"))
-    database = f"breadth_test_{uuid.uuid4().hex[:12]}"
-    if kind == "mongodb-mongomock":
-        return MongomockStore(uri=f"mongodb://mock-{uuid.uuid4().hex}/", database=database)
-    return MongoStore(uri=os.environ["MONGODB_URI"], database=database)
-
-
-STORE_KINDS = [
-    "duckdb",
-    "mongodb-mongomock",
-    pytest.param(
-        "mongodb-real",
-        marks=pytest.mark.skipif("MONGODB_URI" not in os.environ, reason="MONGODB_URI is not set"),
-    ),
-]
+from breadth_assets_tests.stores import STORE_KINDS, make_store
 
 
 @pytest.fixture(params=STORE_KINDS)

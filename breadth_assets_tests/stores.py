@@ -1,4 +1,5 @@
-"""A mock, named as such: MongoStore's own code against mongomock's in-memory MongoDB.
+"""The stores the contract runs on, and a mock, named as such: MongoStore's own code against
+mongomock's in-memory MongoDB.
 
 A MongoDB server cannot be installed on the CI machine; tests that need one use this, and the
 store contract also runs against a real server whenever MONGODB_URI is set.
@@ -6,8 +7,13 @@ store contract also runs against a real server whenever MONGODB_URI is set.
 
 from __future__ import annotations
 
-import mongomock
+import os
+import uuid
 
+import mongomock
+import pytest
+
+from breadth_assets.resources.duckdb_store import DuckDBStore
 from breadth_assets.resources.mongo_store import MongoStore
 
 _MOCK_SERVERS: dict[str, mongomock.MongoClient] = {}
@@ -32,3 +38,22 @@ class MongomockStore(MongoStore):
 
     def _client(self) -> mongomock.MongoClient:
         return _MOCK_SERVERS.setdefault(self.uri, mongomock.MongoClient())
+
+
+def make_store(kind: str, tmp_path) -> DuckDBStore | MongoStore:
+    if kind == "duckdb":
+        return DuckDBStore(path=str(tmp_path / "breadth.duckdb"))
+    database = f"breadth_test_{uuid.uuid4().hex[:12]}"
+    if kind == "mongodb-mongomock":
+        return MongomockStore(uri=f"mongodb://mock-{uuid.uuid4().hex}/", database=database)
+    return MongoStore(uri=os.environ["MONGODB_URI"], database=database)
+
+
+STORE_KINDS = [
+    "duckdb",
+    "mongodb-mongomock",
+    pytest.param(
+        "mongodb-real",
+        marks=pytest.mark.skipif("MONGODB_URI" not in os.environ, reason="MONGODB_URI is not set"),
+    ),
+]
