@@ -11,8 +11,10 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from pymongo.errors import BulkWriteError
 
 from breadth_assets import schema
+from breadth_assets.resources.market_store import StoreError
 from breadth_assets_tests.conftest import make_prices
 from breadth_assets_tests.stores import STORE_KINDS, make_store
 
@@ -124,3 +126,24 @@ def test_unknown_tickers_read_as_empty_frames(store):
     store.write({schema.PRICES: make_prices("AAA", "2024-01-01", [1.0])})
     assert store.read_prices(["ZZZ"]).empty
     assert store.read_breadth_inputs(["ZZZ"], dt.date(2024, 12, 31)).empty
+
+
+def test_a_partly_failed_mongodb_bulk_write_names_the_lost_keys_and_a_rerun_completes_it(
+    tmp_path, monkeypatch
+):
+    store = make_store("mongodb-mongomock", tmp_path)
+    prices = make_prices("AAA", "2024-01-01", [1.0, 2.0, 3.0])
+    collection_type = type(store._db()["prices"])
+    real_bulk_write = collection_type.bulk_write
+
+    def lose_the_second(self, operations, ordered=True, **kwargs):
+        # Stands in for a server that rejects one document of the batch.
+        real_bulk_write(self, [op for i, op in enumerate(operations) if i != 1], ordered=ordered)
+        raise BulkWriteError({"writeErrors": [{"index": 1, "code": 11000, "errmsg": "lost"}]})
+
+    monkeypatch.setattr(collection_type, "bulk_write", lose_the_second)
+    with pytest.raises(StoreError, match=r"1 rows were not written \(prices AAA 2024-01-02\)"):
+        store.write({schema.PRICES: prices})
+    monkeypatch.setattr(collection_type, "bulk_write", real_bulk_write)
+    store.write({schema.PRICES: prices})
+    pd.testing.assert_frame_equal(store.read_prices(["AAA"]), prices, check_dtype=False)
