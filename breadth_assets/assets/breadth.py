@@ -9,6 +9,7 @@ import pandas as pd
 
 from breadth_assets import schema
 from breadth_assets.analytics import compute_breadth
+from breadth_assets.assets import breadth_report
 from breadth_assets.assets.reporting import date_range_text
 from breadth_assets.calendars import TIMEZONES, UPDATE_TIMES, last_closed_day
 from breadth_assets.partitions import UNIVERSE, tickers_partitions, trading_days_partitions
@@ -46,10 +47,21 @@ def _breadth(context: dg.AssetExecutionContext, store: MarketStore) -> dg.Materi
         "tickers": dg.MetadataValue.int(len(tickers)),
         "seconds": dg.MetadataValue.float(round(seconds, 3)),
     }
+    report: dict[str, dg.MetadataValue] = {}
     if last is not None:
         for column in SUMMARY_COLUMNS:
             value = last[column]
             metadata[f"last_{column}"] = dg.MetadataValue.float(float(value))
+        # The table and chart go on the run's last day only: Dagster copies a ranged run's
+        # metadata into every day's materialization, and the chart is tens of KB.
+        recent = series[series["date"] <= pd.Timestamp(keys[-1])]
+        report = {
+            "last_days": dg.MetadataValue.md(breadth_report.last_days_table(recent)),
+            "chart": dg.MetadataValue.md(
+                breadth_report.chart_markdown(breadth_report.chart_png(recent))
+            ),
+        }
+        context.add_asset_metadata(report, partition_key=keys[-1])
     context.log.info(
         f"breadth: {len(wanted)} days over {len(tickers)} tickers written in {seconds:.2f} s"
     )
@@ -57,7 +69,9 @@ def _breadth(context: dg.AssetExecutionContext, store: MarketStore) -> dg.Materi
         for key in keys:
             context.log_event(
                 dg.AssetMaterialization(
-                    asset_key=context.asset_key, partition=key, metadata=metadata
+                    asset_key=context.asset_key,
+                    partition=key,
+                    metadata={**metadata, **(report if key == keys[-1] else {})},
                 )
             )
         at = UPDATE_TIMES[UNIVERSE.market]

@@ -1,0 +1,72 @@
+"""The table and chart that the `breadth` materialization shows in the Dagster UI."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import matplotlib.image as mpimg
+import numpy as np
+import pandas as pd
+
+from breadth_assets import schema
+from breadth_assets.assets import breadth_report
+
+
+def _breadth(days: int = 300) -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    dates = pd.bdate_range("2025-01-01", periods=days)
+    advancers = rng.integers(0, 51, days)
+    frame = pd.DataFrame({column: 0.0 for column in schema.BREADTH_COLUMNS}, index=range(days))
+    frame["date"] = dates
+    frame["universe"] = 50
+    frame["advancers"] = advancers
+    frame["decliners"] = 50 - advancers
+    frame["ad_line"] = np.cumsum(2 * advancers - 50)
+    frame["mcclellan_osc"] = rng.normal(0, 40, days).round(2)
+    frame["mcclellan_sum"] = frame["mcclellan_osc"].cumsum()
+    frame["pct_above_ema_50"] = rng.uniform(0, 100, days)
+    frame["pct_above_ema_200"] = np.nan  # not enough history for EMA 200 yet
+    frame["new_highs_52w"] = rng.integers(0, 10, days)
+    frame["new_lows_52w"] = rng.integers(0, 10, days)
+    frame["trin"] = rng.uniform(0.5, 2, days)
+    return frame.sample(frac=1, random_state=1)  # row order must not matter
+
+
+def test_last_days_table_has_the_last_ten_days_oldest_first():
+    frame = _breadth()
+    table = breadth_report.last_days_table(frame).splitlines()
+    assert table[0].startswith("| date | universe | adv | dec | A/D line | McClellan osc")
+    rows = table[2:]
+    assert len(rows) == 10
+    last = frame.sort_values("date").tail(10)
+    for line, (_, row) in zip(rows, last.iterrows(), strict=True):
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        assert cells[0] == f"{row['date']:%Y-%m-%d}"
+        assert cells[1] == "50"
+        assert cells[2] == f"{row['advancers']:,}"
+        assert cells[4] == f"{row['ad_line']:,.0f}"
+        assert cells[5] == f"{row['mcclellan_osc']:,.2f}"
+        assert cells[7] == f"{row['pct_above_ema_50']:.1f}"
+        assert cells[8] == "–"  # a missing value reads as a dash, not nan
+
+
+def test_chart_is_a_small_png_of_900_by_700_pixels():
+    png = breadth_report.chart_png(_breadth())
+    assert png.startswith(b"\x89PNG")
+    assert len(png) < 150_000
+    image = mpimg.imread(io.BytesIO(png), format="png")
+    assert image.shape[:2] == (700, 900)
+    assert image.std() > 0.05  # something is drawn, not a blank canvas
+
+
+def test_chart_of_a_few_days_still_renders():
+    png = breadth_report.chart_png(_breadth(days=3))
+    assert mpimg.imread(io.BytesIO(png), format="png").shape[:2] == (700, 900)
+
+
+def test_chart_markdown_is_a_data_uri_image():
+    markdown = breadth_report.chart_markdown(b"\x89PNGabc")
+    assert markdown.startswith("![breadth, last year](data:image/png;base64,")
+    encoded = markdown.split("base64,", 1)[1].rstrip(")")
+    assert base64.b64decode(encoded) == b"\x89PNGabc"
