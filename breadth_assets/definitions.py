@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from breadth_assets.assets import breadth, ticker_assets
+from breadth_assets.checks import all_checks, quality_checks_job
 from breadth_assets.deployment import price_source_for, store_for_deployment
 from breadth_assets.jobs import breadth_job, ticker_job
 from breadth_assets.partitions import UNIVERSE
@@ -15,7 +16,8 @@ from breadth_assets.sensors.universe_sensor import universe_sensor
 
 defs = dg.Definitions(
     assets=[ticker_assets, breadth],
-    jobs=[ticker_job, breadth_job],
+    asset_checks=all_checks,
+    jobs=[ticker_job, breadth_job, quality_checks_job],
     schedules=[build_daily_update(UNIVERSE)],
     sensors=[universe_sensor, daily_breadth_sensor],
     # Every run is one step (a batch of tickers, or breadth): a separate step process would only

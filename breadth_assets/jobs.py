@@ -1,4 +1,8 @@
-"""The two jobs a day's update is made of: tickers in batches, then breadth in one run."""
+"""The two jobs a day's update is made of: tickers in batches, then breadth in one run.
+
+Neither runs the asset checks (`breadth_assets.checks`): they read whole tables, which a batch of
+50 tickers should not; `quality_checks_job` runs them.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,12 @@ from breadth_assets.assets import INDICATORS, RAW_PRICES, breadth
 
 ticker_job = dg.define_asset_job(
     "ticker_job",
-    selection=dg.AssetSelection.assets(RAW_PRICES, INDICATORS),
+    selection=dg.AssetSelection.assets(RAW_PRICES, INDICATORS).without_checks(),
     description="Fetch prices and compute indicators for a range of ticker partitions.",
 )
 
 breadth_job = dg.define_asset_job(
     "breadth_job",
-    selection=dg.AssetSelection.assets(breadth),
+    selection=dg.AssetSelection.assets(breadth).without_checks(),
     description="Compute breadth for a range of trading days.",
 )

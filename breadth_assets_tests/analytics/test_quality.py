@@ -1,0 +1,291 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+import talib
+
+from breadth_assets.analytics import compute_indicators, quality
+
+
+def bars(ticker: str, closes, start: str = "2024-01-01", dates=None) -> pd.DataFrame:
+    closes = np.asarray(closes, dtype=float)
+    dates = pd.bdate_range(start, periods=len(closes)) if dates is None else pd.DatetimeIndex(dates)
+    return pd.DataFrame(
+        {
+            "ticker": ticker,
+            "date": dates,
+            "open": closes,
+            "high": closes + 1,
+            "low": closes - 1,
+            "close": closes,
+            "volume": 1000.0,
+        }
+    )
+
+
+def walk(n: int, seed: int = 0) -> np.ndarray:
+    return 100 + np.cumsum(np.random.default_rng(seed).normal(0, 1, n))
+
+
+# --- raw_prices -------------------------------------------------------------------------------
+
+
+def test_consistent_bars_have_no_ohlc_problem():
+    assert quality.ohlc_problems(bars("AAA", [10, 11, 12])).empty
+
+
+def test_a_high_below_the_close_is_an_ohlc_problem_naming_ticker_and_date():
+    prices = bars("AAA", [10, 11, 12])
+    prices.loc[1, "high"] = 10.5
+    problems = quality.ohlc_problems(prices)
+    assert problems.to_dict("records") == [
+        {
+            "ticker": "AAA",
+            "date": pd.Timestamp("2024-01-02"),
+            "problem": "high below max(open, close)",
+        }
+    ]
+
+
+def test_a_low_above_the_open_is_an_ohlc_problem():
+    prices = bars("AAA", [10, 11, 12])
+    prices.loc[2, "low"] = 12.5
+    assert quality.ohlc_problems(prices)["problem"].tolist() == ["low above min(open, close)"]
+
+
+def test_a_zero_or_missing_price_is_an_ohlc_problem():
+    prices = bars("AAA", [10, 11, 12])
+    prices.loc[0, "low"] = 0.0
+    prices.loc[2, "open"] = np.nan
+    problems = quality.ohlc_problems(prices)
+    assert problems["problem"].tolist() == ["price not > 0", "price not > 0"]
+    assert problems["date"].tolist() == [pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-03")]
+
+
+def test_a_negative_volume_is_an_ohlc_problem():
+    prices = bars("AAA", [10, 11, 12])
+    prices.loc[0, "volume"] = -1.0
+    assert quality.ohlc_problems(prices)["problem"].tolist() == ["volume < 0"]
+
+
+def test_unique_keys_have_no_duplicates():
+    assert quality.duplicate_keys(bars("AAA", [1, 2]), ["ticker", "date"]).empty
+
+
+def test_a_repeated_ticker_date_is_a_duplicate_with_its_count():
+    prices = bars("AAA", [1, 2])
+    prices = pd.concat([prices, prices.iloc[[1, 1]]], ignore_index=True)
+    found = quality.duplicate_keys(prices, ["ticker", "date"])
+    assert found.to_dict("records") == [
+        {"ticker": "AAA", "date": pd.Timestamp("2024-01-02"), "rows": 3}
+    ]
+
+
+DAYS = pd.bdate_range("2024-01-01", "2024-03-29")
+
+
+def test_a_gap_of_five_trading_days_is_allowed():
+    dates = [*DAYS[:3], *DAYS[8:10]]  # DAYS[3..7] missing: 5 days
+    assert quality.gaps(bars("AAA", range(1, 6), dates=dates), DAYS).empty
+
+
+def test_a_gap_of_six_trading_days_is_reported_with_both_bars():
+    dates = [*DAYS[:3], *DAYS[9:11]]  # DAYS[3..8] missing: 6 days
+    found = quality.gaps(bars("AAA", range(1, 6), dates=dates), DAYS)
+    assert found.to_dict("records") == [
+        {"ticker": "AAA", "date": DAYS[9], "previous_bar": DAYS[2], "missing_days": 6}
+    ]
+
+
+def test_days_before_a_late_listing_are_not_a_gap():
+    late = bars("BBB", [1, 2, 3], dates=DAYS[40:43])
+    assert quality.gaps(pd.concat([bars("AAA", range(50), dates=DAYS[:50]), late]), DAYS).empty
+
+
+def test_a_gap_counts_trading_days_not_holidays():
+    calendar = DAYS.delete(range(3, 9))  # six exchange holidays
+    dates = [*DAYS[:3], *DAYS[9:11]]
+    assert quality.gaps(bars("AAA", range(1, 6), dates=dates), calendar).empty
+
+
+def test_moves_up_to_fifty_percent_are_not_suspected_splits():
+    assert quality.suspected_splits(bars("AAA", [100, 150, 75.5])).empty
+
+
+def test_a_halving_is_a_suspected_split():
+    found = quality.suspected_splits(bars("AAA", [100, 101, 50]))
+    assert found.to_dict("records") == [
+        {
+            "ticker": "AAA",
+            "date": pd.Timestamp("2024-01-03"),
+            "previous_close": 101.0,
+            "close": 50.0,
+            "move_pct": -50.5,
+        }
+    ]
+
+
+def test_a_suspected_split_never_compares_two_tickers():
+    prices = pd.concat([bars("AAA", [100, 101]), bars("BBB", [10, 10.5])])
+    assert quality.suspected_splits(prices).empty
+
+
+def test_tickers_with_a_bar_on_the_last_closed_day_are_fresh():
+    prices = bars("AAA", [1, 2, 3])
+    assert quality.stale_tickers(prices, ["AAA"], dt.date(2024, 1, 3)).empty
+
+
+def test_a_ticker_behind_or_without_bars_is_stale():
+    prices = pd.concat([bars("AAA", [1, 2, 3]), bars("BBB", [1, 2])])
+    found = quality.stale_tickers(prices, ["AAA", "BBB", "CCC"], dt.date(2024, 1, 3))
+    assert found["ticker"].tolist() == ["BBB", "CCC"]
+    assert found["last_bar"].iloc[0] == pd.Timestamp("2024-01-02")
+    assert pd.isna(found["last_bar"].iloc[1])
+
+
+# --- indicators -------------------------------------------------------------------------------
+
+
+def test_indicators_with_the_keys_of_prices_match():
+    prices = bars("AAA", walk(40))
+    assert quality.key_mismatches(prices, compute_indicators(prices)).empty
+
+
+def test_a_price_row_without_indicators_and_an_orphan_indicator_row_are_mismatches():
+    prices = bars("AAA", walk(5))
+    indicators = compute_indicators(prices).drop(index=2)
+    indicators = pd.concat([indicators, compute_indicators(bars("ZZZ", [1.0]))])
+    found = quality.key_mismatches(prices, indicators)
+    assert found.to_dict("records") == [
+        {
+            "ticker": "AAA",
+            "date": pd.Timestamp("2024-01-03"),
+            "problem": "price row without indicators",
+        },
+        {
+            "ticker": "ZZZ",
+            "date": pd.Timestamp("2024-01-01"),
+            "problem": "indicators without a price",
+        },
+    ]
+
+
+def test_computed_indicators_have_no_null_after_warm_up():
+    prices = pd.concat([bars("AAA", walk(300)), bars("BBB", walk(40, seed=1))])
+    assert quality.unexpected_nulls(compute_indicators(prices)).empty
+
+
+@pytest.mark.parametrize(
+    ("column", "values"),
+    [
+        *((f"ema_{n}", lambda c, n=n: talib.EMA(c, n)) for n in (10, 20, 50, 100, 200)),
+        ("rsi_14", lambda c: talib.RSI(c, 14)),
+        ("macd_hist", lambda c: talib.MACD(c, 12, 26, 9)[2]),
+        ("bb_middle", lambda c: talib.BBANDS(c, 20, 2, 2, matype=0)[1]),
+    ],
+)
+def test_warm_up_is_talibs_first_defined_bar(column, values):
+    close = walk(300)
+    first_defined = int(np.flatnonzero(~np.isnan(values(close)))[0]) + 1
+    assert quality.WARM_UP_BARS[column] == first_defined
+
+
+def test_warm_up_of_every_column_is_the_first_bar_compute_indicators_defines():
+    indicators = compute_indicators(bars("AAA", walk(300)))
+    first_defined = {
+        column: int(np.flatnonzero(indicators[column].notna())[0]) + 1
+        for column in quality.WARM_UP_BARS
+    }
+    assert first_defined == quality.WARM_UP_BARS
+
+
+def test_a_null_after_warm_up_is_reported_with_column_and_bar():
+    indicators = compute_indicators(bars("AAA", walk(60)))
+    indicators.loc[39, "rsi_14"] = np.nan
+    found = quality.unexpected_nulls(indicators)
+    assert found.to_dict("records") == [
+        {"ticker": "AAA", "date": indicators.loc[39, "date"], "column": "rsi_14", "bar": 40}
+    ]
+
+
+def test_a_null_during_warm_up_is_expected():
+    indicators = compute_indicators(bars("AAA", walk(60)))
+    indicators.loc[10, "ema_20"] = np.nan  # already NULL: bar 11 < 20
+    indicators.loc[18, "ema_20"] = np.nan
+    assert quality.unexpected_nulls(indicators).empty
+
+
+# --- breadth ----------------------------------------------------------------------------------
+
+
+def breadth_rows(dates, universe=10, pct=50.0) -> pd.DataFrame:
+    frame = pd.DataFrame({"date": pd.DatetimeIndex(dates), "universe": universe})
+    for column in quality.PERCENT_COLUMNS:
+        frame[column] = pct
+    return frame
+
+
+def test_breadth_on_every_trading_day_has_no_missing_day():
+    assert quality.missing_days(breadth_rows(DAYS[5:20]), DAYS).empty
+
+
+def test_a_trading_day_without_breadth_is_missing():
+    found = quality.missing_days(breadth_rows(DAYS[5:20].delete(4)), DAYS)
+    assert found["date"].tolist() == [DAYS[9]]
+
+
+def test_full_coverage_has_no_shortfall():
+    first_bars = pd.Series({f"T{i}": DAYS[0] for i in range(10)})
+    assert quality.coverage_shortfalls(breadth_rows(DAYS[:5], universe=9), first_bars).empty
+
+
+def test_a_day_covering_under_ninety_percent_is_a_shortfall():
+    first_bars = pd.Series({f"T{i}": DAYS[0] for i in range(10)})
+    rows = breadth_rows(DAYS[:3], universe=[10, 8, 10])
+    found = quality.coverage_shortfalls(rows, first_bars)
+    assert found.to_dict("records") == [
+        {"date": DAYS[1], "universe": 8, "listed": 10, "share": 80.0}
+    ]
+
+
+def test_tickers_listed_later_do_not_count_against_earlier_days():
+    first_bars = pd.Series({**{f"T{i}": DAYS[0] for i in range(5)}, "LATE": DAYS[3]})
+    rows = breadth_rows(DAYS[:5], universe=[5, 5, 5, 6, 6])
+    assert quality.coverage_shortfalls(rows, first_bars).empty
+
+
+def test_percentages_within_0_and_100_and_null_are_in_range():
+    rows = breadth_rows(DAYS[:3], pct=100.0)
+    rows.loc[0, "pct_above_ema_200"] = np.nan
+    rows.loc[1, "macd_stage_3"] = 0.0
+    assert quality.percentages_out_of_range(rows).empty
+
+
+def test_a_percentage_above_100_is_out_of_range():
+    rows = breadth_rows(DAYS[:3])
+    rows.loc[2, "macd_stage_6"] = 100.5
+    rows.loc[0, "pct_above_ema_20"] = -1.0
+    found = quality.percentages_out_of_range(rows)
+    assert found.to_dict("records") == [
+        {"date": DAYS[0], "column": "pct_above_ema_20", "value": -1.0},
+        {"date": DAYS[2], "column": "macd_stage_6", "value": 100.5},
+    ]
+
+
+# --- the UI table -----------------------------------------------------------------------------
+
+
+def test_problems_markdown_lists_offenders_with_dates():
+    text = quality.problems_markdown(quality.suspected_splits(bars("AAA", [100, 101, 50])))
+    assert text.splitlines()[0] == "| ticker | date | previous_close | close | move_pct |"
+    assert "| AAA | 2024-01-03 | 101.0 | 50.0 | -50.5 |" in text
+
+
+def test_problems_markdown_shows_at_most_fifty_rows_and_counts_the_rest():
+    problems = pd.DataFrame({"ticker": [f"T{i:03d}" for i in range(120)], "date": DAYS[0]})
+    text = quality.problems_markdown(problems)
+    assert text.count("| T") == 50
+    assert "70 more (120 in all)" in text

@@ -1,0 +1,153 @@
+"""The asset checks executed through Dagster, on demo data written by the assets."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from breadth_assets import schema
+from breadth_assets.assets import breadth, ticker_assets
+from breadth_assets.batches import range_tags
+from breadth_assets.checks import all_checks, prices_ohlc_consistent
+from breadth_assets.definitions import defs
+from breadth_assets.partitions import tickers_partitions
+from breadth_assets.resources.demo_source import DemoSource
+from breadth_assets.resources.universe_file import UniverseFile
+from breadth_assets_tests.assets.conftest import (
+    TICKERS,
+    materialize_breadth,
+    materialize_tickers,
+    write_universe,
+)
+
+END = "2024-06-28"
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(tickers_partitions.name, TICKERS)
+        yield instance
+
+
+@pytest.fixture
+def loaded(instance, store, tmp_path):
+    """The demo universe's prices and indicators to END, and breadth for its last days."""
+    assert materialize_tickers(instance, store, write_universe(tmp_path, TICKERS), END).success
+    materialize_breadth(instance, store, "2024-06-03", END)
+    return instance, store
+
+
+def run_checks(instance, store, *names: str) -> dict[str, dg.AssetCheckEvaluation]:
+    """Runs the named checks (asset:check) alone, as "Execute checks" does in the UI."""
+    keys = [dg.AssetCheckKey.from_user_string(name) for name in names]
+    result = dg.materialize(
+        [ticker_assets, breadth, *all_checks],
+        selection=dg.AssetSelection.checks(*keys),
+        instance=instance,
+        resources={"store": store, "price_source": DemoSource(), "universe": UniverseFile(path="")},
+    )
+    return {e.asset_check_key.to_user_string(): e for e in result.get_asset_check_evaluations()}
+
+
+def test_the_code_location_has_the_checks_on_each_asset():
+    keys = {key.to_user_string() for key in defs.resolve_asset_graph().asset_check_keys}
+    assert keys == {
+        "raw_prices:ohlc_consistent",
+        "raw_prices:unique_keys",
+        "raw_prices:no_long_gaps",
+        "raw_prices:suspected_splits",
+        "raw_prices:fresh",
+        "indicators:one_row_per_price",
+        "indicators:no_nulls_after_warm_up",
+        "breadth:every_trading_day",
+        "breadth:universe_coverage",
+        "breadth:percentages_in_range",
+    }
+
+
+def test_the_ticker_and_breadth_jobs_do_not_run_the_checks():
+    for name in ("ticker_job", "breadth_job"):
+        assert not defs.resolve_job_def(name).asset_layer.asset_graph.asset_check_keys
+
+
+def test_demo_data_passes_the_error_checks(loaded):
+    names = [
+        "raw_prices:ohlc_consistent",
+        "raw_prices:unique_keys",
+        "indicators:one_row_per_price",
+        "indicators:no_nulls_after_warm_up",
+        "breadth:every_trading_day",
+        "breadth:universe_coverage",
+        "breadth:percentages_in_range",
+    ]
+    evaluations = run_checks(*loaded, *names)
+    assert {name: e.passed for name, e in evaluations.items()} == dict.fromkeys(names, True)
+
+
+def test_a_tampered_bar_fails_the_ohlc_check_naming_ticker_and_date(loaded):
+    instance, store = loaded
+    bar = store.read_prices(["CHARLIE"]).iloc[[100]].copy()
+    bar["high"] = bar["close"] - 1
+    store.write({schema.PRICES: bar})
+    check = run_checks(instance, store, "raw_prices:ohlc_consistent")["raw_prices:ohlc_consistent"]
+    assert not check.passed
+    assert check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.metadata["problems"].value == 1
+    table = check.metadata["offenders"].value
+    assert f"| CHARLIE | {bar['date'].iloc[0]:%Y-%m-%d} | high below max(open, close) |" in table
+
+
+def test_a_price_row_without_indicators_fails_one_row_per_price(loaded):
+    instance, store = loaded
+    extra = store.read_prices(["ALPHA"]).iloc[[-1]].copy()
+    extra["date"] = pd.Timestamp("2024-07-01")
+    store.write({schema.PRICES: extra})
+    name = "indicators:one_row_per_price"
+    check = run_checks(instance, store, name)[name]
+    assert not check.passed
+    assert (
+        "| ALPHA | 2024-07-01 | price row without indicators |" in check.metadata["offenders"].value
+    )
+
+
+def test_a_percentage_over_100_fails_the_breadth_range_check(loaded):
+    instance, store = loaded
+    row = store.read_breadth().iloc[[-1]].copy()
+    row["pct_above_ema_50"] = 120.0
+    store.write({schema.BREADTH: row})
+    name = "breadth:percentages_in_range"
+    check = run_checks(instance, store, name)[name]
+    assert not check.passed
+    assert f"| {END} | pct_above_ema_50 | 120.0 |" in check.metadata["offenders"].value
+
+
+def test_tickers_behind_the_last_closed_day_fail_freshness_as_an_error(loaded):
+    check = run_checks(*loaded, "raw_prices:fresh")["raw_prices:fresh"]
+    assert not check.passed
+    assert check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.metadata["tickers_affected"].value == len(TICKERS)
+    assert f"| ALPHA | {END} |" in check.metadata["offenders"].value
+
+
+def test_suspected_splits_are_a_warning(loaded):
+    check = run_checks(*loaded, "raw_prices:suspected_splits")["raw_prices:suspected_splits"]
+    assert check.severity == dg.AssetCheckSeverity.WARN
+
+
+def test_a_check_runs_in_the_same_run_as_its_asset(instance, store, tmp_path):
+    result = dg.materialize(
+        [ticker_assets, prices_ohlc_consistent],
+        instance=instance,
+        resources={
+            "store": store,
+            "price_source": DemoSource(),
+            "universe": UniverseFile(path=str(write_universe(tmp_path, TICKERS))),
+        },
+        tags=range_tags(TICKERS[0], TICKERS[-1]),
+        run_config={"ops": {"ticker_assets": {"config": {"end_date": END}}}},
+    )
+    [evaluation] = result.get_asset_check_evaluations()
+    assert evaluation.passed
+    assert evaluation.metadata["tickers_checked"].value == len(TICKERS)
