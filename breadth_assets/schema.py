@@ -100,3 +100,63 @@ BREADTH_INPUT_COLUMNS: tuple[str, ...] = (
     "high_52w",
     "low_52w",
 )
+
+# What each column means, in a few words (docs/tables.md has the formulas and NULL rules); the
+# Dagster UI shows them as each asset's column schema.
+COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
+    PRICES: {
+        "ticker": "Symbol, as listed in the universe file",
+        "date": "Trading day of the bar",
+        "open": "First traded price of the day",
+        "high": "Highest traded price of the day",
+        "low": "Lowest traded price of the day",
+        "close": "Last traded price of the day",
+        "volume": "Shares traded during the day",
+    },
+    INDICATORS: {
+        "ticker": "Symbol, as in prices",
+        "date": "Trading day of the bar, as in prices",
+        "close": "Close, copied from prices",
+        **{
+            f"ema_{n}": f"EMA {n} of close (talib.EMA); NULL for the first {n - 1} bars"
+            for n in (10, 20, 50, 100, 200)
+        },
+        "rsi_14": "Wilder's RSI 14 of close, 0-100; NULL for the first 14 bars",
+        "macd": "EMA12 - EMA26 of close (talib.MACD 12/26/9); NULL for the first 33 bars",
+        "macd_signal": "EMA9 of macd; NULL for the first 33 bars",
+        "macd_hist": "macd - macd_signal, the histogram h; NULL for the first 33 bars",
+        "macd_stage": "MACD cycle stage 1-6 from h and the previous bar's h (docs/tables.md)",
+        "bb_upper": "Bollinger upper band: 20-bar SMA + 2 standard deviations",
+        "bb_middle": "Bollinger middle band: 20-bar SMA of close",
+        "bb_lower": "Bollinger lower band: 20-bar SMA - 2 standard deviations",
+        "high_52w": "Highest high of the 252 bars before this one (current bar excluded)",
+        "low_52w": "Lowest low of the 252 bars before this one (current bar excluded)",
+    },
+    BREADTH: {
+        "date": "Trading day of the market",
+        "universe": "Tickers with a bar that day",
+        "advancers": "Tickers closing above their previous bar's close (A)",
+        "decliners": "Tickers closing below their previous bar's close (D)",
+        "unchanged": "Tickers closing at their previous bar's close",
+        "net_advances": "A - D",
+        "ad_line": "Advance/decline line: running sum of net_advances",
+        "ad_ratio": "A / D; NULL when D = 0",
+        "mcclellan_osc": "McClellan oscillator, ratio-adjusted: EMA19 - EMA39 of 1000(A-D)/(A+D)",
+        "mcclellan_sum": "McClellan summation index: running sum of the oscillator",
+        "pct_above_ema_20": "% of tickers with ema_20 whose close is above it",
+        "pct_above_ema_50": "% of tickers with ema_50 whose close is above it",
+        "pct_above_ema_200": "% of tickers with ema_200 whose close is above it",
+        "new_highs_52w": "Tickers whose high beats their 52-week high",
+        "new_lows_52w": "Tickers whose low breaks their 52-week low",
+        "up_volume": "Summed volume of the advancers",
+        "down_volume": "Summed volume of the decliners",
+        "trin": "Arms index: (A / D) / (up_volume / down_volume); below 1 is bullish",
+        "rsi_overbought": "Tickers with rsi_14 above 70",
+        "rsi_oversold": "Tickers with rsi_14 below 30",
+        "zweig_ema": "Zweig breadth thrust: 10-day EMA of A / (A + D)",
+        **{
+            f"macd_stage_{k}": f"% of tickers with a MACD stage that are in stage {k}"
+            for k in range(1, 7)
+        },
+    },
+}

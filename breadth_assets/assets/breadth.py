@@ -10,6 +10,7 @@ import pandas as pd
 from breadth_assets import schema
 from breadth_assets.analytics import compute_breadth
 from breadth_assets.assets import breadth_report
+from breadth_assets.assets.column_schemas import OWNERS, table_metadata
 from breadth_assets.assets.reporting import date_range_text
 from breadth_assets.calendars import TIMEZONES, UPDATE_TIMES, last_closed_day
 from breadth_assets.partitions import UNIVERSE, tickers_partitions, trading_days_partitions
@@ -96,5 +97,6 @@ with warnings.catch_warnings():
         "extremes, Zweig and MACD-stage shares over the universe, in the `breadth` table.",
         group_name="market",
         kinds={"duckdb"},
-        metadata={"table": schema.BREADTH},
+        metadata=table_metadata(schema.BREADTH),
+        owners=OWNERS,
     )(_breadth)

@@ -16,6 +16,7 @@ from pydantic import Field
 from breadth_assets import schema
 from breadth_assets.analytics import compute_indicators
 from breadth_assets.analytics.changes import changed_rows
+from breadth_assets.assets.column_schemas import OWNERS, table_metadata
 from breadth_assets.assets.reporting import date_range_text, failures_markdown, lines_markdown
 from breadth_assets.calendars import last_closed_day
 from breadth_assets.partitions import UNIVERSE, tickers_partitions
@@ -68,7 +69,8 @@ def _end_date(config: TickerRunConfig, universe: Universe) -> dt.date:
             "overlap to pick up corrections.",
             group_name="market",
             kinds={"duckdb"},
-            metadata={"table": schema.PRICES},
+            metadata=table_metadata(schema.PRICES),
+            owners=OWNERS,
         ),
         dg.AssetSpec(
             INDICATORS,
@@ -77,7 +79,8 @@ def _end_date(config: TickerRunConfig, universe: Universe) -> dt.date:
             "20/2 and 52-week high/low per ticker (TA-Lib), in the `indicators` table.",
             group_name="market",
             kinds={"duckdb"},
-            metadata={"table": schema.INDICATORS},
+            metadata=table_metadata(schema.INDICATORS),
+            owners=OWNERS,
         ),
     ],
     partitions_def=tickers_partitions,

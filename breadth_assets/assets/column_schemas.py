@@ -1,0 +1,32 @@
+"""Each table's column schema for the Dagster UI, from `breadth_assets.schema`."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from breadth_assets import schema
+
+OWNERS = ["team:breadth"]
+
+
+def column_schema(table: str) -> dg.TableSchema:
+    """The table's columns with their types and descriptions; keys are not nullable."""
+    descriptions = schema.COLUMN_DESCRIPTIONS[table]
+    keys = schema.KEYS[table]
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=name,
+                type=sql_type,
+                description=descriptions[name],
+                constraints=dg.TableColumnConstraints(nullable=name not in keys),
+            )
+            for name, sql_type in schema.TABLES[table].items()
+        ],
+        constraints=dg.TableConstraints(other=[f"unique ({', '.join(keys)})"]),
+    )
+
+
+def table_metadata(table: str) -> dict[str, object]:
+    """Definition metadata of the asset that writes `table`: its name and column schema."""
+    return {"table": table, "dagster/column_schema": column_schema(table)}
