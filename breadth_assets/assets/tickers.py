@@ -20,6 +20,7 @@ from breadth_assets.assets.column_schemas import OWNERS, table_metadata
 from breadth_assets.assets.reporting import date_range_text, failures_markdown, lines_markdown
 from breadth_assets.calendars import last_closed_day
 from breadth_assets.partitions import UNIVERSE, tickers_partitions
+from breadth_assets.progress import Progress
 from breadth_assets.resources.market_store import MarketStore
 from breadth_assets.resources.price_source import PriceRequest, PriceSource, SourceError
 from breadth_assets.resources.universe_file import UniverseFile
@@ -198,7 +199,9 @@ def _fetch(
     ]
     frames: list[pd.DataFrame] = []
     rejected: list[str] = []
+    progress = Progress(len(requests), context.log.info, what="fetching")
     for request, answer in price_source.fetch_many(requests):
+        progress.step()
         if isinstance(answer, SourceError):
             failures[request.ticker] = str(answer)
             context.log.error(f"{request.ticker}: {answer}")
@@ -207,6 +210,7 @@ def _fetch(
         for line in answer.rejected:
             context.log.warning(f"{request.ticker}: row left out: {line}")
         rejected.extend(answer.rejected)
+    progress.finish()
     columns = list(schema.PRICE_COLUMNS)
     fetched = pd.concat(frames, ignore_index=True) if frames else stored.iloc[0:0]
     return fetched[columns], rejected
