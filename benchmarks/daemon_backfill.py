@@ -37,6 +37,8 @@ from typing import Any
 
 import psutil
 
+from breadth_assets.universe import write_demo_universe
+
 BIN = Path(sys.executable).parent
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MODULE = "breadth_assets.definitions"
@@ -97,14 +99,6 @@ mutation($params: [ExecutionParams!]!) {
 # Setup: universe file, Dagster home, processes
 
 
-def write_universe(folder: Path, symbols: Sequence[str], start: dt.date) -> Path:
-    path = folder / "universe.yaml"
-    lines = ["market: DEMO", f"start_date: {start:%Y-%m-%d}", "batch_size: 50"]
-    lines += ["source:", "  kind: demo", "tickers:", *(f"  - {s}" for s in symbols)]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def prepare(root: Path, template: Path, tickers: int, years: int) -> None:
     """A fresh Dagster home with the template, the universe file and an empty store.
 
@@ -119,7 +113,7 @@ def prepare(root: Path, template: Path, tickers: int, years: int) -> None:
     symbols = [f"BK{i:04d}" for i in range(1, tickers + 1)]
     env = {
         "DAGSTER_HOME": str(home),
-        "BREADTH_UNIVERSE": str(write_universe(root, symbols, start)),
+        "BREADTH_UNIVERSE": str(write_demo_universe(root, symbols, start)),
         "BREADTH_DUCKDB_PATH": str(root / "breadth.duckdb"),
     }
     os.environ.update(env)

@@ -26,6 +26,7 @@ from breadth_assets.analytics import compute_breadth, compute_indicators
 from breadth_assets.calendars import trading_days
 from breadth_assets.resources.demo_source import demo_bars
 from breadth_assets.schema import BREADTH_INPUT_COLUMNS
+from breadth_assets.universe import write_demo_universe
 
 BIN = Path(sys.executable).parent
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -38,14 +39,6 @@ def workload(tickers: int, days: int) -> tuple[list[str], pd.DatetimeIndex]:
     return symbols, dates
 
 
-def write_universe(folder: Path, symbols: list[str], start: pd.Timestamp) -> Path:
-    path = folder / "universe.yaml"
-    lines = ["market: DEMO", f"start_date: {start:%Y-%m-%d}", "batch_size: 50"]
-    lines += ["source:", "  kind: demo", "tickers:", *(f"  - {s}" for s in symbols)]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def end_to_end(symbols: list[str], dates: pd.DatetimeIndex) -> tuple[float, float]:
     """Seconds and peak RSS (MB) of the main job in a new process on a new Dagster home."""
     with tempfile.TemporaryDirectory() as folder:
@@ -56,7 +49,7 @@ def end_to_end(symbols: list[str], dates: pd.DatetimeIndex) -> tuple[float, floa
         env = {
             **os.environ,
             "DAGSTER_HOME": str(home),
-            "BREADTH_UNIVERSE": str(write_universe(root, symbols, dates[0])),
+            "BREADTH_UNIVERSE": str(write_demo_universe(root, symbols, dates[0])),
             "BREADTH_DUCKDB_PATH": str(root / "breadth.duckdb"),
         }
         started = time.perf_counter()

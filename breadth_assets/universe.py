@@ -33,7 +33,7 @@ import contextlib
 import datetime as dt
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -400,3 +400,14 @@ class _Parser:
             seen[symbol] = line
             entries.append(TickerEntry(symbol=symbol, instrument_key=instrument_key, line=line))
         return tuple(entries)
+
+
+def write_demo_universe(
+    folder: Path, symbols: Sequence[str], start: str | dt.date, batch_size: int = DEFAULT_BATCH_SIZE
+) -> Path:
+    """Writes a demo-market `universe.yaml` into `folder`, for tests, benchmarks and trials."""
+    path = Path(folder) / "universe.yaml"
+    lines = ["market: DEMO", f"start_date: {str(start)[:10]}", f"batch_size: {batch_size}"]
+    lines += ["source:", "  kind: demo", "tickers:", *(f"  - {symbol}" for symbol in symbols)]
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -13,23 +13,13 @@ from breadth_assets.resources.demo_source import DemoSource
 from breadth_assets.resources.duckdb_store import DuckDBStore
 from breadth_assets.resources.price_source import PriceSource
 from breadth_assets.resources.universe_file import UniverseFile
+from breadth_assets.universe import write_demo_universe
 
 TICKERS = ["ALPHA", "BRAVO", "CHARLIE", "DELTA", "ECHO"]
 
 
 def write_universe(folder: Path, tickers: Sequence[str], start: str = "2023-01-02") -> Path:
-    path = folder / "universe.yaml"
-    lines = [
-        "market: DEMO",
-        f"start_date: {start}",
-        "batch_size: 50",
-        "source:",
-        "  kind: demo",
-        "tickers:",
-        *(f"  - {ticker}" for ticker in tickers),
-    ]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_demo_universe(folder, tickers, start)
 
 
 @pytest.fixture
