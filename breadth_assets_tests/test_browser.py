@@ -190,7 +190,7 @@ def test_the_ui_shows_lineage_breadth_metadata_chart_and_checks(deployment, tmp_
                 expect(page.get_by_text("last_days", exact=True).first).to_be_visible()
                 _dismiss_community_dialog(page)
                 table = page.locator("tr", has_text="last_days").last
-                expect(table).to_contain_text("McClellan osc")
+                expect(table).to_contain_text("McCl. osc")
                 expect(table.locator("table tbody tr")).to_have_count(10)
                 table.scroll_into_view_if_needed()
                 page.screenshot(path=ARTIFACTS / "ui-breadth-metadata.png")

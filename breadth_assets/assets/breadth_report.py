@@ -21,19 +21,15 @@ from PIL import Image  # Pillow comes with matplotlib
 TABLE_DAYS = 10
 CHART_DAYS = 252  # about a year of trading days
 
-# (column, header, decimals) of the last days' table
-TABLE_COLUMNS: list[tuple[str, str, int]] = [
-    ("universe", "universe", 0),
-    ("advancers", "adv", 0),
-    ("decliners", "dec", 0),
-    ("ad_line", "A/D line", 0),
-    ("mcclellan_osc", "McClellan osc", 2),
-    ("mcclellan_sum", "McClellan sum", 2),
-    ("pct_above_ema_50", "% > EMA 50", 1),
-    ("pct_above_ema_200", "% > EMA 200", 1),
-    ("new_highs_52w", "52w highs", 0),
-    ("new_lows_52w", "52w lows", 0),
-    ("trin", "TRIN", 2),
+# (header, columns, decimals) of the last days' table: few and narrow, because the UI shows it
+# inline in the metadata table's value column (about 350 px wide); two columns joined by "/".
+TABLE_COLUMNS: list[tuple[str, tuple[str, ...], int]] = [
+    ("adv/dec", ("advancers", "decliners"), 0),
+    ("A/D line", ("ad_line",), 0),
+    ("McCl. osc", ("mcclellan_osc",), 1),
+    ("% > EMA 50", ("pct_above_ema_50",), 0),
+    ("% > EMA 200", ("pct_above_ema_200",), 0),
+    ("52w hi/lo", ("new_highs_52w", "new_lows_52w"), 0),
 ]
 
 CHART_WIDTH_PX = 900
@@ -50,11 +46,14 @@ def _cell(value: object, decimals: int) -> str:
 def last_days_table(breadth: pd.DataFrame, days: int = TABLE_DAYS) -> str:
     """A markdown table of the last `days` rows (by date, oldest first) and the key columns."""
     rows = breadth.sort_values("date").tail(days)
-    header = "| date | " + " | ".join(title for _, title, _ in TABLE_COLUMNS) + " |"
+    header = "| date | " + " | ".join(title for title, _, _ in TABLE_COLUMNS) + " |"
     rule = "|---|" + "---:|" * len(TABLE_COLUMNS)
     lines = [header, rule]
     for _, row in rows.iterrows():
-        cells = [_cell(row[column], decimals) for column, _, decimals in TABLE_COLUMNS]
+        cells = [
+            "/".join(_cell(row[column], decimals) for column in columns)
+            for _, columns, decimals in TABLE_COLUMNS
+        ]
         lines.append(f"| {pd.Timestamp(row['date']):%Y-%m-%d} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -36,19 +36,21 @@ def _breadth(days: int = 300) -> pd.DataFrame:
 def test_last_days_table_has_the_last_ten_days_oldest_first():
     frame = _breadth()
     table = breadth_report.last_days_table(frame).splitlines()
-    assert table[0].startswith("| date | universe | adv | dec | A/D line | McClellan osc")
+    assert table[0] == (
+        "| date | adv/dec | A/D line | McCl. osc | % > EMA 50 | % > EMA 200 | 52w hi/lo |"
+    )
     rows = table[2:]
     assert len(rows) == 10
     last = frame.sort_values("date").tail(10)
     for line, (_, row) in zip(rows, last.iterrows(), strict=True):
         cells = [cell.strip() for cell in line.strip("|").split("|")]
         assert cells[0] == f"{row['date']:%Y-%m-%d}"
-        assert cells[1] == "50"
-        assert cells[2] == f"{row['advancers']:,}"
-        assert cells[4] == f"{row['ad_line']:,.0f}"
-        assert cells[5] == f"{row['mcclellan_osc']:,.2f}"
-        assert cells[7] == f"{row['pct_above_ema_50']:.1f}"
-        assert cells[8] == "–"  # a missing value reads as a dash, not nan
+        assert cells[1] == f"{row['advancers']}/{row['decliners']}"
+        assert cells[2] == f"{row['ad_line']:,.0f}"
+        assert cells[3] == f"{row['mcclellan_osc']:,.1f}"
+        assert cells[4] == f"{row['pct_above_ema_50']:.0f}"
+        assert cells[5] == "–"  # a missing value reads as a dash, not nan
+        assert cells[6] == f"{row['new_highs_52w']}/{row['new_lows_52w']}"
 
 
 def test_chart_is_a_small_png_of_900_by_700_pixels():
