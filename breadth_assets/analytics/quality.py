@@ -133,9 +133,9 @@ def suspected_splits(prices: pd.DataFrame, threshold: float = SPLIT_MOVE) -> pd.
 def stale_tickers(prices: pd.DataFrame, tickers: Sequence[str], last_day: dt.date) -> pd.DataFrame:
     """Tickers whose last bar is before `last_day` (the last closed trading day), or that have
     no bar at all. Columns: ticker, last_bar (NaT when none)."""
-    last = prices.groupby("ticker")["date"].max()
-    last_bar = pd.to_datetime(pd.Series(list(tickers), dtype=object).map(last))
-    found = pd.DataFrame({"ticker": list(tickers), "last_bar": last_bar})
+    last = pd.to_datetime(prices.groupby("ticker")["date"].max())
+    last_bar = last.reindex(pd.Index(list(tickers), dtype=object)).to_numpy()
+    found = pd.DataFrame({"ticker": list(tickers), "last_bar": pd.to_datetime(last_bar)})
     stale = found["last_bar"].isna() | (found["last_bar"] < pd.Timestamp(last_day))
     return found[stale].reset_index(drop=True)
 

@@ -289,3 +289,20 @@ def test_problems_markdown_shows_at_most_fifty_rows_and_counts_the_rest():
     text = quality.problems_markdown(problems)
     assert text.count("| T") == 50
     assert "70 more (120 in all)" in text
+
+
+def test_every_rule_accepts_empty_tables():
+    prices = bars("AAA", []).astype({"date": "datetime64[ns]"})
+    indicators = compute_indicators(prices)
+    empty_breadth = breadth_rows([])
+    assert quality.ohlc_problems(prices).empty
+    assert quality.duplicate_keys(prices, ["ticker", "date"]).empty
+    assert quality.gaps(prices, DAYS).empty
+    assert quality.suspected_splits(prices).empty
+    assert quality.stale_tickers(prices, [], dt.date(2024, 1, 3)).empty
+    assert quality.stale_tickers(prices, ["AAA"], dt.date(2024, 1, 3))["ticker"].tolist() == ["AAA"]
+    assert quality.key_mismatches(prices, indicators).empty
+    assert quality.unexpected_nulls(indicators).empty
+    assert quality.missing_days(empty_breadth, DAYS).empty
+    assert quality.coverage_shortfalls(empty_breadth, pd.Series(dtype="datetime64[ns]")).empty
+    assert quality.percentages_out_of_range(empty_breadth).empty
