@@ -10,13 +10,7 @@ import base64
 import io
 import math
 
-import matplotlib
-
-matplotlib.use("Agg")  # no screen; must precede pyplot
-
-import matplotlib.pyplot as plt
 import pandas as pd
-from PIL import Image  # Pillow comes with matplotlib
 
 TABLE_DAYS = 10
 CHART_DAYS = 252  # about a year of trading days
@@ -60,6 +54,13 @@ def last_days_table(breadth: pd.DataFrame, days: int = TABLE_DAYS) -> str:
 
 def chart_png(breadth: pd.DataFrame, days: int = CHART_DAYS) -> bytes:
     """Four stacked panels over the last `days` rows, as a PNG of 900x700 pixels."""
+    # Imported here: matplotlib costs every run process half a second, and only breadth draws.
+    import matplotlib
+
+    matplotlib.use("Agg")  # no screen; must precede pyplot
+    import matplotlib.pyplot as plt
+    from PIL import Image  # Pillow comes with matplotlib
+
     data = breadth.sort_values("date").tail(days)
     dates = pd.to_datetime(data["date"])
     figure, axes = plt.subplots(
