@@ -12,6 +12,7 @@ from breadth_assets.partitions import UNIVERSE
 from breadth_assets.resources.universe_file import UniverseFile
 from breadth_assets.schedules import build_daily_update
 from breadth_assets.sensors.breadth_sensor import daily_breadth_sensor
+from breadth_assets.sensors.quality_sensor import quality_after_breadth_sensor
 from breadth_assets.sensors.universe_sensor import universe_sensor
 
 defs = dg.Definitions(
@@ -19,7 +20,7 @@ defs = dg.Definitions(
     asset_checks=all_checks,
     jobs=[ticker_job, breadth_job, quality_checks_job],
     schedules=[build_daily_update(UNIVERSE)],
-    sensors=[universe_sensor, daily_breadth_sensor],
+    sensors=[universe_sensor, daily_breadth_sensor, quality_after_breadth_sensor],
     # Every run is one step (a batch of tickers, or breadth): a separate step process would only
     # add a process start-up and a few hundred MB to each run.
     executor=dg.in_process_executor,
