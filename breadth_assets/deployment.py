@@ -11,7 +11,6 @@ from breadth_assets.resources.csv_source import CsvSource
 from breadth_assets.resources.demo_source import DemoSource
 from breadth_assets.resources.duckdb_store import DuckDBStore
 from breadth_assets.resources.market_store import MarketStore
-from breadth_assets.resources.mongo_store import MongoStore
 from breadth_assets.resources.price_source import PriceSource
 from breadth_assets.universe import Universe
 
@@ -41,6 +40,8 @@ def store_for_deployment() -> MarketStore:
     """
     kind = os.environ.get("BREADTH_STORE", "duckdb").strip().lower() or "duckdb"
     if kind == "mongodb":
+        from breadth_assets.resources.mongo_store import MongoStore  # pymongo only when chosen
+
         return MongoStore(
             uri=dg.EnvVar("MONGODB_URI"),
             database=os.environ.get("BREADTH_MONGODB_DATABASE", "breadth"),

@@ -54,64 +54,56 @@ def last_days_table(breadth: pd.DataFrame, days: int = TABLE_DAYS) -> str:
 
 def chart_png(breadth: pd.DataFrame, days: int = CHART_DAYS) -> bytes:
     """Four stacked panels over the last `days` rows, as a PNG of 900x700 pixels."""
-    # Imported here: matplotlib costs every run process half a second, and only breadth draws.
-    import matplotlib
-
-    matplotlib.use("Agg")  # no screen; must precede pyplot
-    import matplotlib.pyplot as plt
+    # Imported here, and without pyplot: matplotlib costs a process half a second, and only
+    # the breadth run draws.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     from PIL import Image  # Pillow comes with matplotlib
 
     data = breadth.sort_values("date").tail(days)
     dates = pd.to_datetime(data["date"])
-    figure, axes = plt.subplots(
-        4,
-        1,
-        sharex=True,
-        figsize=(CHART_WIDTH_PX / CHART_DPI, CHART_HEIGHT_PX / CHART_DPI),
-        dpi=CHART_DPI,
+    figure = Figure(
+        figsize=(CHART_WIDTH_PX / CHART_DPI, CHART_HEIGHT_PX / CHART_DPI), dpi=CHART_DPI
     )
-    try:
-        ad, osc, ema, highs = axes
-        ad.plot(dates, data["ad_line"], color="#1f4e9c", linewidth=1.4)
-        ad.set_title("Advance-decline line", loc="left", fontsize=11)
+    canvas = FigureCanvasAgg(figure)
+    axes = figure.subplots(4, 1, sharex=True)
+    ad, osc, ema, highs = axes
+    ad.plot(dates, data["ad_line"], color="#1f4e9c", linewidth=1.4)
+    ad.set_title("Advance-decline line", loc="left", fontsize=11)
 
-        values = data["mcclellan_osc"].astype(float)
-        colors = ["#2e8b57" if v >= 0 else "#c0392b" for v in values.fillna(0)]
-        osc.bar(dates, values.fillna(0), color=colors, width=1.0)
-        osc.axhline(0, color="#555555", linewidth=0.8)
-        osc.set_title("McClellan oscillator", loc="left", fontsize=11)
+    values = data["mcclellan_osc"].astype(float)
+    colors = ["#2e8b57" if v >= 0 else "#c0392b" for v in values.fillna(0)]
+    osc.vlines(dates, 0, values.fillna(0), colors=colors, linewidth=2.0)
+    osc.axhline(0, color="#555555", linewidth=0.8)
+    osc.set_title("McClellan oscillator", loc="left", fontsize=11)
 
-        ema.plot(dates, data["pct_above_ema_50"], color="#e67e22", label="EMA 50", linewidth=1.3)
-        ema.plot(dates, data["pct_above_ema_200"], color="#6c3483", label="EMA 200", linewidth=1.3)
-        ema.set_ylim(0, 100)
-        ema.axhline(50, color="#999999", linewidth=0.6, linestyle="--")
-        ema.set_title("% of tickers above EMA 50 / 200", loc="left", fontsize=11)
-        ema.legend(loc="lower right", bbox_to_anchor=(1, 1), fontsize=9, ncols=2, frameon=False)
+    ema.plot(dates, data["pct_above_ema_50"], color="#e67e22", label="EMA 50", linewidth=1.3)
+    ema.plot(dates, data["pct_above_ema_200"], color="#6c3483", label="EMA 200", linewidth=1.3)
+    ema.set_ylim(0, 100)
+    ema.axhline(50, color="#999999", linewidth=0.6, linestyle="--")
+    ema.set_title("% of tickers above EMA 50 / 200", loc="left", fontsize=11)
+    ema.legend(loc="lower right", bbox_to_anchor=(1, 1), fontsize=9, ncols=2, frameon=False)
 
-        highs.plot(dates, data["new_highs_52w"], color="#2e8b57", label="new highs", linewidth=1.2)
-        highs.plot(dates, data["new_lows_52w"], color="#c0392b", label="new lows", linewidth=1.2)
-        highs.set_title("New 52-week highs vs lows", loc="left", fontsize=11)
-        highs.legend(loc="lower right", bbox_to_anchor=(1, 1), fontsize=9, ncols=2, frameon=False)
+    highs.plot(dates, data["new_highs_52w"], color="#2e8b57", label="new highs", linewidth=1.2)
+    highs.plot(dates, data["new_lows_52w"], color="#c0392b", label="new lows", linewidth=1.2)
+    highs.set_title("New 52-week highs vs lows", loc="left", fontsize=11)
+    highs.legend(loc="lower right", bbox_to_anchor=(1, 1), fontsize=9, ncols=2, frameon=False)
 
-        for axis in axes:
-            axis.grid(True, color="#e5e5e5", linewidth=0.6)
-            axis.tick_params(labelsize=9)
-            for side in ("top", "right"):
-                axis.spines[side].set_visible(False)
-        if len(dates):
-            first, last = dates.iloc[0], dates.iloc[-1]
-            figure.suptitle(
-                f"Market breadth {first:%Y-%m-%d} to {last:%Y-%m-%d} ({len(dates)} trading days)",
-                fontsize=12,
-            )
-        figure.autofmt_xdate()
-        figure.tight_layout()
-        figure.canvas.draw()
-        rgba = Image.frombuffer(
-            "RGBA", figure.canvas.get_width_height(), bytes(figure.canvas.buffer_rgba())
+    for axis in axes:
+        axis.grid(True, color="#e5e5e5", linewidth=0.6)
+        axis.tick_params(labelsize=9)
+        for side in ("top", "right"):
+            axis.spines[side].set_visible(False)
+    if len(dates):
+        first, last = dates.iloc[0], dates.iloc[-1]
+        figure.suptitle(
+            f"Market breadth {first:%Y-%m-%d} to {last:%Y-%m-%d} ({len(dates)} trading days)",
+            fontsize=12,
         )
-    finally:
-        plt.close(figure)
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    canvas.draw()
+    rgba = Image.frombuffer("RGBA", canvas.get_width_height(), bytes(canvas.buffer_rgba()))
     # A palette of 64 colours keeps the PNG small enough to embed in every materialization.
     buffer = io.BytesIO()
     rgba.convert("RGB").quantize(colors=64).save(buffer, format="png", optimize=True)
