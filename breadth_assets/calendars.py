@@ -6,9 +6,7 @@ import datetime as dt
 from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
-import holidays
 import pandas as pd
-import pandas_market_calendars as mcal
 
 TIMEZONES: dict[str, str] = {
     "DEMO": "UTC",
@@ -33,9 +31,13 @@ def closures(
     if market == "DEMO":
         closed: set[dt.date] = set()
     elif market == "NSE":
+        import pandas_market_calendars as mcal  # imported for NSE only: a quarter second
+
         open_days = mcal.get_calendar("NSE").valid_days(start, end).tz_localize(None)
         closed = {d.date() for d in weekdays.difference(open_days)}
     elif market == "HOSE":
+        import holidays
+
         vn = holidays.country_holidays("VN", years=range(start.year, end.year + 1))
         closed = {d.date() for d in weekdays if d.date() in vn}
     else:
