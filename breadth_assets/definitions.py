@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from breadth_assets.assets import breadth, ticker_assets
+from breadth_assets.assets import breadth, intraday_prices, ticker_assets
 from breadth_assets.checks import all_checks, quality_checks_job
 from breadth_assets.deployment import price_source_for, store_for_deployment
 from breadth_assets.jobs import breadth_job, ticker_job
@@ -16,7 +16,7 @@ from breadth_assets.sensors.quality_sensor import quality_after_breadth_sensor
 from breadth_assets.sensors.universe_sensor import universe_sensor
 
 defs = dg.Definitions(
-    assets=[ticker_assets, breadth],
+    assets=[ticker_assets, breadth, *([intraday_prices] if UNIVERSE.timeframes else [])],
     asset_checks=all_checks,
     jobs=[ticker_job, breadth_job, quality_checks_job],
     schedules=[build_daily_update(UNIVERSE)],

@@ -13,6 +13,7 @@ from breadth_assets.resources.duckdb_store import DuckDBStore
 from breadth_assets.resources.market_store import MarketStore
 from breadth_assets.resources.price_source import PriceSource
 from breadth_assets.universe import Universe
+from breadth_assets.upstox import PRODUCTION_HOST
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,9 +24,22 @@ def duckdb_path() -> str:
 
 
 def price_source_for(universe: Universe) -> PriceSource:
-    """The source the universe file names, configured from its settings."""
+    """The source the universe file names, configured from its settings.
+
+    Upstox takes its token from `$UPSTOX_ACCESS_TOKEN` through `EnvVar` (the UI and the run
+    config show the variable's name only) and its host from `$UPSTOX_API_HOST`.
+    """
     if universe.source == "csv":
         return CsvSource(**universe.source_options)
+    if universe.source == "upstox":
+        from breadth_assets.resources.upstox_source import UpstoxSource  # the SDK only when used
+
+        return UpstoxSource(
+            access_token=dg.EnvVar("UPSTOX_ACCESS_TOKEN"),
+            host=os.environ.get("UPSTOX_API_HOST", "").strip() or PRODUCTION_HOST,
+            rate_limit_file=os.environ.get("BREADTH_UPSTOX_RATE_FILE") or None,
+            **universe.source_options,
+        )
     return DemoSource(**universe.source_options)
 
 

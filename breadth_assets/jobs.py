@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import dagster as dg
 
-from breadth_assets.assets import INDICATORS, RAW_PRICES, breadth
+from breadth_assets.assets import TICKER_TAG, breadth
 
+# By tag, so that intraday_prices joins the job in the deployments that define it.
+[(_TAG_KEY, _TAG_VALUE)] = TICKER_TAG.items()
 ticker_job = dg.define_asset_job(
     "ticker_job",
-    selection=dg.AssetSelection.assets(RAW_PRICES, INDICATORS).without_checks(),
-    description="Fetch prices and compute indicators for a range of ticker partitions.",
+    selection=dg.AssetSelection.tag(_TAG_KEY, _TAG_VALUE).without_checks(),
+    description="Fetch prices (and intraday candles, when the universe lists timeframes) and "
+    "compute indicators for a range of ticker partitions.",
 )
 
 breadth_job = dg.define_asset_job(

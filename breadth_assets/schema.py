@@ -9,6 +9,7 @@ from __future__ import annotations
 PRICES = "prices"
 INDICATORS = "indicators"
 BREADTH = "breadth"
+INTRADAY_PRICES = "intraday_prices"
 
 PRICE_COLUMNS: dict[str, str] = {
     "ticker": "VARCHAR",
@@ -72,16 +73,30 @@ BREADTH_COLUMNS: dict[str, str] = {
     "macd_stage_6": "DOUBLE",
 }
 
+INTRADAY_COLUMNS: dict[str, str] = {
+    "ticker": "VARCHAR",
+    "ts": "TIMESTAMP",
+    "unit": "VARCHAR",
+    "interval": "BIGINT",
+    "open": "DOUBLE",
+    "high": "DOUBLE",
+    "low": "DOUBLE",
+    "close": "DOUBLE",
+    "volume": "DOUBLE",
+}
+
 TABLES: dict[str, dict[str, str]] = {
     PRICES: PRICE_COLUMNS,
     INDICATORS: INDICATOR_COLUMNS,
     BREADTH: BREADTH_COLUMNS,
+    INTRADAY_PRICES: INTRADAY_COLUMNS,
 }
 
 KEYS: dict[str, tuple[str, ...]] = {
     PRICES: ("ticker", "date"),
     INDICATORS: ("ticker", "date"),
     BREADTH: ("date",),
+    INTRADAY_PRICES: ("ticker", "unit", "interval", "ts"),
 }
 
 # Columns of prices and indicators that breadth reads for each ticker-day.
@@ -158,5 +173,16 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
             f"macd_stage_{k}": f"% of tickers with a MACD stage that are in stage {k}"
             for k in range(1, 7)
         },
+    },
+    INTRADAY_PRICES: {
+        "ticker": "Symbol, as listed in the universe file",
+        "ts": "Start of the candle in exchange time (IST), without a time zone",
+        "unit": "Candle unit as Upstox names it: minutes or hours",
+        "interval": "Candle length in units: 5 with minutes is a 5-minute candle",
+        "open": "First traded price of the candle",
+        "high": "Highest traded price of the candle",
+        "low": "Lowest traded price of the candle",
+        "close": "Last traded price of the candle",
+        "volume": "Shares traded during the candle",
     },
 }

@@ -8,13 +8,18 @@ market: DEMO            # DEMO, NSE or HOSE
 start_date: 2015-01-01  # first date of history, not in the future
 batch_size: 50          # tickers per run; optional, default 50, 1..1000
 source:
-  kind: demo            # demo (optional: seed: 0) | csv
+  kind: demo            # demo (optional: seed: 0) | csv | upstox
   # csv only:
   # path: prices/             # a folder of per-ticker files, or one long file with a ticker column
   # layout: per_ticker        # per_ticker (default for a folder) | long (default for a file)
   # file_pattern: "{ticker}.csv"
   # columns: {date: Date, close: Close, ticker: Symbol}  # our name -> the file's header
   # date_format: "%d/%m/%Y"   # optional, else ISO dates
+  # upstox only (market NSE; token from $UPSTOX_ACCESS_TOKEN):
+  # instruments: NSE.json.gz  # master file to look up symbols without an instrument_key
+  # timeframes: [hours/1, minutes/5]   # optional intraday candles, into intraday_prices
+  # rate_limits: {per_second: 50, per_minute: 500, per_30_minutes: 2000}  # lower only
+  # workers: 16               # requests in flight per run
 extra_closures: [2025-04-30]  # optional, closed days beyond the holiday calendar (HOSE)
 tickers:
   - AAA                       # a bare symbol, or
@@ -41,8 +46,11 @@ from typing import Any
 
 import yaml
 
+from breadth_assets.upstox.history import Timeframe
+from breadth_assets.upstox.limiter import RateLimits
+
 MARKETS = ("DEMO", "NSE", "HOSE")
-SOURCES = ("demo", "csv")
+SOURCES = ("demo", "csv", "upstox")
 CSV_LAYOUTS = ("per_ticker", "long")
 CSV_COLUMNS = ("date", "open", "high", "low", "close", "volume", "ticker")
 
@@ -55,7 +63,10 @@ _REQUIRED_KEYS = ("market", "start_date", "source", "tickers")
 _SOURCE_KEYS: dict[str, tuple[str, ...]] = {
     "demo": ("kind", "seed"),
     "csv": ("kind", "path", "layout", "file_pattern", "columns", "date_format"),
+    "upstox": ("kind", "instruments", "timeframes", "rate_limits", "workers"),
 }
+_RATE_LIMIT_KEYS = ("per_second", "per_minute", "per_30_minutes")
+MAX_UPSTOX_WORKERS = 64
 _TICKER_KEYS = ("symbol", "instrument_key")
 _SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9&._-]{0,39}$")
 _NULL_TAG = "tag:yaml.org,2002:null"
@@ -82,6 +93,8 @@ class Universe:
     batch_size: int
     extra_closures: tuple[dt.date, ...]
     tickers: tuple[TickerEntry, ...]
+    timeframes: tuple[Timeframe, ...] = ()
+    """Intraday candle sizes to keep in `intraday_prices` (Upstox only)."""
 
     @property
     def symbols(self) -> list[str]:
@@ -218,11 +231,26 @@ class _Parser:
             batch_size = self._batch_size(top["batch_size"][1])
 
         source, options = self._source(top["source"][1])
+        timeframes = options.pop("timeframes", ())
+        if source == "upstox" and market != "NSE":
+            raise self.fail(
+                top["source"][1], "source.kind", f"upstox serves NSE; the market is {market}"
+            )
 
         closures: tuple[dt.date, ...] = ()
         if "extra_closures" in top:
             closures = self._closures(top["extra_closures"][1])
 
+        tickers = self._tickers(top["tickers"][1])
+        if source == "upstox" and "instruments" not in options:
+            for index, entry in enumerate(tickers):
+                if entry.instrument_key is None:
+                    raise self.fail(
+                        entry.line,
+                        f"tickers[{index}].instrument_key",
+                        f"{entry.symbol} has no instrument_key and source.instruments names no "
+                        "instruments master file to look it up in",
+                    )
         return Universe(
             path=self.path,
             market=market,
@@ -231,7 +259,8 @@ class _Parser:
             start_date=start_date,
             batch_size=batch_size,
             extra_closures=closures,
-            tickers=self._tickers(top["tickers"][1]),
+            tickers=tickers,
+            timeframes=timeframes,
         )
 
     def _batch_size(self, node: yaml.Node) -> int:
@@ -281,7 +310,74 @@ class _Parser:
                 )
         if kind == "demo":
             return kind, self._demo_options(entries)
+        if kind == "upstox":
+            return kind, self._upstox_options(entries)
         return kind, self._csv_options(node, entries)
+
+    def _relative_path(self, node: yaml.Node, field: str) -> Path:
+        raw = Path(self.string(node, field)).expanduser()
+        return (raw if raw.is_absolute() else self.path.parent / raw).resolve()
+
+    def _upstox_options(self, entries: dict[str, tuple[yaml.Node, yaml.Node]]) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        if "instruments" in entries:
+            node = entries["instruments"][1]
+            path = self._relative_path(node, "source.instruments")
+            if not path.is_file():
+                raise self.fail(node, "source.instruments", f"{path}: file not found")
+            options["instruments"] = str(path)
+        if "timeframes" in entries:
+            options["timeframes"] = self._timeframes(entries["timeframes"][1])
+        if "rate_limits" in entries:
+            options.update(self._rate_limits(entries["rate_limits"][1]))
+        if "workers" in entries:
+            node = entries["workers"][1]
+            workers = self.value(node) if isinstance(node, yaml.ScalarNode) else None
+            if (
+                not isinstance(workers, int)
+                or isinstance(workers, bool)
+                or not 1 <= workers <= MAX_UPSTOX_WORKERS
+            ):
+                raise self.fail(
+                    node,
+                    "source.workers",
+                    f"expected a whole number from 1 to {MAX_UPSTOX_WORKERS}",
+                )
+            options["workers"] = workers
+        return options
+
+    def _timeframes(self, node: yaml.Node) -> tuple[Timeframe, ...]:
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.fail(
+                node, "source.timeframes", "expected a list such as [hours/1, minutes/5]"
+            )
+        found: dict[Timeframe, None] = {}
+        for index, item in enumerate(node.value):
+            field = f"source.timeframes[{index}]"
+            try:
+                timeframe = Timeframe.parse(self.string(item, field))
+            except ValueError as error:
+                raise self.fail(item, field, str(error)) from None
+            if not timeframe.intraday:
+                raise self.fail(
+                    item, field, f"{timeframe} is not intraday; daily bars are raw_prices"
+                )
+            found[timeframe] = None
+        return tuple(found)
+
+    def _rate_limits(self, node: yaml.Node) -> dict[str, int]:
+        entries = self.mapping(node, "source.rate_limits", _RATE_LIMIT_KEYS)
+        limits: dict[str, int] = {}
+        for key, (_, value_node) in entries.items():
+            value = self.value(value_node) if isinstance(value_node, yaml.ScalarNode) else None
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise self.fail(value_node, f"source.rate_limits.{key}", "expected a whole number")
+            limits[key] = value
+        try:
+            RateLimits(**limits)
+        except ValueError as error:
+            raise self.fail(node, "source.rate_limits", str(error)) from None
+        return limits
 
     def _demo_options(self, entries: dict[str, tuple[yaml.Node, yaml.Node]]) -> dict[str, Any]:
         if "seed" not in entries:
@@ -297,9 +393,7 @@ class _Parser:
     ) -> dict[str, Any]:
         if "path" not in entries:
             raise self.fail(node, "source.path", "missing; the csv source needs a file or folder")
-        raw_path = Path(self.string(entries["path"][1], "source.path")).expanduser()
-        path = raw_path if raw_path.is_absolute() else self.path.parent / raw_path
-        path = path.resolve()
+        path = self._relative_path(entries["path"][1], "source.path")
 
         if "layout" in entries:
             layout_node = entries["layout"][1]

@@ -1,4 +1,13 @@
 from breadth_assets.assets.breadth import breadth
-from breadth_assets.assets.tickers import INDICATORS, RAW_PRICES, ticker_assets
+from breadth_assets.assets.intraday import INTRADAY_PRICES, intraday_prices
+from breadth_assets.assets.tickers import INDICATORS, RAW_PRICES, TICKER_TAG, ticker_assets
 
-__all__ = ["INDICATORS", "RAW_PRICES", "breadth", "ticker_assets"]
+__all__ = [
+    "INDICATORS",
+    "INTRADAY_PRICES",
+    "RAW_PRICES",
+    "TICKER_TAG",
+    "breadth",
+    "intraday_prices",
+    "ticker_assets",
+]

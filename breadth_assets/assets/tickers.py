@@ -27,6 +27,8 @@ from breadth_assets.resources.universe_file import UniverseFile
 from breadth_assets.universe import Universe
 
 RAW_PRICES = dg.AssetKey("raw_prices")
+TICKER_TAG = {"partitioned_by": "ticker"}
+"""Marks the assets partitioned by ticker, which `ticker_job` runs together."""
 INDICATORS = dg.AssetKey("indicators")
 
 
@@ -70,6 +72,7 @@ def _end_date(config: TickerRunConfig, universe: Universe) -> dt.date:
             "overlap to pick up corrections.",
             group_name="market",
             kinds={"duckdb"},
+            tags=TICKER_TAG,
             metadata=table_metadata(schema.PRICES),
             owners=OWNERS,
         ),
@@ -80,6 +83,7 @@ def _end_date(config: TickerRunConfig, universe: Universe) -> dt.date:
             "20/2 and 52-week high/low per ticker (TA-Lib), in the `indicators` table.",
             group_name="market",
             kinds={"duckdb"},
+            tags=TICKER_TAG,
             metadata=table_metadata(schema.INDICATORS),
             owners=OWNERS,
         ),

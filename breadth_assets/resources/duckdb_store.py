@@ -119,6 +119,22 @@ class DuckDBStore(MarketStore):
             [start, end],
         )
 
+    def read_intraday(self, tickers: Sequence[str]) -> pd.DataFrame:
+        columns = ", ".join(schema.INTRADAY_COLUMNS)
+        return self._select(
+            f"SELECT {columns} FROM intraday_prices WHERE ticker IN (SELECT unnest(?)) "
+            "ORDER BY ticker, unit, interval, ts",
+            [list(tickers)],
+        )
+
+    def read_intraday_latest(self, tickers: Sequence[str]) -> pd.DataFrame:
+        return self._select(
+            "SELECT ticker, unit, interval, max(ts) AS ts FROM intraday_prices "
+            "WHERE ticker IN (SELECT unnest(?)) GROUP BY ticker, unit, interval "
+            "ORDER BY ticker, unit, interval",
+            [list(tickers)],
+        )
+
     def write(self, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
         frames = {table: df for table, df in frames.items() if len(df)}
         written = {table: 0 for table in frames}

@@ -1,4 +1,4 @@
-"""The interface of the store that holds `prices`, `indicators` and `breadth`."""
+"""The interface of the store that holds `prices`, `indicators`, `breadth`, `intraday_prices`."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class MarketStore(dg.ConfigurableResource):
     """Reads by ticker or by date, writes whole batches atomically.
 
     Writing rows whose keys exist replaces them, so writing a partition twice changes nothing.
-    Frames carry `date` as timezone-naive datetime64 at midnight.
+    Frames carry `date` as timezone-naive datetime64 at midnight and `ts` as exchange time.
     """
 
     def read_prices(self, tickers: Sequence[str]) -> pd.DataFrame:
@@ -36,6 +36,14 @@ class MarketStore(dg.ConfigurableResource):
         self, start: dt.date | None = None, end: dt.date | None = None
     ) -> pd.DataFrame:
         """Stored breadth rows in [start, end], sorted by date."""
+        raise NotImplementedError
+
+    def read_intraday(self, tickers: Sequence[str]) -> pd.DataFrame:
+        """All stored intraday candles of these tickers, sorted by ticker, unit, interval, ts."""
+        raise NotImplementedError
+
+    def read_intraday_latest(self, tickers: Sequence[str]) -> pd.DataFrame:
+        """The last stored candle time per series: `ticker, unit, interval, ts`."""
         raise NotImplementedError
 
     def write(self, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:

@@ -73,7 +73,7 @@ class MongoStore(MarketStore):
             try:
                 for table, keys in schema.KEYS.items():
                     db[table].create_index([(key, 1) for key in keys], unique=True)
-                    if keys != ("date",):
+                    if "date" in schema.TABLES[table] and keys != ("date",):
                         db[table].create_index([("date", 1)])
             except PyMongoError as error:
                 raise self._fail(error, "creating the indexes") from None
@@ -113,6 +113,25 @@ class MongoStore(MarketStore):
         if end:
             bounds["$lte"] = _bson_date(end)
         return self._find(schema.BREADTH, {"date": bounds} if bounds else {}, [("date", 1)])
+
+    def read_intraday(self, tickers: Sequence[str]) -> pd.DataFrame:
+        query = {"ticker": {"$in": list(tickers)}}
+        order = [("ticker", 1), ("unit", 1), ("interval", 1), ("ts", 1)]
+        return self._find(schema.INTRADAY_PRICES, query, order)
+
+    def read_intraday_latest(self, tickers: Sequence[str]) -> pd.DataFrame:
+        series = {"ticker": "$ticker", "unit": "$unit", "interval": "$interval"}
+        pipeline = [
+            {"$match": {"ticker": {"$in": list(tickers)}}},
+            {"$group": {"_id": series, "ts": {"$max": "$ts"}}},
+        ]
+        try:
+            groups = list(self._db()[schema.INTRADAY_PRICES].aggregate(pipeline))
+        except PyMongoError as error:
+            raise self._fail(error, "reading intraday_prices") from None
+        columns = {name: schema.INTRADAY_COLUMNS[name] for name in (*series, "ts")}
+        latest = _frame(({**g["_id"], "ts": g["ts"]} for g in groups), columns)
+        return latest.sort_values(list(series), ignore_index=True)
 
     def write(self, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
         written: dict[str, int] = {}
@@ -168,7 +187,11 @@ def _documents(df: pd.DataFrame, columns: Mapping[str, str]) -> list[dict[str, A
     if missing:
         raise StoreError(f"rows lack the columns {missing}")
     out = df[list(columns)].copy()
-    out["date"] = pd.to_datetime(out["date"]).dt.normalize().dt.to_pydatetime()
+    for name, kind in columns.items():
+        if kind == "DATE":
+            out[name] = pd.to_datetime(out[name]).dt.normalize().dt.to_pydatetime()
+        elif kind == "TIMESTAMP":
+            out[name] = pd.to_datetime(out[name]).dt.to_pydatetime()
     records = out.astype(object).where(out.notna(), None).to_dict("records")
     for record in records:
         for name, value in record.items():
@@ -181,7 +204,7 @@ def _frame(documents: Iterable[dict[str, Any]], columns: Mapping[str, str]) -> p
     """Documents as the DataFrame the DuckDB store returns: same columns, dtypes and NULLs."""
     df = pd.DataFrame(list(documents), columns=list(columns))
     for name, kind in columns.items():
-        if kind == "DATE":
+        if kind in ("DATE", "TIMESTAMP"):
             df[name] = pd.to_datetime(df[name]).astype("datetime64[us]")
         elif kind == "DOUBLE":
             df[name] = pd.to_numeric(df[name], errors="coerce").astype("float64")

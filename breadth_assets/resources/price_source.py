@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 import dagster as dg
 import pandas as pd
 
+from breadth_assets.upstox.history import Timeframe
+
 
 class SourceError(Exception):
     """A ticker's bars cannot be had; the message names the ticker (and file or request) and why."""
@@ -17,6 +19,17 @@ class SourceError(Exception):
 @dataclass(frozen=True)
 class PriceRequest:
     ticker: str
+    start: dt.date
+    end: dt.date
+    instrument_key: str | None = None
+
+
+@dataclass(frozen=True)
+class IntradayRequest:
+    """Candles of one ticker and timeframe (`Timeframe`, e.g. minutes/5) over whole days."""
+
+    ticker: str
+    timeframe: Timeframe
     start: dt.date
     end: dt.date
     instrument_key: str | None = None
@@ -49,3 +62,9 @@ class PriceSource(dg.ConfigurableResource):
                 yield request, self.fetch(request)
             except SourceError as error:
                 yield request, error
+
+    def fetch_intraday(
+        self, requests: Sequence[IntradayRequest]
+    ) -> Iterator[tuple[IntradayRequest, pd.DataFrame | SourceError]]:
+        """Candles per (ticker, timeframe): `ts, open, high, low, close, volume`, by time."""
+        raise NotImplementedError(f"the {type(self).__name__} has no intraday candles")

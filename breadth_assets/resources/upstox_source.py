@@ -1,0 +1,188 @@
+"""Daily and intraday candles from Upstox's v3 historical API, through the official SDK.
+
+A batch of tickers is fetched by a thread pool; every request, from every thread and every run
+process on the machine, first takes a slot of the machine-wide rate limiter, so the pool
+`price_api` decides how many batches fetch at once and the limiter decides how fast. A ticker
+that fails costs only itself, except a 401, which stops the whole fetch: no request can succeed
+until the token is replaced.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import TypeVar
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+from pydantic import Field, PrivateAttr
+
+from breadth_assets.resources.price_source import (
+    IntradayRequest,
+    PriceRequest,
+    PriceSource,
+    SourceError,
+    TickerBars,
+)
+from breadth_assets.schema import PRICE_COLUMNS
+from breadth_assets.upstox import PRODUCTION_HOST
+from breadth_assets.upstox.client import (
+    AUTH_MESSAGE,
+    RetryPolicy,
+    UpstoxAuthError,
+    UpstoxClient,
+    UpstoxError,
+)
+from breadth_assets.upstox.history import DAILY, Timeframe, chunk_ranges, merge_chunks
+from breadth_assets.upstox.instruments import InstrumentError, resolve
+from breadth_assets.upstox.limiter import RateLimiter, RateLimits
+
+_PRICE_FIELDS = ("open", "high", "low", "close")
+_Request = TypeVar("_Request", PriceRequest, IntradayRequest)
+
+
+class UpstoxSource(PriceSource):
+    """Candles from Upstox; the token comes from `UPSTOX_ACCESS_TOKEN` through `EnvVar`."""
+
+    access_token: str = Field(description="Upstox access token; set it with EnvVar.")
+    host: str = Field(default=PRODUCTION_HOST, description="API host, without a trailing /.")
+    instruments: str | None = Field(
+        default=None, description="The instruments master (NSE.json.gz) to look symbols up in."
+    )
+    per_second: int = Field(default=50, description="Requests a second, machine-wide.")
+    per_minute: int = Field(default=500, description="Requests a minute, machine-wide.")
+    per_30_minutes: int = Field(default=2000, description="Requests per 30 minutes.")
+    rate_limit_file: str | None = Field(
+        default=None,
+        description="Where the machine-wide limiter keeps request times; "
+        "default $BREADTH_UPSTOX_RATE_FILE or ~/.cache/breadth_assets/upstox-requests.bin.",
+    )
+    workers: int = Field(default=16, ge=1, le=64, description="Requests in flight per run.")
+    connect_timeout: float = Field(default=5.0, gt=0)
+    read_timeout: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=8, ge=1, description="Tries per request (429/5xx/timeouts).")
+    backoff_seconds: float = Field(default=0.5, ge=0, description="First retry's base delay.")
+
+    _client: UpstoxClient | None = PrivateAttr(default=None)
+    _client_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    def fetch(self, request: PriceRequest) -> TickerBars:
+        for _, answer in self.fetch_many([request]):
+            if isinstance(answer, SourceError):
+                raise answer
+            return answer
+        raise AssertionError("fetch_many answers every request")
+
+    def fetch_many(
+        self, requests: Sequence[PriceRequest]
+    ) -> Iterator[tuple[PriceRequest, TickerBars | SourceError]]:
+        return self._map(requests, self._daily)
+
+    def fetch_intraday(
+        self, requests: Sequence[IntradayRequest]
+    ) -> Iterator[tuple[IntradayRequest, pd.DataFrame | SourceError]]:
+        return self._map(requests, self._intraday)
+
+    def _map(
+        self, requests: Sequence[_Request], work: Callable[[UpstoxClient, _Request], object]
+    ) -> Iterator[tuple[_Request, object]]:
+        """Answers as they complete; after a 401 the rest fail with the same message, unsent."""
+        if not requests:
+            return
+        stop = threading.Event()
+
+        def run(request: _Request) -> object:
+            if stop.is_set():
+                return SourceError(f"{request.ticker}: {AUTH_MESSAGE} (not fetched)")
+            try:
+                return work(self._upstox(), request)
+            except UpstoxAuthError as error:
+                stop.set()
+                return SourceError(f"{request.ticker}: {error}")
+            except (UpstoxError, InstrumentError) as error:
+                return SourceError(f"{request.ticker}: {error}")
+
+        with ThreadPoolExecutor(min(self.workers, len(requests)), "upstox") as pool:
+            futures = {pool.submit(run, request): request for request in requests}
+            try:
+                for future in as_completed(futures):
+                    yield futures[future], future.result()
+            finally:
+                stop.set()
+
+    def _upstox(self) -> UpstoxClient:
+        with self._client_lock:
+            if self._client is None:
+                limits = RateLimits(self.per_second, self.per_minute, self.per_30_minutes)
+                self._client = UpstoxClient(
+                    host=self.host,
+                    token=self.access_token,
+                    limiter=RateLimiter(self.rate_limit_file, limits),
+                    timeouts=(self.connect_timeout, self.read_timeout),
+                    retry=RetryPolicy(self.max_attempts, self.backoff_seconds),
+                    connections=self.workers,
+                    log=dg.get_dagster_logger().warning,
+                )
+            return self._client
+
+    def _instrument_key(self, ticker: str, given: str | None) -> str:
+        return given or resolve(ticker, self.instruments)
+
+    def _candles(
+        self, client: UpstoxClient, key: str, start: dt.date, end: dt.date, timeframe: Timeframe
+    ) -> pd.DataFrame:
+        frames = []
+        for chunk_start, chunk_end in chunk_ranges(start, end, timeframe):
+            try:
+                frames.append(client.candles(key, chunk_start, chunk_end, timeframe))
+            except UpstoxAuthError:
+                raise
+            except UpstoxError as error:
+                raise UpstoxError(
+                    f"{key} {timeframe} {chunk_start}..{chunk_end}: {error}"
+                ) from None
+        return merge_chunks(frames)
+
+    def _daily(self, client: UpstoxClient, request: PriceRequest) -> TickerBars:
+        key = self._instrument_key(request.ticker, request.instrument_key)
+        candles = self._candles(client, key, request.start, request.end, DAILY)
+        candles = candles[
+            (candles["ts"] >= pd.Timestamp(request.start))
+            & (candles["ts"] <= pd.Timestamp(request.end))
+        ]
+        good, rejected = _sane(candles, key)
+        bars = pd.DataFrame(
+            {"ticker": request.ticker, "date": good["ts"].to_numpy(), **_values(good)},
+            columns=list(PRICE_COLUMNS),
+        )
+        return TickerBars(request.ticker, bars, rejected)
+
+    def _intraday(self, client: UpstoxClient, request: IntradayRequest) -> pd.DataFrame:
+        key = self._instrument_key(request.ticker, request.instrument_key)
+        candles = self._candles(client, key, request.start, request.end, request.timeframe)
+        good, _ = _sane(candles, key)
+        return good.reset_index(drop=True)
+
+
+def _values(candles: pd.DataFrame) -> dict[str, np.ndarray]:
+    return {name: candles[name].to_numpy() for name in (*_PRICE_FIELDS, "volume")}
+
+
+def _sane(candles: pd.DataFrame, key: str) -> tuple[pd.DataFrame, list[str]]:
+    """Candles with positive prices, a high over and a low under the rest, volume >= 0."""
+    prices = candles[list(_PRICE_FIELDS)]
+    bad = (
+        (prices <= 0).any(axis=1)
+        | (candles["high"] < prices.max(axis=1))
+        | (candles["low"] > prices.min(axis=1))
+        | (candles["volume"] < 0)
+    )
+    rejected = [
+        f"upstox {key} {row.ts}: o={row.open} h={row.high} l={row.low} c={row.close} "
+        f"v={row.volume} is not a consistent candle"
+        for row in candles[bad].itertuples()
+    ]
+    return candles[~bad], rejected
