@@ -475,6 +475,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 drops connections in a burst, and a dropped SYN is
+    # resent a second later, which would look like a request arriving a second late.
+    request_queue_size = 256
     fake: FakeUpstox
 
 

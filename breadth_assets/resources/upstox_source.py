@@ -47,7 +47,9 @@ _Request = TypeVar("_Request", PriceRequest, IntradayRequest)
 class UpstoxSource(PriceSource):
     """Candles from Upstox; the token comes from `UPSTOX_ACCESS_TOKEN` through `EnvVar`."""
 
-    access_token: str = Field(description="Upstox access token; set it with EnvVar.")
+    access_token: str = Field(
+        repr=False, description="Upstox access token; pass EnvVar('UPSTOX_ACCESS_TOKEN')."
+    )
     host: str = Field(default=PRODUCTION_HOST, description="API host, without a trailing /.")
     instruments: str | None = Field(
         default=None, description="The instruments master (NSE.json.gz) to look symbols up in."

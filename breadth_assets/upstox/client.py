@@ -165,6 +165,10 @@ class UpstoxClient:
             if error.status in _RETRY_STATUSES or not error.status:
                 raise _Retryable(f"HTTP {error.status or 'error'} {detail}") from None
             raise UpstoxError(f"HTTP {error.status} {detail}") from None
+        except urllib3.exceptions.NewConnectionError as error:
+            raise _Retryable(f"connection failed ({type(error).__name__})") from None
+        except urllib3.exceptions.ConnectTimeoutError:
+            raise _Retryable(f"no connection within {self._timeouts[0]:g} s") from None
         except urllib3.exceptions.TimeoutError:
             raise _Retryable(f"no answer within {self._timeouts[1]:g} s") from None
         except urllib3.exceptions.HTTPError as error:

@@ -116,9 +116,13 @@ def candles_frame(candles: object, timeframe: Timeframe = DAILY) -> pd.DataFrame
         stamps = pd.to_datetime(frame["ts"], format="ISO8601", utc=True)
     except (ValueError, TypeError) as error:
         raise CandleError(f"a candle time is not ISO-8601: {error}") from None
+    if stamps.isna().any():
+        raise CandleError(f"candle {int(stamps.isna().to_numpy().argmax())} has no time")
     frame["ts"] = stamps.dt.tz_convert(EXCHANGE_TZ).dt.tz_localize(None).astype(_DATE_DTYPE)
     for name in ("open", "high", "low", "close", "volume"):
-        values = pd.to_numeric(frame[name], errors="coerce")
+        values = pd.to_numeric(
+            frame[name].map(lambda v: None if isinstance(v, bool) else v), errors="coerce"
+        )
         if values.isna().any():
             bad = frame.loc[values.isna(), "ts"].iloc[0]
             raise CandleError(f"the candle of {bad} has a {name} that is not a number")

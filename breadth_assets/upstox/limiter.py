@@ -124,13 +124,16 @@ class RateLimiter:
 
     `margin` widens every window by that many seconds so that jitter between taking a slot here
     and the request reaching Upstox cannot put more than the limit in one of the server's windows.
+    Slots are also paced, one every (1 s + margin) / per_second, rather than handed out a second's
+    worth at once: a burst of threads released together would send late and unevenly, which is
+    the jitter that breaks the server's count.
     """
 
     def __init__(
         self,
         path: str | Path | None = None,
         limits: RateLimits = PRODUCTION_LIMITS,
-        margin: float = 0.02,
+        margin: float = 0.05,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], object] = time.sleep,
     ) -> None:
@@ -143,6 +146,8 @@ class RateLimiter:
         self.sleep = sleep
         self._spans = tuple((window + self.margin, limit) for window, limit in limits.windows())
         self._horizon = max(span for span, _ in self._spans)
+        shortest, limit = min(self._spans)
+        self._spacing = shortest / limit
 
     def acquire(self) -> float:
         """Wait until one more request may start under every window, record it, and return the
@@ -195,12 +200,14 @@ class RateLimiter:
         return kept
 
     def _earliest_free(self, times: list[float], now: float) -> float | None:
-        """None if every window has room now, else when the last full one will have room.
+        """None if every window has room and the pace allows now, else when both will.
 
         An entry `t` counts in a window while `t + span > now`; using the same expression for the
         wake-up time `t + span` means the slot is free when the sleep ends, whatever the rounding.
         """
         wake = None
+        if times and times[-1] + self._spacing > now:
+            wake = times[-1] + self._spacing
         for span, limit in self._spans:
             if len(times) < limit:
                 continue

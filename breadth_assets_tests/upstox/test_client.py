@@ -240,11 +240,6 @@ def test_refused_connection_is_retried_then_gives_up(limiter):
     assert limiter.acquired == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: urllib3 2.x NewConnectionError subclasses ConnectTimeoutError (a TimeoutError), "
-    "so a refused connection is reported as 'no answer within <read timeout> s'",
-)
 def test_refused_connection_is_reported_as_a_connection_failure_not_a_timeout(limiter):
     client = closed_port_client(limiter, attempts=1)
     with pytest.raises(UpstoxError, match=r"^gave up after 1 attempts: connection failed"):

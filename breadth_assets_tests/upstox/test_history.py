@@ -280,10 +280,6 @@ def test_unreadable_time_raises():
         candles_frame([candle("03/01/2025", 100)])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: pd.to_datetime turns a null ts into NaT without raising, so the candle is kept",
-)
 def test_candle_without_a_time_raises():
     with pytest.raises(CandleError):
         candles_frame([candle("2025-01-03T00:00:00+05:30", 100), candle(None, 101)])

@@ -80,15 +80,15 @@ def test_limits_must_be_whole_numbers(value):
         RateLimits(per_minute=value)
 
 
-def test_third_acquire_at_limit_two_a_second_waits_one_second_plus_margin(tmp_path):
+def test_slots_are_paced_one_every_widened_second_divided_by_the_per_second_limit(tmp_path):
     fake = FakeTime(now=0.0)
     limiter = RateLimiter(
         tmp_path / "rate.bin", RateLimits(2, 500, 2000), 0.02, fake.clock, fake.sleep
     )
     assert limiter.acquire() == 0.0
-    assert limiter.acquire() == 0.0
-    assert limiter.acquire() == pytest.approx(1.02)
-    assert fake.slept == [pytest.approx(1.02)]
+    assert limiter.acquire() == pytest.approx(0.51)
+    assert limiter.acquire() == pytest.approx(0.51)
+    assert fake.slept == [pytest.approx(0.51), pytest.approx(0.51)]
 
 
 def test_minute_window_wait_is_from_the_oldest_entry_that_must_leave(tmp_path):
@@ -114,9 +114,9 @@ def test_acquires_never_exceed_any_window_with_a_fake_clock(tmp_path):
         times.append(fake.now)
     for window, limit in limits.windows():
         assert max_in_window(times, window + 0.01) == limit
-    # 45 per 30 minutes: the 91st to 95th start when the 46th leaves, 2 x 1800.01 s after the
-    # first; the 96th to 100th one widened second later. No wait is longer than needed.
-    assert times[-1] - times[0] == pytest.approx(2 * 1800.01 + 1.01, abs=1e-6)
+    # Paced at 1.01 / 5 s; 45 per 30 minutes: the 100th starts when the 55th leaves, which
+    # started when the 10th left, 9 paces after the first. No wait is longer than needed.
+    assert times[-1] - times[0] == pytest.approx(2 * 1800.01 + 9 * 1.01 / 5, abs=1e-6)
 
 
 def test_limiters_sharing_a_file_share_the_limit(tmp_path):
@@ -195,8 +195,8 @@ def test_many_threads_stay_under_the_limit_at_close_to_the_full_rate(tmp_path):
     # Every 21 taken times span at least 1.05 s; the times recorded just after can only bunch
     # up by scheduling jitter, well under the margin.
     assert max_in_window(times, 1.0) <= 20
-    ideal = (80 / 20 - 1) * 1.05  # the first 20 at once, then 20 per widened second
-    assert max(times) - min(times) < ideal + 0.5
+    ideal = 79 * 1.05 / 20  # one slot per widened second / 20
+    assert ideal - 0.05 < max(times) - min(times) < ideal + 0.5
 
 
 CHILD = textwrap.dedent(
