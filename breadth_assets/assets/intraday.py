@@ -106,7 +106,7 @@ def intraday_prices(
     for request, answer in price_source.fetch_intraday(requests):
         progress.step()
         if isinstance(answer, SourceError):
-            failures.setdefault(request.ticker, str(answer))
+            failures.setdefault(request.ticker, str(answer).removeprefix(f"{request.ticker}: "))
             context.log.error(f"{request.ticker} {request.timeframe}: {answer}")
             continue
         series = {"unit": request.timeframe.unit, "interval": request.timeframe.interval}

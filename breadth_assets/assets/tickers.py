@@ -207,7 +207,7 @@ def _fetch(
     for request, answer in price_source.fetch_many(requests):
         progress.step()
         if isinstance(answer, SourceError):
-            failures[request.ticker] = str(answer)
+            failures[request.ticker] = str(answer).removeprefix(f"{request.ticker}: ")
             context.log.error(f"{request.ticker}: {answer}")
             continue
         frames.append(answer.bars)

@@ -103,9 +103,9 @@ class UpstoxSource(PriceSource):
                 return work(self._upstox(), request)
             except UpstoxAuthError as error:
                 stop.set()
-                return SourceError(f"{request.ticker}: {error}")
+                return _error(request.ticker, error)
             except (UpstoxError, InstrumentError) as error:
-                return SourceError(f"{request.ticker}: {error}")
+                return _error(request.ticker, error)
 
         with ThreadPoolExecutor(min(self.workers, len(requests)), "upstox") as pool:
             futures = {pool.submit(run, request): request for request in requests}
@@ -167,6 +167,12 @@ class UpstoxSource(PriceSource):
         candles = self._candles(client, key, request.start, request.end, request.timeframe)
         good, _ = _sane(candles, key)
         return good.reset_index(drop=True)
+
+
+def _error(ticker: str, error: Exception) -> SourceError:
+    """The error as a SourceError that names the ticker once."""
+    text = str(error)
+    return SourceError(text if text.startswith(f"{ticker}: ") else f"{ticker}: {text}")
 
 
 def _values(candles: pd.DataFrame) -> dict[str, np.ndarray]:
