@@ -1,0 +1,437 @@
+"""The `source: {kind: upstox, ...}` settings of the universe file, and their refusals."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from breadth_assets.universe import UniverseError, load_universe
+from breadth_assets.upstox.history import Timeframe
+from breadth_assets_tests.fake_upstox import write_instruments_master
+
+SBIN_KEY = "NSE_EQ|INE062A01020"
+INFY_KEY = "NSE_EQ|INE009A01021"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "universe.yaml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def refusal(tmp_path: Path, text: str) -> tuple[Path, str]:
+    path = write(tmp_path, text)
+    with pytest.raises(UniverseError) as error:
+        load_universe(path)
+    return path, str(error.value)
+
+
+def with_master(tmp_path: Path, name: str = "NSE.json.gz") -> Path:
+    return write_instruments_master(tmp_path / name, {"SBIN": SBIN_KEY, "INFY": INFY_KEY})
+
+
+def upstox(source_lines: str, tickers: str = "tickers: [SBIN]\n", market: str = "NSE") -> str:
+    """A universe whose source block starts on line 3 (`kind: upstox` on line 4) and whose
+    `source_lines` (indented by two spaces each) start on line 5."""
+    return (
+        f"market: {market}\nstart_date: 2015-01-01\nsource:\n  kind: upstox\n"
+        + textwrap.indent(source_lines, "  ")
+        + tickers
+    )
+
+
+def assert_refused(tmp_path: Path, text: str, line: int, field: str, words: str) -> None:
+    path, message = refusal(tmp_path, text)
+    assert message.startswith(f"{path} line {line}: {field}: "), message
+    assert words in message, message
+
+
+# --- what loads -------------------------------------------------------------------------------
+
+
+def test_full_upstox_universe_loads_with_its_options_and_timeframes(tmp_path):
+    master = with_master(tmp_path)
+    text = """\
+    market: NSE
+    start_date: 2015-01-01
+    source:
+      kind: upstox
+      instruments: NSE.json.gz
+      timeframes: [hours/1, minutes/5]
+      rate_limits: {per_second: 10, per_minute: 200, per_30_minutes: 1000}
+      workers: 8
+    tickers:
+      - SBIN
+      - symbol: INFY
+        instrument_key: "NSE_EQ|INE009A01021"
+    """
+    universe = load_universe(write(tmp_path, text))
+    assert universe.market == "NSE"
+    assert universe.source == "upstox"
+    assert dict(universe.source_options) == {
+        "instruments": str(master.resolve()),
+        "per_second": 10,
+        "per_minute": 200,
+        "per_30_minutes": 1000,
+        "workers": 8,
+    }
+    assert universe.timeframes == (Timeframe("hours", 1), Timeframe("minutes", 5))
+    assert universe.symbols == ["SBIN", "INFY"]
+    assert universe.tickers[1].instrument_key == INFY_KEY
+
+
+def test_timeframes_are_not_a_source_option(tmp_path):
+    with_master(tmp_path)
+    universe = load_universe(
+        write(tmp_path, upstox("instruments: NSE.json.gz\ntimeframes: [minutes/5]\n"))
+    )
+    assert "timeframes" not in universe.source_options
+    assert universe.timeframes == (Timeframe("minutes", 5),)
+
+
+def test_relative_instruments_path_resolves_against_the_universe_folder(tmp_path, monkeypatch):
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    (tmp_path / "masters").mkdir()
+    with_master(tmp_path / "masters")
+    universe = load_universe(write(tmp_path, upstox("instruments: masters/NSE.json.gz\n")))
+    expected = (tmp_path / "masters" / "NSE.json.gz").resolve()
+    assert universe.source_options["instruments"] == str(expected)
+
+
+def test_instruments_path_with_dot_dot_is_resolved_to_an_absolute_path(tmp_path):
+    master = with_master(tmp_path)
+    (tmp_path / "conf").mkdir()
+    universe = load_universe(write(tmp_path / "conf", upstox("instruments: ../NSE.json.gz\n")))
+    assert universe.source_options["instruments"] == str(master.resolve())
+    assert ".." not in universe.source_options["instruments"]
+
+
+def test_timeframes_are_deduplicated_keeping_first_seen_order(tmp_path):
+    text = upstox(
+        "timeframes: [minutes/5, hours/1, minutes/5, Minutes / 5, hours/1, minutes/1]\n",
+        tickers=f'tickers:\n  - symbol: SBIN\n    instrument_key: "{SBIN_KEY}"\n',
+    )
+    universe = load_universe(write(tmp_path, text))
+    assert universe.timeframes == (
+        Timeframe("minutes", 5),
+        Timeframe("hours", 1),
+        Timeframe("minutes", 1),
+    )
+
+
+def test_upstox_without_timeframes_has_none(tmp_path):
+    with_master(tmp_path)
+    universe = load_universe(write(tmp_path, upstox("instruments: NSE.json.gz\n")))
+    assert universe.timeframes == ()
+    assert dict(universe.source_options) == {
+        "instruments": str((tmp_path / "NSE.json.gz").resolve())
+    }
+
+
+def test_every_ticker_with_a_key_needs_no_instruments_master(tmp_path):
+    tickers = (
+        f'tickers:\n  - symbol: SBIN\n    instrument_key: "{SBIN_KEY}"\n'
+        f'  - symbol: INFY\n    instrument_key: "{INFY_KEY}"\n'
+    )
+    universe = load_universe(write(tmp_path, upstox("", tickers=tickers)))
+    assert dict(universe.source_options) == {}
+    assert [entry.instrument_key for entry in universe.tickers] == [SBIN_KEY, INFY_KEY]
+
+
+def test_rate_limits_equal_to_upstox_limits_are_accepted(tmp_path):
+    with_master(tmp_path)
+    text = upstox(
+        "instruments: NSE.json.gz\n"
+        "rate_limits: {per_second: 50, per_minute: 500, per_30_minutes: 2000}\n"
+    )
+    options = load_universe(write(tmp_path, text)).source_options
+    assert (options["per_second"], options["per_minute"], options["per_30_minutes"]) == (
+        50,
+        500,
+        2000,
+    )
+
+
+def test_rate_limits_may_give_only_some_windows(tmp_path):
+    with_master(tmp_path)
+    text = upstox("instruments: NSE.json.gz\nrate_limits:\n  per_minute: 100\n")
+    options = load_universe(write(tmp_path, text)).source_options
+    assert dict(options) == {
+        "instruments": str((tmp_path / "NSE.json.gz").resolve()),
+        "per_minute": 100,
+    }
+
+
+@pytest.mark.parametrize("workers", [1, 64])
+def test_workers_at_the_bounds_are_accepted(tmp_path, workers):
+    with_master(tmp_path)
+    text = upstox(f"instruments: NSE.json.gz\nworkers: {workers}\n")
+    assert load_universe(write(tmp_path, text)).source_options["workers"] == workers
+
+
+# --- refusals ---------------------------------------------------------------------------------
+
+
+def test_upstox_on_a_market_other_than_nse_is_refused_at_the_source_kind(tmp_path):
+    with_master(tmp_path)
+    text = upstox("instruments: NSE.json.gz\n", market="HOSE")
+    assert_refused(tmp_path, text, 4, "source.kind", "upstox serves NSE; the market is HOSE")
+
+
+def test_upstox_as_a_bare_source_on_the_demo_market_is_refused(tmp_path):
+    text = (
+        "market: DEMO\nstart_date: 2015-01-01\nsource: upstox\n"
+        f'tickers:\n  - symbol: SBIN\n    instrument_key: "{SBIN_KEY}"\n'
+    )
+    assert_refused(tmp_path, text, 3, "source.kind", "upstox serves NSE; the market is DEMO")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="universe.py refuses a non-NSE upstox source at the line of the source mapping's "
+    "first key, not at the `kind:` line it names as the field",
+)
+def test_upstox_on_another_market_names_the_kind_line_when_kind_is_not_first(tmp_path):
+    with_master(tmp_path)
+    text = (
+        "market: HOSE\nstart_date: 2015-01-01\nsource:\n"
+        "  instruments: NSE.json.gz\n  workers: 4\n  kind: upstox\ntickers: [SBIN]\n"
+    )
+    assert_refused(tmp_path, text, 6, "source.kind", "upstox serves NSE; the market is HOSE")
+
+
+def test_missing_instruments_master_is_refused_naming_the_resolved_path(tmp_path):
+    text = upstox("workers: 4\ninstruments: absent/NSE.json.gz\n")
+    missing = (tmp_path / "absent/NSE.json.gz").resolve()
+    assert_refused(tmp_path, text, 6, "source.instruments", f"{missing}: file not found")
+
+
+def test_instruments_that_name_a_folder_are_refused(tmp_path):
+    (tmp_path / "masters").mkdir()
+    text = upstox("instruments: masters\n")
+    assert_refused(tmp_path, text, 5, "source.instruments", "file not found")
+
+
+def test_empty_instruments_is_refused(tmp_path):
+    assert_refused(tmp_path, upstox('instruments: ""\n'), 5, "source.instruments", "is empty")
+
+
+def test_ticker_without_key_and_no_instruments_is_refused_at_that_ticker(tmp_path):
+    tickers = (
+        f'tickers:\n  - symbol: SBIN\n    instrument_key: "{SBIN_KEY}"\n'
+        "  - symbol: infy\n"
+        f'  - symbol: TCS\n    instrument_key: "NSE_EQ|INE467B01029"\n'
+    )
+    assert_refused(
+        tmp_path,
+        upstox("workers: 2\n", tickers=tickers),
+        9,
+        "tickers[1].instrument_key",
+        "INFY has no instrument_key and source.instruments names no instruments master",
+    )
+
+
+def test_bare_ticker_without_instruments_is_refused_at_its_line(tmp_path):
+    tickers = f'tickers:\n  - symbol: SBIN\n    instrument_key: "{SBIN_KEY}"\n  - RELIANCE\n'
+    assert_refused(
+        tmp_path,
+        upstox("", tickers=tickers),
+        8,
+        "tickers[1].instrument_key",
+        "RELIANCE has no instrument_key",
+    )
+
+
+# settings given from line 6 (after `instruments:` on line 5): (settings, line, field, words)
+SOURCE_REFUSALS = {
+    "timeframe_days_is_not_intraday": (
+        "timeframes:\n  - hours/1\n  - days/1\n",
+        8,
+        "source.timeframes[1]",
+        "days/1 is not intraday; daily bars are raw_prices",
+    ),
+    "timeframe_weeks_is_not_intraday": (
+        "timeframes: [weeks/1]\n",
+        6,
+        "source.timeframes[0]",
+        "weeks/1 is not intraday",
+    ),
+    "timeframe_minutes_zero": (
+        "timeframes:\n  - minutes/0\n",
+        7,
+        "source.timeframes[0]",
+        "minutes interval 0 is outside Upstox's 1..300",
+    ),
+    "timeframe_hours_six": (
+        "timeframes:\n  - hours/6\n",
+        7,
+        "source.timeframes[0]",
+        "hours interval 6 is outside Upstox's 1..5",
+    ),
+    "timeframe_junk": (
+        "timeframes:\n  - minutes/5\n  - junk\n",
+        8,
+        "source.timeframes[1]",
+        "'junk' is not a timeframe such as minutes/5 or hours/1",
+    ),
+    "timeframe_empty_item": (
+        "timeframes:\n  - ''\n",
+        7,
+        "source.timeframes[0]",
+        "is empty",
+    ),
+    "timeframe_item_is_a_list": (
+        "timeframes:\n  - [minutes, 5]\n",
+        7,
+        "source.timeframes[0]",
+        "expected a single value",
+    ),
+    "timeframes_not_a_list": (
+        "timeframes: minutes/5\n",
+        6,
+        "source.timeframes",
+        "expected a list such as [hours/1, minutes/5]",
+    ),
+    "timeframes_a_mapping": (
+        "timeframes: {minutes: 5}\n",
+        6,
+        "source.timeframes",
+        "expected a list",
+    ),
+    "rate_limit_not_an_integer": (
+        "rate_limits:\n  per_second: 10\n  per_minute: 2.5\n",
+        8,
+        "source.rate_limits.per_minute",
+        "expected a whole number",
+    ),
+    "rate_limit_a_word": (
+        "rate_limits: {per_second: fast}\n",
+        6,
+        "source.rate_limits.per_second",
+        "expected a whole number",
+    ),
+    "rate_limit_a_boolean": (
+        "rate_limits: {per_second: true}\n",
+        6,
+        "source.rate_limits.per_second",
+        "expected a whole number",
+    ),
+    "rate_limit_unknown_key": (
+        "rate_limits:\n  per_second: 10\n  per_hour: 100\n",
+        8,
+        "source.rate_limits.per_hour",
+        "unknown key; allowed keys are per_second, per_minute, per_30_minutes",
+    ),
+    "rate_limits_not_a_mapping": (
+        "rate_limits: 50\n",
+        6,
+        "source.rate_limits",
+        "expected a mapping with keys per_second, per_minute, per_30_minutes",
+    ),
+    "rate_limit_given_twice": (
+        "rate_limits:\n  per_second: 10\n  per_second: 20\n",
+        8,
+        "source.rate_limits.per_second",
+        "given twice (first on line 7)",
+    ),
+    "workers_zero": ("workers: 0\n", 6, "source.workers", "expected a whole number from 1 to 64"),
+    "workers_65": ("workers: 65\n", 6, "source.workers", "expected a whole number from 1 to 64"),
+    "workers_not_a_number": (
+        'workers: "x"\n',
+        6,
+        "source.workers",
+        "expected a whole number from 1 to 64",
+    ),
+    "workers_a_float": ("workers: 4.0\n", 6, "source.workers", "expected a whole number"),
+    "workers_a_boolean": ("workers: yes\n", 6, "source.workers", "expected a whole number"),
+    "unknown_upstox_key_path": (
+        "workers: 4\npath: prices/\n",
+        7,
+        "source.path",
+        "not a setting of the upstox source; "
+        "allowed keys are kind, instruments, timeframes, rate_limits, workers",
+    ),
+    "key_of_no_source": (
+        "token: abc\n",
+        6,
+        "source.token",
+        "unknown key; allowed keys are kind, seed, path",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("source_lines", "line", "field", "words"), SOURCE_REFUSALS.values(), ids=SOURCE_REFUSALS
+)
+def test_upstox_setting_refusal_names_file_line_and_field(
+    tmp_path, source_lines, line, field, words
+):
+    with_master(tmp_path)
+    text = upstox("instruments: NSE.json.gz\n" + source_lines)
+    assert_refused(tmp_path, text, line, field, words)
+
+
+def test_rate_limit_above_upstox_is_refused_naming_the_limit(tmp_path):
+    with_master(tmp_path)
+    text = upstox("instruments: NSE.json.gz\nrate_limits: {per_minute: 600}\n")
+    path, message = refusal(tmp_path, text)
+    assert message.startswith(f"{path} line 6: source.rate_limits"), message
+    assert "per_minute=600 is above Upstox's limit of 500 a minute" in message
+
+
+def test_rate_limit_zero_is_refused(tmp_path):
+    with_master(tmp_path)
+    text = upstox("instruments: NSE.json.gz\nrate_limits: {per_30_minutes: 0}\n")
+    path, message = refusal(tmp_path, text)
+    assert message.startswith(f"{path} line 6: source.rate_limits"), message
+    assert "per_30_minutes=0 must be at least 1" in message
+
+
+def test_negative_rate_limit_is_refused(tmp_path):
+    with_master(tmp_path)
+    text = upstox("instruments: NSE.json.gz\nrate_limits: {per_second: -5}\n")
+    path, message = refusal(tmp_path, text)
+    assert message.startswith(f"{path} line 6: source.rate_limits"), message
+    assert "per_second=-5 must be at least 1" in message
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="universe.py refuses an out-of-range rate limit at the rate_limits mapping (field "
+    "source.rate_limits, line of its first key), not at the offending key's line and field",
+)
+def test_rate_limit_above_upstox_names_the_offending_key_line_and_field(tmp_path):
+    with_master(tmp_path)
+    text = upstox("instruments: NSE.json.gz\nrate_limits:\n  per_second: 10\n  per_minute: 600\n")
+    assert_refused(
+        tmp_path,
+        text,
+        8,
+        "source.rate_limits.per_minute",
+        "per_minute=600 is above Upstox's limit of 500 a minute",
+    )
+
+
+def test_timeframes_under_the_demo_source_are_refused(tmp_path):
+    text = (
+        "market: DEMO\nstart_date: 2015-01-01\nsource:\n  kind: demo\n"
+        "  timeframes: [minutes/5]\ntickers: [A]\n"
+    )
+    assert_refused(
+        tmp_path,
+        text,
+        5,
+        "source.timeframes",
+        "not a setting of the demo source; allowed keys are kind, seed",
+    )
+
+
+def test_upstox_settings_under_the_csv_source_are_refused(tmp_path):
+    text = (
+        "market: NSE\nstart_date: 2015-01-01\nsource:\n  kind: csv\n  path: prices\n"
+        "  workers: 4\ntickers: [A]\n"
+    )
+    assert_refused(tmp_path, text, 6, "source.workers", "not a setting of the csv source")
