@@ -135,6 +135,7 @@ class _Parser:
         self.text = text
         self.path = path
         self.loader: yaml.SafeLoader | None = None
+        self.kind_node: yaml.Node | None = None
 
     def fail(self, node: yaml.Node | int, field: str, message: str) -> UniverseError:
         line = node if isinstance(node, int) else _line(node)
@@ -234,7 +235,7 @@ class _Parser:
         timeframes = options.pop("timeframes", ())
         if source == "upstox" and market != "NSE":
             raise self.fail(
-                top["source"][1], "source.kind", f"upstox serves NSE; the market is {market}"
+                self.kind_node, "source.kind", f"upstox serves NSE; the market is {market}"
             )
 
         closures: tuple[dt.date, ...] = ()
@@ -293,6 +294,7 @@ class _Parser:
         if "kind" not in entries:
             raise self.fail(node, "source.kind", f"missing; one of {', '.join(SOURCES)}")
         kind_node = entries["kind"][1]
+        self.kind_node = kind_node
         kind = self.string(kind_node, "source.kind").lower()
         if kind not in SOURCES:
             raise self.fail(
@@ -372,11 +374,11 @@ class _Parser:
             value = self.value(value_node) if isinstance(value_node, yaml.ScalarNode) else None
             if not isinstance(value, int) or isinstance(value, bool):
                 raise self.fail(value_node, f"source.rate_limits.{key}", "expected a whole number")
+            try:
+                RateLimits(**{key: value})
+            except ValueError as error:
+                raise self.fail(value_node, f"source.rate_limits.{key}", str(error)) from None
             limits[key] = value
-        try:
-            RateLimits(**limits)
-        except ValueError as error:
-            raise self.fail(node, "source.rate_limits", str(error)) from None
         return limits
 
     def _demo_options(self, entries: dict[str, tuple[yaml.Node, yaml.Node]]) -> dict[str, Any]:

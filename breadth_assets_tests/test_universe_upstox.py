@@ -189,11 +189,6 @@ def test_upstox_as_a_bare_source_on_the_demo_market_is_refused(tmp_path):
     assert_refused(tmp_path, text, 3, "source.kind", "upstox serves NSE; the market is DEMO")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="universe.py refuses a non-NSE upstox source at the line of the source mapping's "
-    "first key, not at the `kind:` line it names as the field",
-)
 def test_upstox_on_another_market_names_the_kind_line_when_kind_is_not_first(tmp_path):
     with_master(tmp_path)
     text = (
@@ -398,11 +393,6 @@ def test_negative_rate_limit_is_refused(tmp_path):
     assert "per_second=-5 must be at least 1" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="universe.py refuses an out-of-range rate limit at the rate_limits mapping (field "
-    "source.rate_limits, line of its first key), not at the offending key's line and field",
-)
 def test_rate_limit_above_upstox_names_the_offending_key_line_and_field(tmp_path):
     with_master(tmp_path)
     text = upstox("instruments: NSE.json.gz\nrate_limits:\n  per_second: 10\n  per_minute: 600\n")
