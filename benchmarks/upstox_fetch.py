@@ -6,10 +6,14 @@ fetches 200 tickers x 10 years (2 requests each: the history is chunked by 5 yea
 fake server, run in its own process with a realistic latency, through the machine-wide limiter
 on a fresh temporary state file, and prints requests/s, bars/s and two ratios:
 
-- "% of the allowed rate": the "ideal" time, the greedy schedule in which every request starts
-  as soon as every window has room (no margin), plus one latency, over the elapsed time;
-- "% of our limiter's best": the same with our `RateLimiter` as it is (its margin and pacing)
-  on a clock that only moves when it sleeps, i.e. how much our own overhead costs.
+- "% of the allowed rate": the sustained rate, requests from the first to the last one the server
+  saw, over the rate the binding limit allows for this many requests (50/s up to 500 requests,
+  then 500/min, then 2000/30 min). Our limiter paces slots at (1 s + 0.05 s margin) / 50, so
+  95 % is its ceiling; the margin is what keeps the server's own count under 50 in every second;
+- "% of our limiter's best": our `RateLimiter` as it is (its margin and pacing) on a clock that
+  only moves when it sleeps, over the elapsed time, i.e. how much the rest of our code costs;
+- "greedy ideal": every request as soon as every window has room, bursts included (the first 50
+  at once), for reference.
 
     .venv/bin/python benchmarks/upstox_fetch.py [--tickers 200] [--years 10] [--latency 0.1]
         [--workers 16] [--fault-rate 0] [--per-second 50] [--per-minute 500]
@@ -72,6 +76,15 @@ def recorded(host: str) -> list[dict]:
     """The server's records of every request it answered, with `time` = arrival time."""
     with urllib.request.urlopen(f"{host}/_fake/requests", timeout=30) as answer:
         return json.load(answer)
+
+
+def allowed_rate(count: int, limits: RateLimits) -> float:
+    """Requests a second that the binding window allows for a run of `count` requests."""
+    if count <= limits.per_minute:
+        return float(limits.per_second)
+    if count <= limits.per_30_minutes:
+        return min(limits.per_second, limits.per_minute / 60)
+    return min(limits.per_second, limits.per_minute / 60, limits.per_30_minutes / 1800)
 
 
 def ideal_seconds(count: int, windows: Sequence[tuple[float, int]]) -> float:
@@ -151,6 +164,7 @@ def main() -> None:
         failures: list[str] = []
         cpu_before = resource.getrusage(resource.RUSAGE_SELF)
         started = time.perf_counter()
+        wall_started = time.time()
         for _, answer in source.fetch_many(requests):
             if isinstance(answer, SourceError):
                 failures.append(str(answer))
@@ -182,8 +196,16 @@ def main() -> None:
     print(f"elapsed:                   {elapsed:8.2f} s")
     print(f"requests per second:       {sent / elapsed:8.1f}")
     print(f"bars per second:           {bars / elapsed:8,.0f}")
-    print(f"ideal elapsed:             {ideal:8.2f} s   (greedy, windows only, + one latency)")
-    print(f"% of the allowed rate:     {100 * ideal / elapsed:8.1f} %   (target >= 90 %)")
+    print(f"greedy ideal elapsed:      {ideal:8.2f} s   (bursts allowed, no margin, + one latency)")
+    if len(arrivals) > 1:
+        span = max(arrivals) - min(arrivals)
+        allowed = allowed_rate(sent, limits)
+        print(f"first request sent after:  {min(arrivals) - wall_started:8.2f} s")
+        print(f"sustained rate:            {(sent - 1) / span:8.1f} /s  (first to last request)")
+        print(
+            f"% of the allowed rate:     {100 * (sent - 1) / span / allowed:8.1f} %   "
+            f"(of {allowed:g}/s; target >= 90 %)"
+        )
     print(f"our limiter's own best:    {paced:8.2f} s   (its margin and pacing, no overhead)")
     print(f"% of our limiter's best:   {100 * paced / elapsed:8.1f} %   (the rest is overhead)")
     for window, limit in windows:

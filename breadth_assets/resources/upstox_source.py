@@ -10,6 +10,7 @@ until the token is replaced.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -94,6 +95,11 @@ class UpstoxSource(PriceSource):
         """Answers as they complete; after a 401 the rest fail with the same message, unsent."""
         if not requests:
             return
+        # Parsed candles are many short-lived lists, which trigger the garbage collector's full
+        # passes; over everything a Dagster process holds those pause every thread for tens of
+        # milliseconds, so requests would leave late and bunch up at Upstox. Objects alive now
+        # (modules, definitions) are frozen out of those passes until the fetch ends.
+        gc.freeze()
         stop = threading.Event()
 
         def run(request: _Request) -> object:
@@ -114,6 +120,7 @@ class UpstoxSource(PriceSource):
                     yield futures[future], future.result()
             finally:
                 stop.set()
+                gc.unfreeze()
 
     def _upstox(self) -> UpstoxClient:
         with self._client_lock:
@@ -181,13 +188,16 @@ def _values(candles: pd.DataFrame) -> dict[str, np.ndarray]:
 
 def _sane(candles: pd.DataFrame, key: str) -> tuple[pd.DataFrame, list[str]]:
     """Candles with positive prices, a high over and a low under the rest, volume >= 0."""
-    prices = candles[list(_PRICE_FIELDS)]
+    prices = candles[list(_PRICE_FIELDS)].to_numpy()
+    high, low, volume = (candles[name].to_numpy() for name in ("high", "low", "volume"))
     bad = (
         (prices <= 0).any(axis=1)
-        | (candles["high"] < prices.max(axis=1))
-        | (candles["low"] > prices.min(axis=1))
-        | (candles["volume"] < 0)
+        | (high < prices.max(axis=1))
+        | (low > prices.min(axis=1))
+        | (volume < 0)
     )
+    if not bad.any():
+        return candles, []
     rejected = [
         f"upstox {key} {row.ts}: o={row.open} h={row.high} l={row.low} c={row.close} "
         f"v={row.volume} is not a consistent candle"

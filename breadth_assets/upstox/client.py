@@ -9,6 +9,7 @@ ever carrying the token.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import json
 import random
@@ -56,6 +57,25 @@ class RetryPolicy:
 
 _api_clients: dict[tuple[str, str, int], upstox_client.ApiClient] = {}
 _api_clients_lock = threading.Lock()
+
+
+@atexit.register
+def _close_api_clients() -> None:
+    """Closes the SDK's thread pools before interpreter shutdown, where its own cleanup fails."""
+    with _api_clients_lock:
+        for client in _api_clients.values():
+            client.pool.close()
+            client.pool.join()
+            client.pool = _ClosedPool()
+        _api_clients.clear()
+
+
+class _ClosedPool:
+    def close(self) -> None:
+        pass
+
+    def join(self) -> None:
+        pass
 
 
 def _api_client(host: str, token: str, connections: int) -> upstox_client.ApiClient:

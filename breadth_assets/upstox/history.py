@@ -106,30 +106,39 @@ def candles_frame(candles: object, timeframe: Timeframe = DAILY) -> pd.DataFrame
     """
     if not isinstance(candles, list):
         raise CandleError(f"candles is {type(candles).__name__}, not a list")
-    rows = []
     for index, candle in enumerate(candles):
         if not isinstance(candle, list | tuple) or len(candle) < 6:
             raise CandleError(f"candle {index} is not [ts, open, high, low, close, volume, oi]")
-        rows.append(candle[:6])
-    frame = pd.DataFrame(rows, columns=["ts", "open", "high", "low", "close", "volume"])
+    columns = list(zip(*(candle[:6] for candle in candles), strict=True)) or [()] * 6
     try:
-        stamps = pd.to_datetime(frame["ts"], format="ISO8601", utc=True)
+        stamps = pd.DatetimeIndex(pd.to_datetime(list(columns[0]), format="ISO8601", utc=True))
     except (ValueError, TypeError) as error:
         raise CandleError(f"a candle time is not ISO-8601: {error}") from None
     if stamps.isna().any():
-        raise CandleError(f"candle {int(stamps.isna().to_numpy().argmax())} has no time")
-    frame["ts"] = stamps.dt.tz_convert(EXCHANGE_TZ).dt.tz_localize(None).astype(_DATE_DTYPE)
-    for name in ("open", "high", "low", "close", "volume"):
-        values = pd.to_numeric(
-            frame[name].map(lambda v: None if isinstance(v, bool) else v), errors="coerce"
-        )
-        if values.isna().any():
-            bad = frame.loc[values.isna(), "ts"].iloc[0]
-            raise CandleError(f"the candle of {bad} has a {name} that is not a number")
-        frame[name] = values.astype(np.float64)
+        raise CandleError(f"candle {int(stamps.isna().argmax())} has no time")
+    ts = stamps.tz_convert(EXCHANGE_TZ).tz_localize(None).astype(_DATE_DTYPE)
     if not timeframe.intraday:
-        frame["ts"] = frame["ts"].dt.normalize()
-    return frame.sort_values("ts", kind="stable", ignore_index=True)
+        ts = ts.normalize()
+    frame = {"ts": ts.to_numpy()}
+    for name, values in zip(_VALUE_NAMES, columns[1:6], strict=True):
+        frame[name] = _numbers(values, name, ts)
+    order = np.argsort(frame["ts"], kind="stable")
+    return pd.DataFrame({name: column[order] for name, column in frame.items()})
+
+
+_VALUE_NAMES = ("open", "high", "low", "close", "volume")
+
+
+def _numbers(values: tuple, name: str, ts: pd.DatetimeIndex) -> np.ndarray:
+    """JSON numbers as floats; anything else (text, null, true) is an error naming the candle."""
+    if not set(map(type, values)) <= {int, float}:
+        values = tuple(v if type(v) in (int, float) else np.nan for v in values)
+    numbers = np.array(values, dtype=np.float64)
+    good = np.isfinite(numbers)
+    if not good.all():
+        bad = ts[int(np.argmin(good))]
+        raise CandleError(f"the candle of {bad} has a {name} that is not a number")
+    return numbers
 
 
 def merge_chunks(frames: list[pd.DataFrame]) -> pd.DataFrame:

@@ -9,7 +9,6 @@ requests live in one small file, and each `acquire` reads and updates it under a
 
 from __future__ import annotations
 
-import bisect
 import fcntl
 import math
 import numbers
@@ -118,15 +117,18 @@ def _encode(times: list[float]) -> bytes:
     return packed.tobytes()
 
 
+RESERVE_AHEAD = 1.0
+
+
 class RateLimiter:
     """Blocks each request until it fits under every window of `limits`, counting the requests of
     all limiters on the machine that share `path` (default: `default_state_path()`).
 
     `margin` widens every window by that many seconds so that jitter between taking a slot here
     and the request reaching Upstox cannot put more than the limit in one of the server's windows.
-    Slots are also paced, one every (1 s + margin) / per_second, rather than handed out a second's
-    worth at once: a burst of threads released together would send late and unevenly, which is
-    the jitter that breaks the server's count.
+    Slots are also paced, one every (1 s + margin) / per_second, rather than handed out a
+    second's worth at once: threads released together would send late and unevenly, which is the
+    jitter that breaks the server's count.
     """
 
     def __init__(
@@ -147,38 +149,46 @@ class RateLimiter:
         self._spans = tuple((window + self.margin, limit) for window, limit in limits.windows())
         self._horizon = max(span for span, _ in self._spans)
         shortest, limit = min(self._spans)
-        self._spacing = shortest / limit
+        self._spans += ((shortest / limit, 1),)
 
     def acquire(self) -> float:
         """Wait until one more request may start under every window, record it, and return the
-        seconds waited. Sleeps without holding the file lock, so other processes keep going."""
+        seconds waited.
+
+        The slot is reserved ahead (up to `RESERVE_AHEAD` seconds) at the earliest time every
+        window allows, and then slept to without any lock: the schedule is set by the reserved
+        times, so threads that wake a few milliseconds late (the GIL, a busy core) neither
+        delay the slots after theirs nor bunch them up.
+        """
         start = self.clock()
         with _thread_lock(str(self.path)):
             while True:
-                wake = self._try_take()
-                if wake is None:
-                    return self.clock() - start
-                self.sleep(max(0.0, wake - self.clock()))
+                slot, reserved = self._reserve()
+                if reserved:
+                    break
+                self.sleep(max(0.0, slot - RESERVE_AHEAD - self.clock()))
+        self.sleep(max(0.0, slot - self.clock()))
+        return max(self.clock(), slot) - start
 
-    def _try_take(self) -> float | None:
-        """Take a slot now (None) or return the clock time at which one may be free."""
+    def _reserve(self) -> tuple[float, bool]:
+        """The earliest free slot, and whether it was near enough to be reserved in the file."""
         fd = self._open()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             size = os.fstat(fd).st_size
             now = self.clock()
             times = self._recent(_decode(os.pread(fd, size, 0)), now)
-            wake = self._earliest_free(times, now)
-            if wake is not None:
-                return wake
-            bisect.insort(times, now)
+            slot = self._earliest_free(times, now)
+            if slot > now + RESERVE_AHEAD:
+                return slot, False
+            times.append(slot)
             payload = _encode(times[-MAX_ENTRIES:])
             # Write before truncating: a crash in between leaves extra old entries (too strict),
             # never missing ones.
             os.pwrite(fd, payload, 0)
             if len(payload) < size:
                 os.ftruncate(fd, len(payload))
-            return None
+            return slot, True
         finally:
             os.close(fd)  # also releases the flock
 
@@ -199,19 +209,15 @@ class RateLimiter:
         kept.sort()
         return kept
 
-    def _earliest_free(self, times: list[float], now: float) -> float | None:
-        """None if every window has room and the pace allows now, else when both will.
+    def _earliest_free(self, times: list[float], now: float) -> float:
+        """The earliest time, not before now nor before the last reservation, at which a new
+        entry leaves every window with at most its limit.
 
-        An entry `t` counts in a window while `t + span > now`; using the same expression for the
-        wake-up time `t + span` means the slot is free when the sleep ends, whatever the rounding.
+        An entry `t` counts in a window while `t + span > slot`; using the same expression for
+        the slot `t + span` means the slot is free then, whatever the rounding.
         """
-        wake = None
-        if times and times[-1] + self._spacing > now:
-            wake = times[-1] + self._spacing
+        slot = max(now, times[-1]) if times else now
         for span, limit in self._spans:
-            if len(times) < limit:
-                continue
-            first = times[-limit]  # the oldest entry that must leave for a slot to open
-            if first + span > now:
-                wake = max(wake, first + span) if wake is not None else first + span
-        return wake
+            if len(times) >= limit:
+                slot = max(slot, times[-limit] + span)
+        return slot

@@ -80,15 +80,27 @@ def test_limits_must_be_whole_numbers(value):
         RateLimits(per_minute=value)
 
 
-def test_slots_are_paced_one_every_widened_second_divided_by_the_per_second_limit(tmp_path):
+def test_slots_are_paced_evenly_at_the_per_second_rate(tmp_path):
     fake = FakeTime(now=0.0)
     limiter = RateLimiter(
-        tmp_path / "rate.bin", RateLimits(2, 500, 2000), 0.02, fake.clock, fake.sleep
+        tmp_path / "rate.bin", RateLimits(10, 500, 2000), 0.0, fake.clock, fake.sleep
     )
-    assert limiter.acquire() == 0.0
-    assert limiter.acquire() == pytest.approx(0.51)
-    assert limiter.acquire() == pytest.approx(0.51)
-    assert fake.slept == [pytest.approx(0.51), pytest.approx(0.51)]
+    times = []
+    for _ in range(11):
+        limiter.acquire()
+        times.append(fake.now)
+    assert times == [pytest.approx(0.1 * k) for k in range(11)]
+
+
+def test_pacing_is_widened_by_the_margin(tmp_path):
+    fake = FakeTime(now=0.0)
+    limiter = RateLimiter(
+        tmp_path / "rate.bin", RateLimits(10, 500, 2000), 0.1, fake.clock, fake.sleep
+    )
+    for _ in range(6):
+        limiter.acquire()
+    assert fake.now == pytest.approx(5 * (1.0 + 0.1) / 10)
+    assert fake.slept[-1] == pytest.approx((1.0 + 0.1) / 10)
 
 
 def test_minute_window_wait_is_from_the_oldest_entry_that_must_leave(tmp_path):
