@@ -3,9 +3,11 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from breadth_assets.deployment import store_for_deployment
+from breadth_assets.deployment import price_source_for, store_for_deployment
 from breadth_assets.resources.duckdb_store import DuckDBStore
 from breadth_assets.resources.mongo_store import MongoStore
+from breadth_assets.resources.upstox_source import UpstoxSource
+from breadth_assets.universe import load_universe
 
 
 def test_duckdb_is_the_default_store(monkeypatch, tmp_path):
@@ -29,3 +31,29 @@ def test_an_unknown_store_is_refused_naming_the_choices(monkeypatch):
     monkeypatch.setenv("BREADTH_STORE", "postgres")
     with pytest.raises(ValueError, match="duckdb, mongodb"):
         store_for_deployment()
+
+
+def _upstox_universe(tmp_path):
+    path = tmp_path / "universe.yaml"
+    path.write_text(
+        "market: NSE\nstart_date: 2020-01-01\nsource:\n  kind: upstox\n"
+        "  rate_limits: {per_second: 20}\n  workers: 4\n"
+        'tickers:\n  - symbol: SBIN\n    instrument_key: "NSE_EQ|INE062A01020"\n'
+    )
+    return load_universe(path)
+
+
+def test_an_upstox_universe_gets_the_token_through_envvar_and_its_settings(monkeypatch, tmp_path):
+    monkeypatch.setenv("UPSTOX_ACCESS_TOKEN", "secret-value")
+    monkeypatch.delenv("UPSTOX_API_HOST", raising=False)
+    source = price_source_for(_upstox_universe(tmp_path))
+    assert isinstance(source, UpstoxSource)
+    assert isinstance(source.access_token, dg.EnvVar)
+    assert source.access_token == "UPSTOX_ACCESS_TOKEN"
+    assert source.host == "https://api.upstox.com"
+    assert (source.per_second, source.workers) == (20, 4)
+
+
+def test_upstox_api_host_points_the_source_at_another_host(monkeypatch, tmp_path):
+    monkeypatch.setenv("UPSTOX_API_HOST", "http://127.0.0.1:8123")
+    assert price_source_for(_upstox_universe(tmp_path)).host == "http://127.0.0.1:8123"

@@ -92,7 +92,10 @@ class UpstoxSource(PriceSource):
     def _map(
         self, requests: Sequence[_Request], work: Callable[[UpstoxClient, _Request], object]
     ) -> Iterator[tuple[_Request, object]]:
-        """Answers as they complete; after a 401 the rest fail with the same message, unsent."""
+        """Answers as they complete; after a 401 the rest fail with the same message, unsent.
+
+        Closing the iterator early cancels the requests not yet started.
+        """
         if not requests:
             return
         # Parsed candles are many short-lived lists, which trigger the garbage collector's full
@@ -120,6 +123,8 @@ class UpstoxSource(PriceSource):
                     yield futures[future], future.result()
             finally:
                 stop.set()
+                for future in futures:
+                    future.cancel()
                 gc.unfreeze()
 
     def _upstox(self) -> UpstoxClient:
