@@ -7,25 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from breadth_assets.universe import UniverseError, load_universe
+from breadth_assets.universe import load_universe
 from breadth_assets.upstox.history import Timeframe
 from breadth_assets_tests.fake_upstox import write_instruments_master
+from breadth_assets_tests.test_universe import refusal, write
 
 SBIN_KEY = "NSE_EQ|INE062A01020"
 INFY_KEY = "NSE_EQ|INE009A01021"
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "universe.yaml"
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
-    return path
-
-
-def refusal(tmp_path: Path, text: str) -> tuple[Path, str]:
-    path = write(tmp_path, text)
-    with pytest.raises(UniverseError) as error:
-        load_universe(path)
-    return path, str(error.value)
 
 
 def with_master(tmp_path: Path, name: str = "NSE.json.gz") -> Path:

@@ -16,9 +16,8 @@ from pydantic import Field
 
 from breadth_assets import schema
 from breadth_assets.assets.column_schemas import OWNERS, table_metadata
-from breadth_assets.assets.reporting import failures_markdown
-from breadth_assets.assets.tickers import TICKER_TAG
-from breadth_assets.calendars import last_closed_day
+from breadth_assets.assets.reporting import failures_markdown, partial_failure
+from breadth_assets.assets.tickers import TICKER_TAG, run_end_date
 from breadth_assets.partitions import UNIVERSE, tickers_partitions
 from breadth_assets.progress import Progress
 from breadth_assets.resources.market_store import MarketStore
@@ -81,11 +80,7 @@ def intraday_prices(
     started = time.perf_counter()
     tickers = list(context.partition_keys)
     current = universe.load()
-    end = (
-        dt.date.fromisoformat(config.end_date)
-        if config.end_date
-        else last_closed_day(current.market, extra_closures=current.extra_closures)
-    )
+    end = run_end_date(config.end_date, current)
     keys = {entry.symbol: entry.instrument_key for entry in current.tickers}
     stored = store.read_intraday_latest(tickers)
     latest = {(row.ticker, row.unit, int(row.interval)): row.ts for row in stored.itertuples()}
@@ -131,12 +126,7 @@ def intraday_prices(
                         asset_key=INTRADAY_PRICES, partition=ticker, metadata=metadata
                     )
                 )
-        raise dg.Failure(
-            description=f"{len(failures)} of {len(tickers)} tickers failed; the others were "
-            "written and recorded as materialized:\n"
-            + "\n".join(f"- {ticker}: {reason}" for ticker, reason in sorted(failures.items())),
-            metadata={"failures": dg.MetadataValue.md(failures_markdown(failures))},
-        )
+        raise partial_failure(failures, len(tickers))
     yield dg.MaterializeResult(asset_key=INTRADAY_PRICES, metadata=metadata)
 
 

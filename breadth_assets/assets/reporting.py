@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import dagster as dg
 import pandas as pd
 
 MAX_LISTED = 50
@@ -33,3 +34,13 @@ def lines_markdown(lines: Sequence[str]) -> str:
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def partial_failure(failures: Mapping[str, str], tickers: int) -> dg.Failure:
+    """The step's failure when some tickers failed and the others were recorded as materialized."""
+    return dg.Failure(
+        description=f"{len(failures)} of {tickers} tickers failed; the others were "
+        "written and recorded as materialized:\n"
+        + "\n".join(f"- {ticker}: {reason}" for ticker, reason in sorted(failures.items())),
+        metadata={"failures": dg.MetadataValue.md(failures_markdown(failures))},
+    )

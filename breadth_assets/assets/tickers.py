@@ -17,7 +17,12 @@ from breadth_assets import schema
 from breadth_assets.analytics import compute_indicators
 from breadth_assets.analytics.changes import changed_rows
 from breadth_assets.assets.column_schemas import OWNERS, table_metadata
-from breadth_assets.assets.reporting import date_range_text, failures_markdown, lines_markdown
+from breadth_assets.assets.reporting import (
+    date_range_text,
+    failures_markdown,
+    lines_markdown,
+    partial_failure,
+)
 from breadth_assets.calendars import last_closed_day
 from breadth_assets.partitions import UNIVERSE, tickers_partitions
 from breadth_assets.progress import Progress
@@ -57,9 +62,10 @@ def _fetch_start(
     return max(stored_dates.iloc[-1 - back].date(), history_start)
 
 
-def _end_date(config: TickerRunConfig, universe: Universe) -> dt.date:
-    if config.end_date:
-        return dt.date.fromisoformat(config.end_date)
+def run_end_date(end_date: str | None, universe: Universe) -> dt.date:
+    """The run config's end date, else the last trading day whose update time has passed."""
+    if end_date:
+        return dt.date.fromisoformat(end_date)
     return last_closed_day(universe.market, extra_closures=universe.extra_closures)
 
 
@@ -149,12 +155,7 @@ def ticker_assets(
                             asset_key=key, partition=ticker, metadata=metadata[key]
                         )
                     )
-        raise dg.Failure(
-            description=f"{len(failures)} of {len(tickers)} tickers failed; the others were "
-            "written and recorded as materialized:\n"
-            + "\n".join(f"- {ticker}: {reason}" for ticker, reason in sorted(failures.items())),
-            metadata={"failures": dg.MetadataValue.md(failures_markdown(failures))},
-        )
+        raise partial_failure(failures, len(tickers))
     for key in keys:
         yield dg.MaterializeResult(asset_key=key, metadata=metadata[key])
 
@@ -188,7 +189,7 @@ def _fetch(
     """Bars from the source for every ticker of the run; failures are collected, not raised."""
     current = universe.load()
     instrument_keys = {entry.symbol: entry.instrument_key for entry in current.tickers}
-    end = _end_date(config, current)
+    end = run_end_date(config.end_date, current)
     stored_dates = {ticker: group["date"] for ticker, group in stored.groupby("ticker")}
     requests = [
         PriceRequest(
