@@ -17,7 +17,7 @@ from pydantic import Field
 from breadth_assets import schema
 from breadth_assets.assets.column_schemas import OWNERS, table_metadata
 from breadth_assets.assets.reporting import failures_markdown, partial_failure
-from breadth_assets.assets.tickers import TICKER_TAG, run_end_date
+from breadth_assets.assets.tickers import TICKER_TAG, FetchRunConfig, run_end_date
 from breadth_assets.partitions import UNIVERSE, tickers_partitions
 from breadth_assets.progress import Progress
 from breadth_assets.resources.market_store import MarketStore
@@ -28,12 +28,7 @@ from breadth_assets.upstox.history import Timeframe
 INTRADAY_PRICES = dg.AssetKey(schema.INTRADAY_PRICES)
 
 
-class IntradayRunConfig(dg.Config):
-    end_date: str | None = Field(
-        default=None,
-        description="Last day of candles to fetch (YYYY-MM-DD); by default the last trading day "
-        "whose daily update time has passed.",
-    )
+class IntradayRunConfig(FetchRunConfig):
     full_refresh: bool = Field(
         default=False, description="Fetch every series again from its history start."
     )

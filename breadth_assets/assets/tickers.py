@@ -37,12 +37,15 @@ TICKER_TAG = {"partitioned_by": "ticker"}
 INDICATORS = dg.AssetKey("indicators")
 
 
-class TickerRunConfig(dg.Config):
+class FetchRunConfig(dg.Config):
     end_date: str | None = Field(
         default=None,
-        description="Last day of bars to fetch (YYYY-MM-DD); by default the last trading day "
-        "whose daily update time (a while after the close) has passed.",
+        description="Last day to fetch (YYYY-MM-DD); by default the last trading day whose "
+        "daily update time (a while after the close) has passed.",
     )
+
+
+class TickerRunConfig(FetchRunConfig):
     overlap_bars: int = Field(
         default=5,
         ge=0,

@@ -144,13 +144,7 @@ def _numbers(values: tuple, name: str, ts: pd.DatetimeIndex) -> np.ndarray:
 def merge_chunks(frames: list[pd.DataFrame]) -> pd.DataFrame:
     """Chunks joined, one candle per time (a later chunk's answer wins), sorted by time."""
     if not frames:
-        return pd.DataFrame(
-            {
-                "ts": pd.Series(dtype=_DATE_DTYPE),
-                **{n: pd.Series(dtype=np.float64) for n in ("open", "high", "low", "close")},
-                "volume": pd.Series(dtype=np.float64),
-            }
-        )
+        return candles_frame([])
     merged = pd.concat(frames, ignore_index=True)
     merged = merged.drop_duplicates("ts", keep="last")
     return merged.sort_values("ts", kind="stable", ignore_index=True)

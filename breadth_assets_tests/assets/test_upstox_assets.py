@@ -25,6 +25,7 @@ from breadth_assets.resources.universe_file import UniverseFile
 from breadth_assets.resources.upstox_source import UpstoxSource
 from breadth_assets.upstox.client import AUTH_MESSAGE
 from breadth_assets_tests.fake_upstox import FakeUpstox, write_instruments_master
+from breadth_assets_tests.resources.test_upstox_source import expected_bars
 
 TOKEN = "tok-93be7d-upstox-secret"
 TICKERS = ["ALFA", "BETA", "GAMA", "DLTA", "EPSI", "ZETA"]
@@ -95,18 +96,6 @@ def materialize(instance, assets, server, tmp_path, universe, store, end=END, ti
     )
 
 
-def expected_prices(server: FakeUpstox, ticker: str, end: str = END) -> pd.DataFrame:
-    start, stop = dt.date.fromisoformat(START), dt.date.fromisoformat(end)
-    candles = server.expected(KEYS[ticker], "days", 1, start, stop)
-    return pd.DataFrame(
-        {
-            "ticker": ticker,
-            "date": pd.to_datetime([c[0][:10] for c in candles]).astype("datetime64[us]"),
-            **{name: [float(c[i + 1]) for c in candles] for i, name in enumerate(VALUES)},
-        }
-    )
-
-
 def expected_intraday(server, ticker, unit, interval, start, end) -> pd.DataFrame:
     candles = server.expected(KEYS[ticker], unit, interval, start, end)
     return pd.DataFrame(
@@ -139,7 +128,10 @@ def test_with_a_fifth_of_requests_faulted_every_bar_lands_exactly_once(instance,
     assert not stored.duplicated(["ticker", "date"]).any()
     for ticker in TICKERS:
         got = stored[stored["ticker"] == ticker].reset_index(drop=True)
-        pd.testing.assert_frame_equal(got, expected_prices(server, ticker), check_dtype=False)
+        want = expected_bars(
+            server, ticker, KEYS[ticker], *map(dt.date.fromisoformat, (START, END))
+        )
+        pd.testing.assert_frame_equal(got, want, check_dtype=False)
     assert len(store.read_indicators(TICKERS)) == len(stored)
     assert instance.get_materialized_partitions(dg.AssetKey("raw_prices")) == set(TICKERS)
 
