@@ -16,7 +16,11 @@ from pydantic import Field
 
 from breadth_assets import schema
 from breadth_assets.assets.column_schemas import OWNERS, table_metadata
-from breadth_assets.assets.reporting import failures_markdown, partial_failure
+from breadth_assets.assets.reporting import (
+    failures_markdown,
+    partial_failure,
+    record_good_partitions,
+)
 from breadth_assets.assets.tickers import TICKER_TAG, FetchRunConfig, run_end_date
 from breadth_assets.partitions import UNIVERSE, tickers_partitions
 from breadth_assets.progress import Progress
@@ -114,13 +118,7 @@ def intraday_prices(
         f"{len(written)} candles written in {seconds:.2f} s"
     )
     if failures:
-        for ticker in tickers:
-            if ticker not in failures:
-                context.log_event(
-                    dg.AssetMaterialization(
-                        asset_key=INTRADAY_PRICES, partition=ticker, metadata=metadata
-                    )
-                )
+        record_good_partitions(context, INTRADAY_PRICES, tickers, failures, metadata)
         raise partial_failure(failures, len(tickers))
     yield dg.MaterializeResult(asset_key=INTRADAY_PRICES, metadata=metadata)
 

@@ -36,6 +36,21 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def record_good_partitions(
+    context: dg.AssetExecutionContext,
+    key: dg.AssetKey,
+    tickers: Sequence[str],
+    failed: Mapping[str, str],
+    metadata: Mapping[str, dg.MetadataValue],
+) -> None:
+    """Records the tickers that did not fail as materialized, before the step fails for the rest."""
+    for ticker in tickers:
+        if ticker not in failed:
+            context.log_event(
+                dg.AssetMaterialization(asset_key=key, partition=ticker, metadata=dict(metadata))
+            )
+
+
 def partial_failure(failures: Mapping[str, str], tickers: int) -> dg.Failure:
     """The step's failure when some tickers failed and the others were recorded as materialized."""
     return dg.Failure(

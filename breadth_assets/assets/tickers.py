@@ -22,6 +22,7 @@ from breadth_assets.assets.reporting import (
     failures_markdown,
     lines_markdown,
     partial_failure,
+    record_good_partitions,
 )
 from breadth_assets.calendars import last_closed_day
 from breadth_assets.partitions import UNIVERSE, tickers_partitions
@@ -151,13 +152,7 @@ def ticker_assets(
     failures = {ticker: reason for key in reversed(keys) for ticker, reason in failed[key].items()}
     if failures:
         for key in keys:
-            for ticker in tickers:
-                if ticker not in failed[key]:
-                    context.log_event(
-                        dg.AssetMaterialization(
-                            asset_key=key, partition=ticker, metadata=metadata[key]
-                        )
-                    )
+            record_good_partitions(context, key, tickers, failed[key], metadata[key])
         raise partial_failure(failures, len(tickers))
     for key in keys:
         yield dg.MaterializeResult(asset_key=key, metadata=metadata[key])
