@@ -16,11 +16,15 @@ from collections.abc import Sequence
 
 import dagster as dg
 import pandas as pd
+from dagster._core.definitions.reconstruct import ReconstructableRepository
+from dagster._core.events import RunFailureReason
 
 from breadth_assets.batches import range_tags, ticker_batches
 from breadth_assets.calendars import last_closed_day
+from breadth_assets.recovery import repair, status, status_text
 from breadth_assets.universe import UniverseError
 
+DEFINITIONS_MODULE = "breadth_assets.definitions"
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 TAIL_COLUMNS = [
     "date",
@@ -51,6 +55,8 @@ def run_main_job(instance: dg.DagsterInstance, full: bool = False, out=sys.stdou
     )
 
     started = time.perf_counter()
+    for line in repair(instance).lines():
+        print(f"recovered: {line}", file=out)
     added, removed = sync_ticker_partitions(instance, UNIVERSE.symbols)
     print(
         f"universe {UNIVERSE.path.name}: {len(UNIVERSE.symbols)} tickers on {UNIVERSE.market} "
@@ -70,21 +76,14 @@ def run_main_job(instance: dg.DagsterInstance, full: bool = False, out=sys.stdou
 
 def _run_ticker_batches(instance: dg.DagsterInstance, out) -> tuple[bool, dt.date | None]:
     """Runs `ticker_job` per batch; returns success and the earliest date written."""
-    from breadth_assets.definitions import defs
     from breadth_assets.partitions import UNIVERSE, tickers_partitions
 
-    job = defs.resolve_job_def("ticker_job")
     keys = instance.get_dynamic_partitions(tickers_partitions.name)
     batches = ticker_batches(keys, UNIVERSE.symbols, UNIVERSE.batch_size)
     all_ok, first_changed = True, None
     for number, batch in enumerate(batches, start=1):
         started = time.perf_counter()
-        result = job.execute_in_process(
-            instance=instance,
-            tags=range_tags(batch[0], batch[-1]),
-            run_config=QUIET_LOGS,
-            raise_on_error=False,
-        )
+        result = _execute("ticker_job", instance, range_tags(batch[0], batch[-1]))
         print(
             f"tickers batch {number}/{len(batches)} "
             f"({batch[0]}..{batch[-1]}, {len(batch)} tickers): "
@@ -114,14 +113,38 @@ def _first_stale_day(
     return next((d for d in days if d not in done or (changed and d >= changed)), None)
 
 
-def _run_breadth(instance: dg.DagsterInstance, first: str, last: str, out) -> bool:
-    from breadth_assets.definitions import defs
+def _execute(job: str, instance: dg.DagsterInstance, tags: dict[str, str]) -> dg.ExecutionResult:
+    """Runs the job in this process with its own executor (`execute_in_process` would swap in
+    Dagster's, which records no run location and spins while waiting for a pool slot)."""
+    recon = ReconstructableRepository.for_module(DEFINITIONS_MODULE, "defs", os.getcwd())
+    with dg.execute_job(
+        recon.get_reconstructable_job(job),
+        instance=instance,
+        tags=tags,
+        run_config=QUIET_LOGS,
+        raise_on_error=False,
+    ) as result:
+        if any(_interrupted(event) for event in result.all_events):
+            raise Interrupted(f"run {result.run_id[:8]} was interrupted and is marked failed")
+        return result
 
+
+class Interrupted(Exception):
+    """SIGTERM or SIGINT ended a run: the main job stops instead of starting the next one."""
+
+
+def _interrupted(event: dg.DagsterEvent) -> bool:
+    data = event.event_specific_data
+    return event.event_type == dg.DagsterEventType.RUN_CANCELED or (
+        event.event_type == dg.DagsterEventType.RUN_FAILURE
+        and getattr(data, "failure_reason", None) == RunFailureReason.UNEXPECTED_TERMINATION
+    )
+
+
+def _run_breadth(instance: dg.DagsterInstance, first: str, last: str, out) -> bool:
     print(f"breadth {first}..{last}: running...", file=out, flush=True)
     started = time.perf_counter()
-    result = defs.resolve_job_def("breadth_job").execute_in_process(
-        instance=instance, tags=range_tags(first, last), run_config=QUIET_LOGS, raise_on_error=False
-    )
+    result = _execute("breadth_job", instance, range_tags(first, last))
     print(
         f"breadth {first}..{last}: {'ok' if result.success else 'FAILED'} in "
         f"{time.perf_counter() - started:.1f} s  run {result.run_id[:8]}",
@@ -132,7 +155,7 @@ def _run_breadth(instance: dg.DagsterInstance, first: str, last: str, out) -> bo
     return result.success
 
 
-def _print_failure(result: dg.ExecuteInProcessResult, out) -> None:
+def _print_failure(result: dg.ExecutionResult, out) -> None:
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data:
             print(f"  {event.step_failure_data.error.message.strip()}", file=out)
@@ -156,16 +179,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument(
         "--full", action="store_true", help="materialize every breadth day, not only stale ones"
     )
+    state = commands.add_parser(
+        "status", help="runs in progress, claimed pool slots and who holds them"
+    )
+    state.add_argument(
+        "--repair",
+        action="store_true",
+        help="mark runs whose process is gone as failed and free the slots of ended runs",
+    )
     args = parser.parse_args(argv)
 
     if not os.environ.get("DAGSTER_HOME"):
         parser.error("set DAGSTER_HOME to a folder for Dagster's runs and events (see README)")
     instance = dg.DagsterInstance.get()
+    if args.command == "status":
+        if args.repair:
+            done = repair(instance).lines()
+            print("\n".join(f"repaired: {line}" for line in done) or "nothing to repair")
+        print(status_text(status(instance)))
+        return 0
     try:
         ok = run_main_job(instance, full=args.full)
     except UniverseError as error:
         print(f"breadth-assets: {error}", file=sys.stderr)
         return 2
+    except Interrupted as stop:
+        print(f"breadth-assets: {stop}; nothing else was started", file=sys.stderr)
+        return 130
     if args.tail:
         print(f"\nlast {args.tail} days of breadth:")
         print_breadth_tail(args.tail)

@@ -9,6 +9,7 @@ import dagster as dg
 from breadth_assets.batches import BATCHES_TAG, DAY_TAG, range_tags, ticker_batches
 from breadth_assets.calendars import TIMEZONES, UPDATE_TIMES, is_trading_day
 from breadth_assets.jobs import ticker_job
+from breadth_assets.recovery import repair
 from breadth_assets.partitions import tickers_partitions
 from breadth_assets.universe import Universe
 
@@ -29,6 +30,7 @@ def build_daily_update(universe: Universe) -> dg.ScheduleDefinition:
         "materializes that day's breadth.",
     )
     def daily_update(context: dg.ScheduleEvaluationContext):
+        repair(context.instance, context.log.warning)
         day = context.scheduled_execution_time.astimezone(ZoneInfo(timezone)).date()
         if not is_trading_day(universe.market, day, universe.extra_closures):
             return dg.SkipReason(f"{day} is not a trading day on {universe.market}")
