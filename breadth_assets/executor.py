@@ -84,7 +84,7 @@ class PoolWait(InstanceConcurrencyContext):
         if not self._pending_claims:
             return 0.0
         now = time.time()
-        due = min((self._pending_timeouts.get(step, now) for step in self._pending_claims))
+        due = min(self._pending_timeouts.get(step, now) for step in self._pending_claims)
         return min(MAX_WAIT_SECONDS, max(0.01, due - now))
 
 
@@ -93,7 +93,7 @@ def _execution_iterator(
     execution_plan: ExecutionPlan,
     instance_concurrency_context: InstanceConcurrencyContext | None = None,
 ) -> Iterator[DagsterEvent]:
-    with PoolWait(job_context.instance, job_context.dagster_run, job_context.log.info) as pools:
+    with PoolWait(job_context.instance, job_context.dagster_run, job_context.log.warning) as pools:
         yield from inner_plan_execution_iterator(job_context, execution_plan, pools)
 
 

@@ -12,7 +12,6 @@ frees the slots of every run that has ended. The main job, the daily schedule an
 from __future__ import annotations
 
 import datetime as dt
-import os
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -103,11 +102,13 @@ class RunState:
         return self.alive is False
 
     def describe(self) -> str:
-        where = "location not recorded" if self.location is None else str(self.location)
-        liveness = {True: "running", False: "process gone", None: "elsewhere"}[self.alive]
         if self.location is None:
-            liveness = "unknown"
-        return f"{self.run.run_id[:8]} {self.run.job_name} {self.run.status.value} ({where}, {liveness})"
+            where = "location not recorded"
+        else:
+            liveness = {True: "running", False: "process gone", None: "on another host"}
+            where = f"{self.location}, {liveness[self.alive]}"
+        run = self.run
+        return f"{run.run_id[:8]} {run.job_name} {run.status.value} ({where})"
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,9 @@ def status_text(report: Status) -> str:
         lines.append("no pools in use")
     orphans = [state for state in report.runs if state.orphaned]
     if orphans:
-        lines.append(f"{len(orphans)} run(s) whose process is gone: `breadth-assets status --repair`")
+        lines.append(
+            f"{len(orphans)} run(s) whose process is gone: `breadth-assets status --repair`"
+        )
     return "\n".join(lines)
 
 
@@ -233,12 +236,6 @@ def holders_text(instance: dg.DagsterInstance, pool: str) -> str:
         where = f", {location}" if location else ""
         gone = ", process gone" if alive is False else ""
         holders.append(f"run {run.run_id[:8]} ({run.job_name}, {run.status.value}{where}{gone})")
-    return (
-        f"{len(info.claimed_slots)} of {info.slot_count} slots of pool {pool} are taken by "
-        + ("; ".join(holders) if holders else "nobody")
+    return f"{len(info.claimed_slots)} of {info.slot_count} slots of pool {pool} are taken by " + (
+        "; ".join(holders) if holders else "nobody"
     )
-
-
-def is_current_process(run: dg.DagsterRun) -> bool:
-    location = RunLocation.of(run)
-    return location is not None and location.host == this_host() and location.pid == os.getpid()

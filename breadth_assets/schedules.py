@@ -9,8 +9,8 @@ import dagster as dg
 from breadth_assets.batches import BATCHES_TAG, DAY_TAG, range_tags, ticker_batches
 from breadth_assets.calendars import TIMEZONES, UPDATE_TIMES, is_trading_day
 from breadth_assets.jobs import ticker_job
-from breadth_assets.recovery import repair
 from breadth_assets.partitions import tickers_partitions
+from breadth_assets.recovery import repair
 from breadth_assets.universe import Universe
 
 

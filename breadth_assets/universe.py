@@ -69,6 +69,7 @@ _RATE_LIMIT_KEYS = ("per_second", "per_minute", "per_30_minutes")
 MAX_UPSTOX_WORKERS = 64
 _TICKER_KEYS = ("symbol", "instrument_key")
 _SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9&._-]{0,39}$")
+_INSTRUMENT_KEY_RE = re.compile(r"^[A-Z]+_[A-Z]+\|[^|\s][^|]*$")
 _NULL_TAG = "tag:yaml.org,2002:null"
 
 
@@ -101,6 +102,37 @@ class Universe:
         return [entry.symbol for entry in self.tickers]
 
 
+SYMBOL_RULE = (
+    "letters, digits, '&', '-', '_' and '.' only, at most 40, starting with a letter or digit"
+)
+
+
+def symbol_problem(symbol: str) -> str | None:
+    """Why `symbol` cannot be a ticker (it is also a file name and a partition key), or None."""
+    if _SYMBOL_RE.match(symbol) and ".." not in symbol:
+        return None
+    return f"{symbol!r} is not a valid ticker ({SYMBOL_RULE})"
+
+
+def partition_key_problems(keys: Sequence[str], universe: Universe) -> dict[str, str]:
+    """Ticker partition keys that no source may see: not a valid symbol, or not in the universe.
+
+    Partitions can be added from the UI or the instance API, bypassing the universe file.
+    """
+    listed = set(universe.symbols)
+    problems = {}
+    for key in keys:
+        problem = symbol_problem(key)
+        if problem is None and key not in listed:
+            problem = (
+                f"{key!r} is not in the universe file {universe.path}; add it there, or delete "
+                "the partition"
+            )
+        if problem is not None:
+            problems[key] = f"partition {problem}"
+    return problems
+
+
 def default_universe_path() -> Path:
     """`$BREADTH_UNIVERSE` when set, else universe.yaml at the project root."""
     override = os.environ.get(ENV_VAR, "").strip()
@@ -112,11 +144,20 @@ def default_universe_path() -> Path:
 def load_universe(path: str | Path | None = None) -> Universe:
     path = Path(path) if path is not None else default_universe_path()
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise UniverseError(f"{path}: universe file not found") from None
-    except (OSError, UnicodeDecodeError) as error:
+    except OSError as error:
         raise UniverseError(f"{path}: cannot read the universe file: {error}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        raise UniverseError(
+            f"{path} line {line}: not UTF-8 text (byte 0x{data[error.start]:02x} at column "
+            f"{column}); save the file as UTF-8"
+        ) from None
     return parse_universe(text, path)
 
 
@@ -473,18 +514,23 @@ class _Parser:
                 symbol_node = keys["symbol"][1]
                 symbol_field = f"{field}.symbol"
                 if "instrument_key" in keys:
-                    instrument_key = self.string(
-                        keys["instrument_key"][1], f"{field}.instrument_key"
-                    )
+                    key_node = keys["instrument_key"][1]
+                    instrument_key = self.string(key_node, f"{field}.instrument_key")
+                    if not _INSTRUMENT_KEY_RE.match(instrument_key):
+                        raise self.fail(
+                            key_node,
+                            f"{field}.instrument_key",
+                            f"{key_node.value.strip()!r} is not an instrument key of the form "
+                            "SEGMENT|ID, such as NSE_EQ|INE062A01020",
+                        )
             else:
                 symbol_node, symbol_field = item, field
             symbol = self.string(symbol_node, symbol_field).upper()
-            if not _SYMBOL_RE.match(symbol) or ".." in symbol:
+            if symbol_problem(symbol):
                 raise self.fail(
                     symbol_node,
                     symbol_field,
-                    f"{symbol_node.value.strip()!r} is not a valid ticker (letters, digits, "
-                    "'&', '-', '_' and '.' only, at most 40, starting with a letter or digit)",
+                    f"{symbol_node.value.strip()!r} is not a valid ticker ({SYMBOL_RULE})",
                 )
             line = _line(symbol_node)
             if symbol in seen:

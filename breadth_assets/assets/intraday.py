@@ -27,6 +27,7 @@ from breadth_assets.progress import Progress
 from breadth_assets.resources.market_store import MarketStore
 from breadth_assets.resources.price_source import IntradayRequest, PriceSource, SourceError
 from breadth_assets.resources.universe_file import UniverseFile
+from breadth_assets.universe import partition_key_problems
 from breadth_assets.upstox.history import Timeframe
 
 INTRADAY_PRICES = dg.AssetKey(schema.INTRADAY_PRICES)
@@ -81,6 +82,9 @@ def intraday_prices(
     current = universe.load()
     end = run_end_date(config.end_date, current)
     keys = {entry.symbol: entry.instrument_key for entry in current.tickers}
+    failures = partition_key_problems(tickers, current)
+    for ticker, reason in failures.items():
+        context.log.error(f"{ticker}: {reason}")
     stored = store.read_intraday_latest(tickers)
     latest = {(row.ticker, row.unit, int(row.interval)): row.ts for row in stored.itertuples()}
     requests = [
@@ -92,10 +96,10 @@ def intraday_prices(
             instrument_key=keys.get(ticker),
         )
         for ticker in tickers
+        if ticker not in failures
         for timeframe in current.timeframes
     ]
     fetched: list[tuple[str, pd.DataFrame]] = []
-    failures: dict[str, str] = {}
     progress = Progress(len(requests), context.log.info, what="fetching", unit="series")
     for request, answer in price_source.fetch_intraday(requests):
         progress.step()

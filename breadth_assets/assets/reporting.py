@@ -53,9 +53,22 @@ def record_good_partitions(
 
 def partial_failure(failures: Mapping[str, str], tickers: int) -> dg.Failure:
     """The step's failure when some tickers failed and the others were recorded as materialized."""
+    by_reason: dict[str, list[str]] = {}
+    for ticker, reason in sorted(failures.items()):
+        by_reason.setdefault(reason, []).append(ticker)
+    lines = [
+        f"- {names[0]}: {reason}"
+        if len(names) == 1
+        else f"- {len(names)} tickers ({_names(names)}): {reason}"
+        for reason, names in by_reason.items()
+    ]
     return dg.Failure(
         description=f"{len(failures)} of {tickers} tickers failed; the others were "
-        "written and recorded as materialized:\n"
-        + "\n".join(f"- {ticker}: {reason}" for ticker, reason in sorted(failures.items())),
+        "written and recorded as materialized:\n" + "\n".join(lines),
         metadata={"failures": dg.MetadataValue.md(failures_markdown(failures))},
     )
+
+
+def _names(tickers: Sequence[str], shown: int = 10) -> str:
+    more = f", … {len(tickers) - shown} more" if len(tickers) > shown else ""
+    return ", ".join(tickers[:shown]) + more

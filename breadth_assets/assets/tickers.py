@@ -30,7 +30,7 @@ from breadth_assets.progress import Progress
 from breadth_assets.resources.market_store import MarketStore
 from breadth_assets.resources.price_source import PriceRequest, PriceSource, SourceError
 from breadth_assets.resources.universe_file import UniverseFile
-from breadth_assets.universe import Universe
+from breadth_assets.universe import Universe, partition_key_problems
 
 RAW_PRICES = dg.AssetKey("raw_prices")
 TICKER_TAG = {"partitioned_by": "ticker"}
@@ -186,6 +186,10 @@ def _fetch(
 ) -> tuple[pd.DataFrame, list[str]]:
     """Bars from the source for every ticker of the run; failures are collected, not raised."""
     current = universe.load()
+    refused = partition_key_problems(context.partition_keys, current)
+    for ticker, reason in refused.items():
+        failures[ticker] = reason
+        context.log.error(f"{ticker}: {reason}")
     instrument_keys = {entry.symbol: entry.instrument_key for entry in current.tickers}
     end = run_end_date(config.end_date, current)
     stored_dates = {ticker: group["date"] for ticker, group in stored.groupby("ticker")}
@@ -199,6 +203,7 @@ def _fetch(
             instrument_key=instrument_keys.get(ticker),
         )
         for ticker in context.partition_keys
+        if ticker not in refused
     ]
     frames: list[pd.DataFrame] = []
     rejected: list[str] = []
@@ -206,8 +211,10 @@ def _fetch(
     for request, answer in price_source.fetch_many(requests):
         progress.step()
         if isinstance(answer, SourceError):
-            failures[request.ticker] = str(answer).removeprefix(f"{request.ticker}: ")
-            context.log.error(f"{request.ticker}: {answer}")
+            reason = str(answer).removeprefix(f"{request.ticker}: ")
+            if reason not in failures.values():
+                context.log.error(f"{request.ticker}: {reason}")
+            failures[request.ticker] = reason
             continue
         frames.append(answer.bars)
         for line in answer.rejected:

@@ -8,6 +8,9 @@ Headers are matched exactly, then ignoring case, so Date/Open/High/... need no m
 
 from __future__ import annotations
 
+import codecs
+import io
+import os
 import threading
 import warnings
 from collections.abc import Callable
@@ -39,6 +42,7 @@ class _LongFile:
 
     signature: tuple[int, int]
     frame: pd.DataFrame
+    undecodable: dict[int, str]
     groups: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
@@ -68,17 +72,28 @@ class CsvSource(PriceSource):
                 + ", ".join(LAYOUTS)
             )
         if self.layout == "long":
-            file, frame, positions = self._long_rows(request.ticker)
+            file, frame, positions, undecodable = self._long_rows(request.ticker)
         else:
-            file = Path(self.path) / self.file_pattern.format(ticker=request.ticker)
-            frame = _read(file, request.ticker)
+            file = self._ticker_file(request.ticker)
+            frame, undecodable = _read(file, request.ticker)
             positions = np.arange(len(frame))
         headers = self._headers(frame, file, request.ticker, _VALUE_FIELDS)
         raw = pd.DataFrame(
             {name: frame[headers[name]].to_numpy()[positions] for name in _VALUE_FIELDS}
         )
         lines = positions + 2
-        return _validate(request, raw, lines, file, self.date_format)
+        bad_text = {
+            row: undecodable[int(at)] for row, at in enumerate(positions) if at in undecodable
+        }
+        return _validate(request, raw, lines, file, self.date_format, bad_text)
+
+    def _ticker_file(self, ticker: str) -> Path:
+        """The ticker's file, which must lie inside the folder whatever the partition key says."""
+        folder = os.path.normpath(self.path)
+        file = os.path.normpath(os.path.join(folder, self.file_pattern.format(ticker=ticker)))
+        if os.path.commonpath([folder, file]) != folder or file == folder:
+            raise SourceError(f"{ticker}: {file}: outside the csv folder {folder}; not read")
+        return Path(file)
 
     def _headers(
         self, frame: pd.DataFrame, file: Path, ticker: str, names: tuple[str, ...]
@@ -99,7 +114,7 @@ class CsvSource(PriceSource):
             found[name] = header
         return found
 
-    def _long_rows(self, ticker: str) -> tuple[Path, pd.DataFrame, np.ndarray]:
+    def _long_rows(self, ticker: str) -> tuple[Path, pd.DataFrame, np.ndarray, dict[int, str]]:
         file = Path(self.path)
         entry = _long_file(file, ticker)
         header = self._headers(entry.frame, file, ticker, ("ticker",))["ticker"]
@@ -112,33 +127,64 @@ class CsvSource(PriceSource):
         positions = groups.get(ticker.strip().upper())
         if positions is None:
             raise SourceError(f"{ticker}: {file}: no rows for this ticker in column {header!r}")
-        return file, entry.frame, np.asarray(positions)
+        return file, entry.frame, np.asarray(positions), entry.undecodable
 
 
-def _read(file: Path, ticker: str) -> pd.DataFrame:
-    """The whole file as text, one row per line after the header (blank lines kept as rows).
+def _decode(data: bytes, file: Path, ticker: str) -> tuple[str, dict[int, str]]:
+    """The file's text, and for each line that is not UTF-8 (1 is the header) the reason.
+
+    Such a line is decoded with replacement characters so that it still makes one row (to be
+    refused with its line number) and the rows after it keep theirs.
+    """
+    try:
+        return data.decode("utf-8-sig"), {}
+    except UnicodeDecodeError:
+        pass
+    data = data.removeprefix(codecs.BOM_UTF8)
+    lines, bad = [], {}
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as error:
+            bad[number] = (
+                f"not UTF-8 text (byte 0x{raw[error.start]:02x} at column {error.start + 1})"
+            )
+            lines.append(raw.decode("utf-8", errors="replace"))
+    if 1 in bad:
+        raise SourceError(f"{ticker}: {file}:1: the header is {bad[1]}")
+    return "\n".join(lines), bad
+
+
+def _read(file: Path, ticker: str) -> tuple[pd.DataFrame, dict[int, str]]:
+    """The whole file as text, one row per line after the header (blank lines kept as rows),
+    and the rows (by position) whose line is not UTF-8, with the reason.
 
     A row with more fields than the header makes the file unusable: pandas would otherwise
     shift it into the index or drop its extra values silently.
     """
     try:
+        data = file.read_bytes()
+    except FileNotFoundError:
+        raise SourceError(f"{ticker}: {file}: file not found") from None
+    except OSError as error:
+        raise SourceError(f"{ticker}: {file}: cannot be read: {error}") from None
+    text, bad_lines = _decode(data, file, ticker)
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            return pd.read_csv(
-                file,
+            frame = pd.read_csv(
+                io.StringIO(text),
                 dtype=str,
                 keep_default_na=False,
                 skip_blank_lines=False,
                 index_col=False,
-                encoding="utf-8-sig",
             )
-    except FileNotFoundError:
-        raise SourceError(f"{ticker}: {file}: file not found") from None
     except pd.errors.EmptyDataError:
         raise SourceError(f"{ticker}: {file}: the file is empty") from None
-    except (pd.errors.ParserError, pd.errors.ParserWarning, UnicodeDecodeError, OSError) as error:
+    except (pd.errors.ParserError, pd.errors.ParserWarning) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise SourceError(f"{ticker}: {file}: cannot be read as CSV: {reason}") from None
+    return frame, {line - 2: reason for line, reason in bad_lines.items()}
 
 
 def _long_file(file: Path, ticker: str) -> _LongFile:
@@ -155,7 +201,7 @@ def _long_file(file: Path, ticker: str) -> _LongFile:
         entry = _long_files.get(key)
         if entry is not None and entry.signature == signature:
             return entry
-    entry = _LongFile(signature, _read(file, ticker))
+    entry = _LongFile(signature, *_read(file, ticker))
     with _long_lock:
         _long_files.pop(key, None)
         while len(_long_files) >= _LONG_CACHE_SIZE:
@@ -185,8 +231,12 @@ def _validate(
     lines: np.ndarray,
     file: Path,
     date_format: str | None,
+    bad_text: dict[int, str],
 ) -> TickerBars:
-    """Keeps the good rows in [start, end]; reports the bad ones there or with no usable date."""
+    """Keeps the good rows in [start, end]; reports the bad ones there or with no usable date.
+
+    `bad_text` holds the rows whose line was not UTF-8: refused whatever their values.
+    """
     text = {name: raw[name].fillna("").astype(str).str.strip() for name in _VALUE_FIELDS}
     blank = np.logical_and.reduce([(text[name] == "").to_numpy() for name in _VALUE_FIELDS])
     issues: dict[int, list[str]] = {}
@@ -218,6 +268,8 @@ def _validate(
     report(np.isnan(volume), lambda r: f"volume is not a number: {text['volume'].iat[r]!r}")
     report(volume < 0, lambda r: f"volume is negative: {text['volume'].iat[r]}")
 
+    for row, reason in bad_text.items():
+        issues[row] = [reason]
     good = ~blank
     good[list(issues)] = False
     day_values = dates.to_numpy()

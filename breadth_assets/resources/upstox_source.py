@@ -34,6 +34,7 @@ from breadth_assets.upstox.client import (
     AUTH_MESSAGE,
     RetryPolicy,
     UpstoxAuthError,
+    UpstoxCancelled,
     UpstoxClient,
     UpstoxError,
 )
@@ -90,9 +91,12 @@ class UpstoxSource(PriceSource):
         return self._map(requests, self._intraday)
 
     def _map(
-        self, requests: Sequence[_Request], work: Callable[[UpstoxClient, _Request], object]
+        self,
+        requests: Sequence[_Request],
+        work: Callable[[UpstoxClient, _Request, threading.Event], object],
     ) -> Iterator[tuple[_Request, object]]:
-        """Answers as they complete; after a 401 the rest fail with the same message, unsent.
+        """Answers as they complete; after a 401 the rest fail with the same message, unsent:
+        requests waiting for a rate-limiter slot or a retry give the slot back and stop.
 
         Closing the iterator early cancels the requests not yet started.
         """
@@ -107,9 +111,11 @@ class UpstoxSource(PriceSource):
 
         def run(request: _Request) -> object:
             if stop.is_set():
-                return SourceError(f"{request.ticker}: {AUTH_MESSAGE} (not fetched)")
+                return SourceError(f"{request.ticker}: {AUTH_MESSAGE}")
             try:
-                return work(self._upstox(), request)
+                return work(self._upstox(), request, stop)
+            except UpstoxCancelled:
+                return SourceError(f"{request.ticker}: {AUTH_MESSAGE}")
             except UpstoxAuthError as error:
                 stop.set()
                 return _error(request.ticker, error)
@@ -146,13 +152,19 @@ class UpstoxSource(PriceSource):
         return given or resolve(ticker, self.instruments)
 
     def _candles(
-        self, client: UpstoxClient, key: str, start: dt.date, end: dt.date, timeframe: Timeframe
+        self,
+        client: UpstoxClient,
+        key: str,
+        start: dt.date,
+        end: dt.date,
+        timeframe: Timeframe,
+        stop: threading.Event,
     ) -> pd.DataFrame:
         frames = []
         for chunk_start, chunk_end in chunk_ranges(start, end, timeframe):
             try:
-                frames.append(client.candles(key, chunk_start, chunk_end, timeframe))
-            except UpstoxAuthError:
+                frames.append(client.candles(key, chunk_start, chunk_end, timeframe, stop))
+            except (UpstoxAuthError, UpstoxCancelled):
                 raise
             except UpstoxError as error:
                 raise UpstoxError(
@@ -160,9 +172,11 @@ class UpstoxSource(PriceSource):
                 ) from None
         return merge_chunks(frames)
 
-    def _daily(self, client: UpstoxClient, request: PriceRequest) -> TickerBars:
+    def _daily(
+        self, client: UpstoxClient, request: PriceRequest, stop: threading.Event
+    ) -> TickerBars:
         key = self._instrument_key(request.ticker, request.instrument_key)
-        candles = self._candles(client, key, request.start, request.end, DAILY)
+        candles = self._candles(client, key, request.start, request.end, DAILY, stop)
         candles = candles[
             (candles["ts"] >= pd.Timestamp(request.start))
             & (candles["ts"] <= pd.Timestamp(request.end))
@@ -174,9 +188,11 @@ class UpstoxSource(PriceSource):
         )
         return TickerBars(request.ticker, bars, rejected)
 
-    def _intraday(self, client: UpstoxClient, request: IntradayRequest) -> pd.DataFrame:
+    def _intraday(
+        self, client: UpstoxClient, request: IntradayRequest, stop: threading.Event
+    ) -> pd.DataFrame:
         key = self._instrument_key(request.ticker, request.instrument_key)
-        candles = self._candles(client, key, request.start, request.end, request.timeframe)
+        candles = self._candles(client, key, request.start, request.end, request.timeframe, stop)
         good, _ = _sane(candles, key)
         return good.reset_index(drop=True)
 

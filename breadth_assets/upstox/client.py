@@ -25,7 +25,7 @@ import urllib3
 from upstox_client.rest import ApiException
 
 from breadth_assets.upstox.history import DAILY, CandleError, Timeframe, candles_frame
-from breadth_assets.upstox.limiter import RateLimiter
+from breadth_assets.upstox.limiter import Cancelled, RateLimiter
 
 AUTH_MESSAGE = "the Upstox access token is invalid or expired; set UPSTOX_ACCESS_TOKEN"
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -37,6 +37,10 @@ class UpstoxError(Exception):
 
 class UpstoxAuthError(UpstoxError):
     """401: no request can succeed until the token is replaced, so fetching stops at once."""
+
+
+class UpstoxCancelled(UpstoxError):
+    """The request was not sent: the fetch it belonged to stopped (after a 401)."""
 
 
 class _Retryable(Exception):
@@ -143,11 +147,20 @@ class UpstoxClient:
         start: dt.date,
         end: dt.date,
         timeframe: Timeframe = DAILY,
+        cancel: threading.Event | None = None,
     ) -> pd.DataFrame:
-        """Candles in [start, end] (one request's worth; see `history.chunk_ranges`)."""
+        """Candles in [start, end] (one request's worth; see `history.chunk_ranges`).
+
+        Once `cancel` is set, no further attempt is sent: `UpstoxCancelled` is raised instead.
+        """
         last = ""
         for attempt in range(1, self._retry.max_attempts + 1):
-            self._limiter.acquire()
+            try:
+                self._limiter.acquire(cancel)
+            except Cancelled:
+                raise UpstoxCancelled("not sent: the fetch was stopped") from None
+            if cancel is not None and cancel.is_set():
+                raise UpstoxCancelled("not sent: the fetch was stopped")
             try:
                 return self._attempt(instrument_key, start, end, timeframe)
             except _Retryable as error:
@@ -158,7 +171,10 @@ class UpstoxClient:
                     f"{instrument_key} {start}..{end} {timeframe}: {last}; "
                     f"retry {attempt} of {self._retry.max_attempts - 1} in {delay:.2f} s"
                 )
-                self._sleep(delay)
+                if cancel is None:
+                    self._sleep(delay)
+                elif cancel.wait(delay):
+                    raise UpstoxCancelled("not retried: the fetch was stopped")
         raise UpstoxError(f"gave up after {self._retry.max_attempts} attempts: {last}")
 
     def _attempt(

@@ -120,6 +120,10 @@ def _encode(times: list[float]) -> bytes:
 RESERVE_AHEAD = 1.0
 
 
+class Cancelled(Exception):
+    """`acquire` gave up because its cancel event was set; no slot is left reserved."""
+
+
 class RateLimiter:
     """Blocks each request until it fits under every window of `limits`, counting the requests of
     all limiters on the machine that share `path` (default: `default_state_path()`).
@@ -151,9 +155,10 @@ class RateLimiter:
         shortest, limit = min(self._spans)
         self._spans += ((shortest / limit, 1),)
 
-    def acquire(self) -> float:
+    def acquire(self, cancel: threading.Event | None = None) -> float:
         """Wait until one more request may start under every window, record it, and return the
-        seconds waited.
+        seconds waited. When `cancel` is set while waiting, the reserved slot is given back and
+        `Cancelled` is raised.
 
         The slot is reserved ahead (up to `RESERVE_AHEAD` seconds) at the earliest time every
         window allows, and then slept to without any lock: the schedule is set by the reserved
@@ -163,12 +168,40 @@ class RateLimiter:
         start = self.clock()
         with _thread_lock(str(self.path)):
             while True:
+                self._wait(0.0, cancel)
                 slot, reserved = self._reserve()
                 if reserved:
                     break
-                self.sleep(max(0.0, slot - RESERVE_AHEAD - self.clock()))
-        self.sleep(max(0.0, slot - self.clock()))
+                self._wait(max(0.0, slot - RESERVE_AHEAD - self.clock()), cancel)
+        try:
+            self._wait(max(0.0, slot - self.clock()), cancel)
+        except Cancelled:
+            self._release(slot)
+            raise
         return max(self.clock(), slot) - start
+
+    def _wait(self, seconds: float, cancel: threading.Event | None) -> None:
+        if cancel is None:
+            if seconds:
+                self.sleep(seconds)
+        elif cancel.wait(seconds) if seconds else cancel.is_set():
+            raise Cancelled()
+
+    def _release(self, slot: float) -> None:
+        """Takes a reserved, unused slot out of the file, so that it counts for nobody."""
+        fd = self._open()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            size = os.fstat(fd).st_size
+            times = _decode(os.pread(fd, size, 0))
+            if slot not in times:
+                return
+            times.remove(slot)
+            payload = _encode(times)
+            os.pwrite(fd, payload, 0)
+            os.ftruncate(fd, len(payload))
+        finally:
+            os.close(fd)
 
     def _reserve(self) -> tuple[float, bool]:
         """The earliest free slot, and whether it was near enough to be reserved in the file."""

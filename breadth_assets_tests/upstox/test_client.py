@@ -37,9 +37,9 @@ class CountingLimiter(RateLimiter):
         super().__init__(*args, **kwargs)
         self.acquired = 0
 
-    def acquire(self) -> float:
+    def acquire(self, cancel=None) -> float:
         self.acquired += 1
-        return super().acquire()
+        return super().acquire(cancel)
 
 
 @pytest.fixture
