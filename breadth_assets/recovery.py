@@ -145,6 +145,12 @@ def slot_claims(instance: dg.DagsterInstance) -> tuple[list[SlotClaim], dict[str
     return claims, limits
 
 
+def _runs_by_id(instance: dg.DagsterInstance, run_ids: Sequence[str]) -> dict[str, dg.DagsterRun]:
+    if not run_ids:
+        return {}
+    return {run.run_id: run for run in instance.get_runs(dg.RunsFilter(run_ids=list(run_ids)))}
+
+
 def status(instance: dg.DagsterInstance) -> Status:
     claims, limits = slot_claims(instance)
     return Status(in_progress_runs(instance), claims, limits)
@@ -186,7 +192,7 @@ def repair(instance: dg.DagsterInstance, log: Callable[[str], None] | None = Non
 def free_slots_of_ended_runs(instance: dg.DagsterInstance) -> list[str]:
     claims, _ = slot_claims(instance)
     run_ids = sorted({claim.run_id for claim in claims})
-    runs = {run.run_id: run for run in instance.get_runs(dg.RunsFilter(run_ids=run_ids))}
+    runs = _runs_by_id(instance, run_ids)
     freed = []
     for run_id in run_ids:
         run = runs.get(run_id)
@@ -223,8 +229,7 @@ def status_text(report: Status) -> str:
 def holders_text(instance: dg.DagsterInstance, pool: str) -> str:
     """Who holds the pool's slots, for the log line of a step that waits for one."""
     info = instance.event_log_storage.get_concurrency_info(pool)
-    run_ids = sorted({slot.run_id for slot in info.claimed_slots})
-    runs = {run.run_id: run for run in instance.get_runs(dg.RunsFilter(run_ids=run_ids))}
+    runs = _runs_by_id(instance, sorted({slot.run_id for slot in info.claimed_slots}))
     holders = []
     for slot in info.claimed_slots:
         run = runs.get(slot.run_id)

@@ -386,6 +386,7 @@ def _take_the_schedule_off_the_clock(deployment: Deployment) -> None:
         "universe_sensor": "RUNNING",
         "daily_breadth_sensor": "RUNNING",
         "quality_after_breadth_sensor": "RUNNING",
+        "run_recovery_sensor": "RUNNING",
     }
     stopped = deployment.gql(STOP_SCHEDULE_MUTATION, {"id": schedule["id"]})
     assert stopped["stopRunningSchedule"]["scheduleState"]["status"] == "STOPPED", stopped

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -318,3 +321,47 @@ def test_refusal_names_file_line_and_field(tmp_path, text, line, field, words):
     path, message = refusal(tmp_path, text)
     assert message.startswith(f"{path} line {line}: {field}"), message
     assert words in message
+
+
+def test_an_instrument_key_without_segment_and_id_is_refused_at_load(tmp_path):
+    path, message = refusal(
+        tmp_path,
+        """\
+        market: NSE
+        start_date: 2020-01-01
+        source: {kind: upstox}
+        tickers:
+          - symbol: SBIN
+            instrument_key: 12345
+        """,
+    )
+    assert message == (
+        f"{path} line 6: tickers[0].instrument_key: '12345' is not an instrument key of the form "
+        "SEGMENT|ID, such as NSE_EQ|INE062A01020"
+    )
+
+
+def test_a_universe_file_that_is_not_utf8_is_refused_with_its_line(tmp_path):
+    path = tmp_path / "universe.yaml"
+    path.write_bytes(b"market: DEMO\nstart_date: 2020-01-01\nsource: demo\ntickers: [AB\xe9C]\n")
+    with pytest.raises(UniverseError) as error:
+        load_universe(path)
+    assert str(error.value) == (
+        f"{path} line 4: not UTF-8 text (byte 0xe9 at column 13); save the file as UTF-8"
+    )
+
+
+def test_a_broken_universe_file_stops_the_code_location_load_with_its_reason_first(tmp_path):
+    path = write(tmp_path, "market: MARS\nstart_date: 2020-01-01\nsource: demo\ntickers: [A]\n")
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import breadth_assets.definitions"],
+        env={**os.environ, "BREADTH_UNIVERSE": str(path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert loaded.returncode != 0
+    assert loaded.stderr.splitlines()[0] == (
+        f"breadth_assets: cannot load the universe file: {path} line 1: market: unknown market "
+        "'MARS'; valid markets are DEMO, NSE, HOSE"
+    )

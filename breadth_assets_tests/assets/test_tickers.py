@@ -126,3 +126,43 @@ def test_one_bad_ticker_fails_alone_and_the_others_are_written_and_materialized(
     message = failure.step_failure_data.error.message
     assert "CHARLIE" in message
     assert "CHARLIE.csv" in message
+
+
+def _csv_folder_with(tmp_path, tickers) -> CsvSource:
+    folder = tmp_path / "csv" / "prices"
+    folder.mkdir(parents=True)
+    for ticker in tickers:
+        bars = demo_bars("ALPHA").query("date >= '2024-01-01' and date <= @END")
+        bars.drop(columns="ticker").to_csv(folder / f"{ticker}.csv", index=False)
+    return CsvSource(path=str(folder))
+
+
+def _failure_message(result: dg.ExecuteInProcessResult) -> str:
+    return next(e for e in result.all_events if e.is_step_failure).step_failure_data.error.message
+
+
+def test_a_partition_key_that_is_no_ticker_fails_alone_and_no_file_is_read_for_it(
+    instance, store, universe_path, tmp_path
+):
+    source = _csv_folder_with(tmp_path, ["DELTA", "ECHO", "outside"])
+    (tmp_path / "csv" / "outside.csv").write_text((tmp_path / "csv/prices/ECHO.csv").read_text())
+    instance.add_dynamic_partitions("tickers", ["../outside"])
+    keys = ["DELTA", "ECHO", "../outside"]
+    result = materialize_tickers(instance, store, universe_path, END, keys, source)
+    assert not result.success
+    assert set(store.read_prices(keys)["ticker"]) == {"DELTA", "ECHO"}
+    assert instance.get_materialized_partitions(dg.AssetKey("raw_prices")) == {"DELTA", "ECHO"}
+    assert "../outside: partition '../outside' is not a valid ticker" in _failure_message(result)
+
+
+def test_a_partition_key_missing_from_the_universe_fails_alone(
+    instance, store, universe_path, tmp_path
+):
+    source = _csv_folder_with(tmp_path, ["DELTA", "ECHO", "ZULU"])
+    instance.add_dynamic_partitions("tickers", ["ZULU"])
+    keys = ["DELTA", "ECHO", "ZULU"]
+    result = materialize_tickers(instance, store, universe_path, END, keys, source)
+    assert set(store.read_prices(keys)["ticker"]) == {"DELTA", "ECHO"}
+    assert f"ZULU: partition 'ZULU' is not in the universe file {universe_path}" in (
+        _failure_message(result)
+    )

@@ -224,3 +224,30 @@ def test_empty_file_raises(tmp_path):
     with pytest.raises(SourceError) as error:
         fetch(CsvSource(path=str(tmp_path)))
     assert str(error.value) == f"AAA: {file}: the file is empty"
+
+
+def test_a_ticker_whose_file_would_lie_outside_the_folder_is_refused_unread(tmp_path):
+    folder = tmp_path / "prices"
+    folder.mkdir()
+    (tmp_path / "outside.csv").write_text("date,open,high,low,close,volume\n")
+    with pytest.raises(SourceError, match=r"outside the csv folder .*; not read"):
+        CsvSource(path=str(folder)).fetch(
+            PriceRequest("../outside", dt.date(2024, 1, 1), dt.date(2024, 12, 31))
+        )
+
+
+def test_a_line_that_is_not_utf8_is_refused_with_its_line_and_the_others_are_kept(tmp_path):
+    folder = tmp_path / "prices"
+    folder.mkdir()
+    file = folder / "AAA.csv"
+    file.write_bytes(
+        b"date,open,high,low,close,volume\n"
+        b"2024-01-02,10,11,9,10.5,100\n"
+        b"2024-01-03,10,11,9,10\xe9,100\n"
+        b"2024-01-04,10,11,9,10.5,100\n"
+    )
+    answer = CsvSource(path=str(folder)).fetch(
+        PriceRequest("AAA", dt.date(2024, 1, 1), dt.date(2024, 12, 31))
+    )
+    assert list(answer.bars["date"].dt.strftime("%Y-%m-%d")) == ["2024-01-02", "2024-01-04"]
+    assert answer.rejected == [f"{file}:3: not UTF-8 text (byte 0xe9 at column 22)"]

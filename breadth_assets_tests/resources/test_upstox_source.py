@@ -192,3 +192,16 @@ def test_the_token_appears_in_no_log_line_or_error(tmp_path, caplog):
     assert "retry" in caplog.text
     assert not any(TOKEN in text for text in texts)
     assert TOKEN not in repr(UpstoxSource(access_token=TOKEN))
+
+
+def test_after_the_first_401_no_queued_request_is_sent_and_their_slots_are_given_back(tmp_path):
+    rate_file = tmp_path / "upstox-requests.bin"
+    with FakeUpstox(token=TOKEN) as server:
+        source = make_source(server, tmp_path, token="expired", per_second=2, workers=8)
+        got = answers(source, requests(8))
+        sent = len(server.requests)
+    assert sent == 1
+    assert {str(answer) for answer in got.values()} == {
+        f"{ticker}: {AUTH_MESSAGE}" for ticker in got
+    } and len(got) == 8
+    assert rate_file.stat().st_size == 8 * sent
