@@ -9,11 +9,12 @@ Headers are matched exactly, then ignoring case, so Date/Open/High/... need no m
 from __future__ import annotations
 
 import codecs
+import contextlib
 import io
 import os
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,6 +131,16 @@ class CsvSource(PriceSource):
         return file, entry.frame, np.asarray(positions), entry.undecodable
 
 
+@contextlib.contextmanager
+def _file_errors(file: Path, ticker: str) -> Iterator[None]:
+    try:
+        yield
+    except FileNotFoundError:
+        raise SourceError(f"{ticker}: {file}: file not found") from None
+    except OSError as error:
+        raise SourceError(f"{ticker}: {file}: cannot be read: {error}") from None
+
+
 def _decode(data: bytes, file: Path, ticker: str) -> tuple[str, dict[int, str]]:
     """The file's text, and for each line that is not UTF-8 (1 is the header) the reason.
 
@@ -162,12 +173,8 @@ def _read(file: Path, ticker: str) -> tuple[pd.DataFrame, dict[int, str]]:
     A row with more fields than the header makes the file unusable: pandas would otherwise
     shift it into the index or drop its extra values silently.
     """
-    try:
+    with _file_errors(file, ticker):
         data = file.read_bytes()
-    except FileNotFoundError:
-        raise SourceError(f"{ticker}: {file}: file not found") from None
-    except OSError as error:
-        raise SourceError(f"{ticker}: {file}: cannot be read: {error}") from None
     text, bad_lines = _decode(data, file, ticker)
     try:
         with warnings.catch_warnings():
@@ -189,12 +196,8 @@ def _read(file: Path, ticker: str) -> tuple[pd.DataFrame, dict[int, str]]:
 
 def _long_file(file: Path, ticker: str) -> _LongFile:
     """The long file, read once and reused while its modification time and size are unchanged."""
-    try:
+    with _file_errors(file, ticker):
         stat = file.stat()
-    except FileNotFoundError:
-        raise SourceError(f"{ticker}: {file}: file not found") from None
-    except OSError as error:
-        raise SourceError(f"{ticker}: {file}: cannot be read: {error}") from None
     key = str(file.resolve())
     signature = (stat.st_mtime_ns, stat.st_size)
     with _long_lock:
