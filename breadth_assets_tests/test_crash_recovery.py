@@ -176,6 +176,15 @@ def test_after_two_main_jobs_are_killed_mid_fetch_the_next_one_finishes_by_itsel
                 process.wait(timeout=10)
             claimed = instance.event_log_storage.get_concurrency_info(POOL).claimed_slots
             assert {slot.run_id for slot in claimed} == {run.run_id for run in runs}
+            shown = subprocess.run(
+                [str(BIN / "breadth-assets"), "status"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=WAIT_TIMEOUT,
+            ).stdout
+            assert "pool price_api: 2 of 2 slots claimed" in shown
+            assert shown.count("process gone") == 4  # each run, and each run's slot
 
             started = time.monotonic()
             after = subprocess.run(
