@@ -89,9 +89,7 @@ class PoolWait(InstanceConcurrencyContext):
 
 
 def _execution_iterator(
-    job_context: PlanExecutionContext,
-    execution_plan: ExecutionPlan,
-    instance_concurrency_context: InstanceConcurrencyContext | None = None,
+    job_context: PlanExecutionContext, execution_plan: ExecutionPlan
 ) -> Iterator[DagsterEvent]:
     with PoolWait(job_context.instance, job_context.dagster_run, job_context.log.warning) as pools:
         yield from inner_plan_execution_iterator(job_context, execution_plan, pools)

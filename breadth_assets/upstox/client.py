@@ -159,8 +159,6 @@ class UpstoxClient:
                 self._limiter.acquire(cancel)
             except Cancelled:
                 raise UpstoxCancelled("not sent: the fetch was stopped") from None
-            if cancel is not None and cancel.is_set():
-                raise UpstoxCancelled("not sent: the fetch was stopped")
             try:
                 return self._attempt(instrument_key, start, end, timeframe)
             except _Retryable as error:

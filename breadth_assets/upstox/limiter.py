@@ -184,7 +184,7 @@ class RateLimiter:
         if cancel is None:
             if seconds:
                 self.sleep(seconds)
-        elif cancel.wait(seconds) if seconds else cancel.is_set():
+        elif cancel.wait(seconds):
             raise Cancelled()
 
     def _release(self, slot: float) -> None:
