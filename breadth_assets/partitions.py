@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 import dagster as dg
+from sqlalchemy.exc import IntegrityError
 
 from breadth_assets.calendars import TIMEZONES, UPDATE_TIMES, closures
 from breadth_assets.universe import Universe, UniverseError, load_universe
@@ -78,8 +79,30 @@ def sync_ticker_partitions(
     """
     existing = instance.get_dynamic_partitions(tickers_partitions.name)
     added, removed = universe_changes(existing, symbols)
-    if added:
-        instance.add_dynamic_partitions(tickers_partitions.name, added)
+    _add_partitions(instance, added)
     for key in removed:
         instance.delete_dynamic_partition(tickers_partitions.name, key)
     return added, removed
+
+
+ADD_ATTEMPTS = 5
+
+
+def _add_partitions(instance: dg.DagsterInstance, keys: Sequence[str]) -> None:
+    """Adds the keys that are not partitions yet, also when another process adds some at once.
+
+    Two main jobs started together (or a main job and `universe_sensor`) read the same missing
+    keys; the second insert then breaks the storage's unique index. Reading again and adding
+    what is still missing makes the sync idempotent.
+    """
+    for attempt in range(ADD_ATTEMPTS):
+        present = set(instance.get_dynamic_partitions(tickers_partitions.name)) if attempt else ()
+        missing = [key for key in keys if key not in present]
+        if not missing:
+            return
+        try:
+            instance.add_dynamic_partitions(tickers_partitions.name, missing)
+            return
+        except IntegrityError:
+            if attempt == ADD_ATTEMPTS - 1:
+                raise
