@@ -1,4 +1,4 @@
-"""The two partitionings of DESIGN.md: tickers (dynamic) and the market's trading days."""
+"""The two partitionings of docs/design.md "Partitioning": tickers (dynamic) and trading days."""
 
 from __future__ import annotations
 

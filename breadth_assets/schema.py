@@ -1,4 +1,4 @@
-"""The data contract of DESIGN.md as code: table names, key columns and column types.
+"""The data contract of docs/design.md "Tables" as code: table names, key columns, column types.
 
 Every module that names a table or a column takes it from here, so a rename happens in one place.
 DataFrames carry `date` as a timezone-naive datetime64 at midnight; SQL types are DuckDB's.

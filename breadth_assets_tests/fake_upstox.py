@@ -1,7 +1,7 @@
 """FakeUpstox: a named test fake of Upstox's v3 historical-candle API, for tests and benchmarks.
 
 It is not Upstox. It serves deterministic synthetic candles over plain HTTP on 127.0.0.1 with the
-documented paths, auth, validation codes and body shapes (see /work/shared/upstox-notes.md), so a
+documented paths, auth, error codes and body shapes (upstox.com/developer/api-documentation), so a
 client can be exercised end to end (SDK, urllib3, threads, retries) without the network. It can
 inject faults (429, 500, 503, read timeouts, truncated JSON, error bodies with HTTP 200) and
 records every request with its arrival time so tests can check retries and rate limits.

@@ -1,4 +1,4 @@
-"""Market breadth per trading day (DESIGN.md "Breadth"), as a plain function over DataFrames.
+"""Market breadth per trading day (docs/design.md "Breadth"), as a plain function over DataFrames.
 
 Daily counts are vectorised with `np.bincount` over date positions; only the recursive McClellan
 and Zweig EMAs walk the dates one by one, because each day depends on the one before.

@@ -1,4 +1,4 @@
-"""Per-ticker technical indicators (DESIGN.md "Indicators"), as plain functions over arrays.
+"""Per-ticker technical indicators (docs/design.md "Indicators"), as plain functions over arrays.
 
 Every indicator runs over one ticker's own bars in date order, so a halted day or a late listing
 never inserts NaN into an EMA, and an incremental update gives the same numbers as a full

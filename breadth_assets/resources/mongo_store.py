@@ -22,7 +22,7 @@ _clients_lock = threading.Lock()
 
 
 class MongoStore(MarketStore):
-    """Collections `prices`, `indicators`, `breadth` with DESIGN.md's field names.
+    """Collections `prices`, `indicators`, `breadth`, field names as in docs/design.md "Tables".
 
     Dates are BSON dates at midnight UTC and NULL is null. Writes are bulk upserts on the
     unique keys, unordered and in chunks: MongoDB has no transaction here, so a failed chunk

@@ -1,7 +1,7 @@
 """Upstox v3 historical candles: which requests a date range needs, and candles as bars.
 
 Pure functions, no network: the client sends what `chunk_ranges` plans and hands the answers to
-`candles_frame`. Limits and history starts are Upstox's (shared/upstox-notes.md).
+`candles_frame`. Limits and history starts: docs/design.md "Upstox historical candles".
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Specification of the daily market breadth (DESIGN.md "Breadth").
+"""Specification of the daily market breadth (docs/design.md "Breadth").
 
 Each case is a handful of tickers over a few days, with the expected numbers worked by hand.
 Days: D0 is history before the first breadth date; D1.. are the breadth dates.
@@ -343,7 +343,7 @@ def test_zweig_ema_smooths_the_advancing_share_with_alpha_2_over_11():
 
 
 def reference_mcclellan_and_zweig(a_and_d: list[tuple[int, int]]):
-    """The DESIGN.md recursion, written out day by day."""
+    """The recursion of docs/design.md "Breadth", written out day by day."""
     osc, total, zweig = [], [], []
     e19 = e39 = z = None
     running = 0.0
@@ -482,7 +482,7 @@ def test_macd_stage_percentages_are_null_when_no_ticker_has_a_stage():
 
 
 def reference_breadth(rows: pd.DataFrame, dates: list[pd.Timestamp]) -> pd.DataFrame:
-    """DESIGN.md "Breadth" in plain Python, one ticker-day at a time."""
+    """docs/design.md "Breadth" in plain Python, one ticker-day at a time."""
     records = sorted(rows.to_dict("records"), key=lambda r: (r["ticker"], r["date"]))
     previous = {}
     for before, bar in zip([None, *records], records, strict=False):

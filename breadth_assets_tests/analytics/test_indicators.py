@@ -1,4 +1,4 @@
-"""Specification of the per-ticker indicators (DESIGN.md "Indicators")."""
+"""Specification of the per-ticker indicators (docs/design.md "Indicators")."""
 
 from __future__ import annotations
 
@@ -122,7 +122,7 @@ def test_indicators_equal_direct_talib_calls_over_each_tickers_own_bars(ticker):
 
 
 def reference_stage(previous: float, h: float) -> float:
-    """DESIGN.md's stage rules for one bar, first match wins."""
+    """The stage rules of docs/design.md "MACD stage" for one bar, first match wins."""
     if np.isnan(previous) or np.isnan(h):
         return NAN
     if previous < 0 <= h:
