@@ -116,7 +116,7 @@ BREADTH_INPUT_COLUMNS: tuple[str, ...] = (
     "low_52w",
 )
 
-# What each column means, in a few words (docs/tables.md has the formulas and NULL rules); the
+# What each column means, in a few words (docs/design.md has the formulas and NULL rules); the
 # Dagster UI shows them as each asset's column schema.
 COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
     PRICES: {
@@ -140,7 +140,7 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "macd": "EMA12 - EMA26 of close (talib.MACD 12/26/9); NULL for the first 33 bars",
         "macd_signal": "EMA9 of macd; NULL for the first 33 bars",
         "macd_hist": "macd - macd_signal, the histogram h; NULL for the first 33 bars",
-        "macd_stage": "MACD cycle stage 1-6 from h and the previous bar's h (docs/tables.md)",
+        "macd_stage": "MACD cycle stage 1-6 from h and the previous bar's h (docs/design.md)",
         "bb_upper": "Bollinger upper band: 20-bar SMA + 2 standard deviations",
         "bb_middle": "Bollinger middle band: 20-bar SMA of close",
         "bb_lower": "Bollinger lower band: 20-bar SMA - 2 standard deviations",
