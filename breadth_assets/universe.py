@@ -46,7 +46,7 @@ from typing import Any
 
 import yaml
 
-from breadth_assets.upstox.history import Timeframe
+from breadth_assets.upstox.history import UpstoxTimeframe as Timeframe
 from breadth_assets.upstox.limiter import RateLimits
 
 MARKETS = ("DEMO", "NSE", "HOSE")

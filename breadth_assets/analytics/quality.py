@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from breadth_assets.analytics.bars import ohlc_breaks
 from breadth_assets.analytics.indicators import EMA_PERIODS
 
 MAX_GAP_TRADING_DAYS = 5
@@ -47,35 +48,40 @@ PERCENT_COLUMNS: tuple[str, ...] = (
 )
 
 
+_OHLC_PROBLEMS = {
+    "at least": "high below max(open, close)",
+    "at most": "low above min(open, close)",
+    "positive": "price not > 0",
+    "non-negative": "volume < 0",
+}
+"""Problem names by the relation a bar breaks, in the order they are listed."""
+
+
 def _frame(rows: list[dict] | pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     return frame.reindex(columns=list(columns)).reset_index(drop=True)
 
 
 def ohlc_problems(prices: pd.DataFrame) -> pd.DataFrame:
-    """Bars whose OHLCV cannot be: high < max(open, close), low > min(open, close), a price
-    that is not > 0 (or missing), a negative volume. Columns: ticker, date, problem."""
+    """Bars that break the bar rule (`analytics.bars`): high < max(open, close), low >
+    min(open, close), a price that is not > 0 (or missing), a negative volume.
+    Columns: ticker, date, problem."""
     p = prices
-    body_high = np.maximum(p["open"], p["close"])
-    body_low = np.minimum(p["open"], p["close"])
-    rules = {
-        "high below max(open, close)": p["high"] < body_high,
-        "low above min(open, close)": p["low"] > body_low,
-        "price not > 0": ~(p[["open", "high", "low", "close"]] > 0).all(axis=1),
-        "volume < 0": p["volume"] < 0,
-    }
-    found = [
+    found = {name: np.zeros(len(p), dtype=bool) for name in _OHLC_PROBLEMS.values()}
+    for rule, mask in ohlc_breaks(p).items():
+        found[_OHLC_PROBLEMS[rule.relation]] |= mask
+    frames = [
         pd.DataFrame(
             {"ticker": p.loc[mask, "ticker"], "date": p.loc[mask, "date"], "problem": name}
         )
-        for name, mask in rules.items()
+        for name, mask in found.items()
         if mask.any()
     ]
     columns = ["ticker", "date", "problem"]
-    if not found:
+    if not frames:
         return _frame([], columns)
     return (
-        pd.concat(found)
+        pd.concat(frames)
         .sort_values(["ticker", "date"], kind="stable")[columns]
         .reset_index(drop=True)
     )

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from breadth_assets.analytics.bars import PRICES, ohlc_breaks
 from breadth_assets.resources.price_source import (
     PriceRequest,
     PriceSource,
@@ -31,8 +32,7 @@ from breadth_assets.resources.price_source import (
 from breadth_assets.schema import PRICE_COLUMNS
 
 LAYOUTS = ("per_ticker", "long")
-_PRICE_FIELDS = ("open", "high", "low", "close")
-_VALUE_FIELDS = ("date", *_PRICE_FIELDS, "volume")
+_VALUE_FIELDS = ("date", *PRICES, "volume")
 _DATE_DTYPE = "datetime64[us]"
 _LONG_CACHE_SIZE = 4
 
@@ -253,23 +253,23 @@ def _validate(
     expected = f"expected {date_format}" if date_format else "expected YYYY-MM-DD"
     report(no_date, lambda r: f"unparsable date {text['date'].iat[r]!r} ({expected})")
 
-    numbers = {name: _numbers(text[name]) for name in (*_PRICE_FIELDS, "volume")}
-    for name in _PRICE_FIELDS:
-        values = numbers[name]
-        report(np.isnan(values), lambda r, n=name: f"{n} is not a number: {text[n].iat[r]!r}")
-        report(values <= 0, lambda r, n=name: f"{n} is not positive: {text[n].iat[r]}")
-    priced = np.logical_and.reduce([numbers[name] > 0 for name in _PRICE_FIELDS])
-    for name, word, beyond in (("high", "below", np.less), ("low", "above", np.greater)):
-        for other in ("open", "close"):
+    numbers = {name: _numbers(text[name]) for name in (*PRICES, "volume")}
+    priced = np.logical_and.reduce([numbers[name] > 0 for name in PRICES])
+    for rule, broken in ohlc_breaks(numbers).items():
+        name, other = rule.field, rule.other
+        if other is None:
+            missing = np.isnan(numbers[name])
+            report(missing, lambda r, n=name: f"{n} is not a number: {text[n].iat[r]!r}")
+            word = "not positive" if rule.relation == "positive" else "negative"
+            report(broken & ~missing, lambda r, n=name, w=word: f"{n} is {w}: {text[n].iat[r]}")
+        else:
+            word = "below" if rule.relation == "at least" else "above"
             report(
-                priced & beyond(numbers[name], numbers[other]),
+                priced & broken,
                 lambda r, n=name, w=word, o=other: (
                     f"{n} {text[n].iat[r]} is {w} {o} {text[o].iat[r]}"
                 ),
             )
-    volume = numbers["volume"]
-    report(np.isnan(volume), lambda r: f"volume is not a number: {text['volume'].iat[r]!r}")
-    report(volume < 0, lambda r: f"volume is negative: {text['volume'].iat[r]}")
 
     for row, reason in bad_text.items():
         issues[row] = [reason]
@@ -302,7 +302,7 @@ def _validate(
         {
             "ticker": request.ticker,
             "date": day_values[keep],
-            **{name: numbers[name][keep] for name in (*_PRICE_FIELDS, "volume")},
+            **{name: numbers[name][keep] for name in (*PRICES, "volume")},
         },
         columns=list(PRICE_COLUMNS),
     )

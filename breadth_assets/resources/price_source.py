@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 import pandas as pd
 
-from breadth_assets.upstox.history import Timeframe
+from breadth_assets.timeframes import Timeframe
 
 
 class SourceError(Exception):

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, PrivateAttr
 
+from breadth_assets.analytics.bars import PRICES, impossible_bars
 from breadth_assets.resources.price_source import (
     IntradayRequest,
     PriceRequest,
@@ -29,6 +30,7 @@ from breadth_assets.resources.price_source import (
     TickerBars,
 )
 from breadth_assets.schema import PRICE_COLUMNS
+from breadth_assets.timeframes import Timeframe
 from breadth_assets.upstox import PRODUCTION_HOST
 from breadth_assets.upstox.client import (
     AUTH_MESSAGE,
@@ -38,11 +40,10 @@ from breadth_assets.upstox.client import (
     UpstoxClient,
     UpstoxError,
 )
-from breadth_assets.upstox.history import DAILY, Timeframe, chunk_ranges, merge_chunks
+from breadth_assets.upstox.history import DAILY, chunk_ranges, merge_chunks
 from breadth_assets.upstox.instruments import InstrumentError, resolve
 from breadth_assets.upstox.limiter import RateLimiter, RateLimits
 
-_PRICE_FIELDS = ("open", "high", "low", "close")
 _Request = TypeVar("_Request", PriceRequest, IntradayRequest)
 
 
@@ -204,19 +205,12 @@ def _error(ticker: str, error: Exception) -> SourceError:
 
 
 def _values(candles: pd.DataFrame) -> dict[str, np.ndarray]:
-    return {name: candles[name].to_numpy() for name in (*_PRICE_FIELDS, "volume")}
+    return {name: candles[name].to_numpy() for name in (*PRICES, "volume")}
 
 
 def _sane(candles: pd.DataFrame, key: str) -> tuple[pd.DataFrame, list[str]]:
-    """Candles with positive prices, a high over and a low under the rest, volume >= 0."""
-    prices = candles[list(_PRICE_FIELDS)].to_numpy()
-    high, low, volume = (candles[name].to_numpy() for name in ("high", "low", "volume"))
-    bad = (
-        (prices <= 0).any(axis=1)
-        | (high < prices.max(axis=1))
-        | (low > prices.min(axis=1))
-        | (volume < 0)
-    )
+    """The candles that keep the bar rule (`analytics.bars`), and the others as reasons."""
+    bad = impossible_bars(candles)
     if not bad.any():
         return candles, []
     rejected = [

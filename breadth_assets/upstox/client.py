@@ -24,7 +24,8 @@ import upstox_client
 import urllib3
 from upstox_client.rest import ApiException
 
-from breadth_assets.upstox.history import DAILY, CandleError, Timeframe, candles_frame
+from breadth_assets.timeframes import Timeframe
+from breadth_assets.upstox.history import DAILY, CandleError, candles_frame
 from breadth_assets.upstox.limiter import Cancelled, RateLimiter
 
 AUTH_MESSAGE = "the Upstox access token is invalid or expired; set UPSTOX_ACCESS_TOKEN"

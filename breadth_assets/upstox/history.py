@@ -1,4 +1,5 @@
-"""Upstox v3 historical candles: which requests a date range needs, and candles as bars.
+"""Upstox v3 historical candles: which timeframes Upstox serves, which requests a date range
+needs, and candles as bars.
 
 Pure functions, no network: the client sends what `chunk_ranges` plans and hands the answers to
 `candles_frame`. Limits and history starts: docs/design.md "Upstox historical candles".
@@ -7,52 +8,46 @@ Pure functions, no network: the client sends what `chunk_ranges` plans and hands
 from __future__ import annotations
 
 import datetime as dt
-import re
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from dateutil.relativedelta import relativedelta
 
+from breadth_assets.timeframes import Timeframe
+
 EXCHANGE_TZ = "Asia/Kolkata"
-UNITS = ("minutes", "hours", "days", "weeks", "months")
-INTRADAY_UNITS = ("minutes", "hours")
 DAILY_HISTORY_START = dt.date(2000, 1, 1)
 INTRADAY_HISTORY_START = dt.date(2022, 1, 1)
+INTERVALS = {
+    "minutes": (1, 300),
+    "hours": (1, 5),
+    "days": (1, 1),
+    "weeks": (1, 1),
+    "months": (1, 1),
+}
+"""The intervals Upstox serves per unit, inclusive."""
 _DATE_DTYPE = "datetime64[us]"
-_TIMEFRAME_RE = re.compile(r"^\s*(minutes|hours|days|weeks|months)\s*/\s*(\d+)\s*$")
 
 
-@dataclass(frozen=True, order=True)
-class Timeframe:
-    """A candle size as Upstox names it: `unit` and `interval`, e.g. minutes/5."""
-
-    unit: str
-    interval: int
+class UpstoxTimeframe(Timeframe):
+    """A timeframe Upstox serves, with how far back its history goes and how much one request
+    may cover."""
 
     def __post_init__(self) -> None:
-        if self.unit not in UNITS:
-            raise ValueError(f"unknown unit {self.unit!r}; Upstox units are {', '.join(UNITS)}")
-        low, high = {"minutes": (1, 300), "hours": (1, 5)}.get(self.unit, (1, 1))
+        if self.unit not in INTERVALS:
+            raise ValueError(f"unknown unit {self.unit!r}; Upstox units are {', '.join(INTERVALS)}")
+        low, high = INTERVALS[self.unit]
         if not low <= self.interval <= high:
             raise ValueError(
                 f"{self.unit} interval {self.interval} is outside Upstox's {low}..{high}"
             )
 
-    def __str__(self) -> str:
-        return f"{self.unit}/{self.interval}"
-
     @classmethod
-    def parse(cls, text: str) -> Timeframe:
-        """`minutes/5`, `hours/1`, `days/1` (the unit and interval of Upstox's URL)."""
-        match = _TIMEFRAME_RE.match(str(text).lower())
-        if not match:
-            raise ValueError(f"{text!r} is not a timeframe such as minutes/5 or hours/1")
-        return cls(match.group(1), int(match.group(2)))
-
-    @property
-    def intraday(self) -> bool:
-        return self.unit in INTRADAY_UNITS
+    def of(cls, timeframe: Timeframe) -> UpstoxTimeframe:
+        """`timeframe` as Upstox serves it; ValueError when Upstox does not."""
+        if isinstance(timeframe, cls):
+            return timeframe
+        return cls(timeframe.unit, timeframe.interval)
 
     @property
     def history_start(self) -> dt.date:
@@ -70,7 +65,7 @@ class Timeframe:
         return None
 
 
-DAILY = Timeframe("days", 1)
+DAILY = UpstoxTimeframe("days", 1)
 
 
 def chunk_ranges(
@@ -80,6 +75,7 @@ def chunk_ranges(
 
     The start is moved up to the unit's history start; an empty list when nothing is left.
     """
+    timeframe = UpstoxTimeframe.of(timeframe)
     start = max(start, timeframe.history_start)
     if start > end:
         return []

@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 from dateutil.relativedelta import relativedelta
 
+from breadth_assets.timeframes import Timeframe
 from breadth_assets.upstox.history import (
     DAILY,
     CandleError,
-    Timeframe,
+    UpstoxTimeframe,
     candles_frame,
     chunk_ranges,
     merge_chunks,
@@ -47,12 +48,12 @@ def candle(ts: str, close: float, volume: float = 1000) -> list:
     ],
 )
 def test_parse_accepts_upstox_unit_and_interval(text, unit, interval):
-    timeframe = Timeframe.parse(text)
+    timeframe = UpstoxTimeframe.parse(text)
     assert (timeframe.unit, timeframe.interval) == (unit, interval)
 
 
 def test_parsed_timeframe_prints_as_upstox_writes_it():
-    assert str(Timeframe.parse("minutes/5")) == "minutes/5"
+    assert str(UpstoxTimeframe.parse("minutes/5")) == "minutes/5"
 
 
 @pytest.mark.parametrize(
@@ -66,18 +67,28 @@ def test_parsed_timeframe_prints_as_upstox_writes_it():
 )
 def test_parse_rejects_intervals_upstox_does_not_serve(text, message):
     with pytest.raises(ValueError, match=message):
-        Timeframe.parse(text)
+        UpstoxTimeframe.parse(text)
 
 
 @pytest.mark.parametrize("text", ["seconds/1", "junk", "", "minutes", "minutes/", "5/minutes"])
 def test_parse_rejects_what_is_not_unit_slash_interval(text):
     with pytest.raises(ValueError, match="is not a timeframe such as minutes/5 or hours/1"):
-        Timeframe.parse(text)
+        UpstoxTimeframe.parse(text)
 
 
 def test_unknown_unit_is_refused_naming_the_units():
     with pytest.raises(ValueError, match="unknown unit 'seconds'; Upstox units are minutes,"):
-        Timeframe("seconds", 1)
+        UpstoxTimeframe("seconds", 1)
+
+
+def test_an_upstox_timeframe_equals_the_generic_timeframe_of_the_same_size():
+    assert UpstoxTimeframe("minutes", 5) == Timeframe("minutes", 5)
+    assert len({UpstoxTimeframe("minutes", 5), Timeframe("minutes", 5)}) == 1
+
+
+def test_chunking_a_timeframe_upstox_does_not_serve_is_refused():
+    with pytest.raises(ValueError, match=r"outside Upstox's 1\.\.300"):
+        chunk_ranges(date(2024, 1, 1), date(2024, 2, 1), Timeframe("minutes", 400))
 
 
 # --- chunk_ranges --------------------------------------------------------------------------------
