@@ -19,10 +19,12 @@ import pandas as pd
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 from dagster._core.events import RunFailureReason
 
+from breadth_assets.assets import BREADTH
 from breadth_assets.batches import range_tags, ticker_batches
 from breadth_assets.calendars import last_closed_day
+from breadth_assets.partitions import build_trading_days, sync_ticker_partitions, tickers_partitions
 from breadth_assets.recovery import repair, status, status_text
-from breadth_assets.universe import UniverseError
+from breadth_assets.universe import Universe, UniverseError, load_universe
 
 DEFINITIONS_MODULE = "breadth_assets.definitions"
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -46,26 +48,22 @@ def run_main_job(instance: dg.DagsterInstance, full: bool = False, out=sys.stdou
     """Every ticker partition in batches, then breadth; True when every run succeeds.
 
     Breadth is materialized from the earliest day whose inputs changed (or that was never
-    materialized) to the last trading day; `full` redoes every day.
+    materialized) to the last trading day; `full` redoes every day. The universe file is read
+    once, here: its batch size and tickers are those of this run.
     """
-    from breadth_assets.partitions import (
-        UNIVERSE,
-        sync_ticker_partitions,
-        trading_days_partitions,
-    )
-
     started = time.perf_counter()
+    universe = load_universe()
     for line in repair(instance).lines():
         print(f"recovered: {line}", file=out)
-    added, removed = sync_ticker_partitions(instance, UNIVERSE.symbols)
+    added, removed = sync_ticker_partitions(instance, universe.symbols)
     print(
-        f"universe {UNIVERSE.path.name}: {len(UNIVERSE.symbols)} tickers on {UNIVERSE.market} "
-        f"({len(added)} added, {len(removed)} removed), history from {UNIVERSE.start_date}",
+        f"universe {universe.path.name}: {len(universe.symbols)} tickers on {universe.market} "
+        f"({len(added)} added, {len(removed)} removed), history from {universe.start_date}",
         file=out,
     )
-    tickers_ok, first_changed = _run_ticker_batches(instance, out)
-    last = last_closed_day(UNIVERSE.market, extra_closures=UNIVERSE.extra_closures).isoformat()
-    days = [day for day in trading_days_partitions.get_partition_keys() if day <= last]
+    tickers_ok, first_changed = _run_ticker_batches(instance, universe, out)
+    last = last_closed_day(universe.market, extra_closures=universe.extra_closures).isoformat()
+    days = [day for day in build_trading_days(universe).get_partition_keys() if day <= last]
     first = days[0] if (full or removed) else _first_stale_day(instance, days, first_changed)
     if first is None:
         print("breadth: every trading day is up to date", file=out)
@@ -74,12 +72,12 @@ def run_main_job(instance: dg.DagsterInstance, full: bool = False, out=sys.stdou
     return tickers_ok and breadth_ok
 
 
-def _run_ticker_batches(instance: dg.DagsterInstance, out) -> tuple[bool, dt.date | None]:
+def _run_ticker_batches(
+    instance: dg.DagsterInstance, universe: Universe, out
+) -> tuple[bool, dt.date | None]:
     """Runs `ticker_job` per batch; returns success and the earliest date written."""
-    from breadth_assets.partitions import UNIVERSE, tickers_partitions
-
     keys = instance.get_dynamic_partitions(tickers_partitions.name)
-    batches = ticker_batches(keys, UNIVERSE.symbols, UNIVERSE.batch_size)
+    batches = ticker_batches(keys, universe.symbols, universe.batch_size)
     all_ok, first_changed = True, None
     for number, batch in enumerate(batches, start=1):
         started = time.perf_counter()
@@ -106,9 +104,7 @@ def _first_stale_day(
     instance: dg.DagsterInstance, days: Sequence[str], first_changed: dt.date | None
 ) -> str | None:
     """The earliest trading day never materialized or on/after the first changed input."""
-    from breadth_assets.assets import breadth
-
-    done = instance.get_materialized_partitions(breadth.key)
+    done = instance.get_materialized_partitions(BREADTH)
     changed = first_changed.isoformat() if first_changed else None
     return next((d for d in days if d not in done or (changed and d >= changed)), None)
 

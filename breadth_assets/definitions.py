@@ -1,39 +1,82 @@
-"""The code location: assets, jobs, the daily schedule, sensors and this deployment's resources."""
+"""The code location: assets, jobs, the daily schedule, sensors and this deployment's resources.
+
+Dagster calls `defs` when it loads the code location (`@dg.definitions`), so importing this
+module reads no file. The universe file read then fixes what the definitions need (the market's
+calendar, whether intraday candles exist, the batch size of UI backfills); everything else
+(tickers, batch size of the schedule, sensor and main job, source settings) is read from the file
+again at each run and tick through the `universe` resource.
+"""
 
 from __future__ import annotations
 
+import sys
+
 import dagster as dg
 
-from breadth_assets.assets import breadth, intraday_prices, ticker_assets
-from breadth_assets.checks import all_checks, quality_checks_job
+from breadth_assets.assets import build_breadth, build_intraday_prices, build_ticker_assets
+from breadth_assets.checks import build_checks
 from breadth_assets.deployment import price_source_for, store_for_deployment
 from breadth_assets.executor import recording_in_process_executor
-from breadth_assets.jobs import breadth_job, ticker_job
-from breadth_assets.partitions import UNIVERSE
+from breadth_assets.jobs import breadth_job, quality_checks_job, ticker_job
+from breadth_assets.partitions import build_trading_days
+from breadth_assets.resources.market_store import MarketStore
+from breadth_assets.resources.price_source import PriceSource
 from breadth_assets.resources.universe_file import UniverseFile
 from breadth_assets.schedules import build_daily_update
 from breadth_assets.sensors.breadth_sensor import daily_breadth_sensor
 from breadth_assets.sensors.quality_sensor import quality_after_breadth_sensor
 from breadth_assets.sensors.recovery_sensor import run_recovery_sensor
 from breadth_assets.sensors.universe_sensor import universe_sensor
+from breadth_assets.universe import Universe, UniverseError, load_universe
 
-defs = dg.Definitions(
-    assets=[ticker_assets, breadth, *([intraday_prices] if UNIVERSE.timeframes else [])],
-    asset_checks=all_checks,
-    jobs=[ticker_job, breadth_job, quality_checks_job],
-    schedules=[build_daily_update(UNIVERSE)],
-    sensors=[
-        universe_sensor,
-        daily_breadth_sensor,
-        quality_after_breadth_sensor,
-        run_recovery_sensor,
-    ],
-    # Every run is one step (a batch of tickers, or breadth): a separate step process would only
-    # add a process start-up and a few hundred MB to each run.
-    executor=recording_in_process_executor,
-    resources={
-        "store": store_for_deployment(),
-        "price_source": price_source_for(UNIVERSE),
-        "universe": UniverseFile(path=str(UNIVERSE.path)),
-    },
-)
+
+def build_definitions(
+    universe: Universe,
+    store: MarketStore | None = None,
+    price_source: PriceSource | None = None,
+) -> dg.Definitions:
+    """The definitions for one universe; the store and source default to the deployment's."""
+    store = store if store is not None else store_for_deployment()
+    source = price_source if price_source is not None else price_source_for(universe)
+    kind = type(store).kind
+    assets = [
+        build_ticker_assets(universe.batch_size, kind),
+        build_breadth(build_trading_days(universe), kind),
+    ]
+    if universe.timeframes:
+        assets.append(build_intraday_prices(universe.batch_size, kind))
+    return dg.Definitions(
+        assets=assets,
+        asset_checks=build_checks(),
+        jobs=[ticker_job, breadth_job, quality_checks_job],
+        schedules=[build_daily_update(universe)],
+        sensors=[
+            universe_sensor,
+            daily_breadth_sensor,
+            quality_after_breadth_sensor,
+            run_recovery_sensor,
+        ],
+        # Every run is one step (a batch of tickers, or breadth): a separate step process would
+        # only add a process start-up and a few hundred MB to each run.
+        executor=recording_in_process_executor,
+        resources={
+            "store": store,
+            "price_source": source,
+            "universe": UniverseFile(path=str(universe.path)),
+        },
+    )
+
+
+def load_for_code_location() -> Universe:
+    """The universe file, or its one-line reason on stderr before Dagster's long traceback."""
+    try:
+        return load_universe()
+    except UniverseError as error:
+        print(f"breadth_assets: cannot load the universe file: {error}", file=sys.stderr)
+        sys.stderr.flush()
+        raise
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions(load_for_code_location())

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from collections.abc import Sequence
 
 import dagster as dg
 from sqlalchemy.exc import IntegrityError
 
 from breadth_assets.calendars import TIMEZONES, UPDATE_TIMES, closures
-from breadth_assets.universe import Universe, UniverseError, load_universe
+from breadth_assets.universe import Universe
 
 # Holidays are listed this far ahead so that the partition set stays right for a long-lived server.
 HOLIDAY_HORIZON_YEARS = 2
@@ -44,21 +43,6 @@ def build_trading_days(
             *(dt.datetime.combine(day, at) for day in closed),
         ],
     )
-
-
-def _load_for_code_location() -> Universe:
-    """The universe file, or its one-line reason on stderr before Dagster's long traceback."""
-    try:
-        return load_universe()
-    except UniverseError as error:
-        print(f"breadth_assets: cannot load the universe file: {error}", file=sys.stderr)
-        sys.stderr.flush()
-        raise
-
-
-# The universe as the code location loaded it: it fixes the calendar and the batch size.
-UNIVERSE = _load_for_code_location()
-trading_days_partitions = build_trading_days(UNIVERSE)
 
 
 def universe_changes(

@@ -1,7 +1,5 @@
 """The daily update: after the market's close, every ticker in batches (breadth follows)."""
 
-from __future__ import annotations
-
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -11,11 +9,16 @@ from breadth_assets.calendars import TIMEZONES, UPDATE_TIMES, is_trading_day
 from breadth_assets.jobs import ticker_job
 from breadth_assets.partitions import tickers_partitions
 from breadth_assets.recovery import repair
+from breadth_assets.resources.universe_file import UniverseFile
 from breadth_assets.universe import Universe
 
 
 def build_daily_update(universe: Universe) -> dg.ScheduleDefinition:
-    """Fires on weekdays at the market's update time and skips its holidays."""
+    """Fires on weekdays at the market's update time and skips its holidays.
+
+    The market fixes the cron and time zone when the code location loads; the batch size and
+    closures are read from the universe file at each tick.
+    """
     timezone = TIMEZONES[universe.market]
     at = UPDATE_TIMES[universe.market]
 
@@ -29,13 +32,14 @@ def build_daily_update(universe: Universe) -> dg.ScheduleDefinition:
         "indicators of every ticker in runs of the batch size; daily_breadth_sensor then "
         "materializes that day's breadth.",
     )
-    def daily_update(context: dg.ScheduleEvaluationContext):
+    def daily_update(context: dg.ScheduleEvaluationContext, universe: UniverseFile):
         repair(context.instance, context.log.warning)
+        current = universe.load()
         day = context.scheduled_execution_time.astimezone(ZoneInfo(timezone)).date()
-        if not is_trading_day(universe.market, day, universe.extra_closures):
-            return dg.SkipReason(f"{day} is not a trading day on {universe.market}")
+        if not is_trading_day(current.market, day, current.extra_closures):
+            return dg.SkipReason(f"{day} is not a trading day on {current.market}")
         keys = context.instance.get_dynamic_partitions(tickers_partitions.name)
-        batches = ticker_batches(keys, keys, universe.batch_size)
+        batches = ticker_batches(keys, keys, current.batch_size)
         if not batches:
             return dg.SkipReason("the universe has no tickers yet")
         day_tags = {DAY_TAG: day.isoformat(), BATCHES_TAG: str(len(batches))}

@@ -109,7 +109,7 @@ def _tail(path: Path, chars: int = 3000) -> str:
 def _breadth_check_names() -> list[str]:
     from breadth_assets.definitions import defs
 
-    graph = defs.resolve_asset_graph()
+    graph = defs().resolve_asset_graph()
     return sorted(key.name for key in graph.asset_check_keys if key.asset_key.path == ["breadth"])
 
 

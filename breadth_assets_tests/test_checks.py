@@ -7,17 +7,20 @@ import pandas as pd
 import pytest
 
 from breadth_assets import schema
-from breadth_assets.assets import breadth, ticker_assets
+from breadth_assets.assets import INDICATORS, RAW_PRICES
 from breadth_assets.batches import range_tags
-from breadth_assets.checks import all_checks, prices_ohlc_consistent
+from breadth_assets.checks import build_checks
 from breadth_assets.definitions import defs
 from breadth_assets.partitions import tickers_partitions
 from breadth_assets.resources.demo_source import DemoSource
 from breadth_assets.resources.universe_file import UniverseFile
 from breadth_assets_tests.assets.conftest import (
+    PROJECT_UNIVERSE,
     TICKERS,
+    breadth,
     materialize_breadth,
     materialize_tickers,
+    ticker_assets,
     write_universe,
 )
 
@@ -43,16 +46,20 @@ def run_checks(instance, store, *names: str) -> dict[str, dg.AssetCheckEvaluatio
     """Runs the named checks (asset:check) alone, as "Execute checks" does in the UI."""
     keys = [dg.AssetCheckKey.from_user_string(name) for name in names]
     result = dg.materialize(
-        [ticker_assets, breadth, *all_checks],
+        [ticker_assets, breadth, *build_checks()],
         selection=dg.AssetSelection.checks(*keys),
         instance=instance,
-        resources={"store": store, "price_source": DemoSource(), "universe": UniverseFile(path="")},
+        resources={
+            "store": store,
+            "price_source": DemoSource(),
+            "universe": UniverseFile(path=str(PROJECT_UNIVERSE)),
+        },
     )
     return {e.asset_check_key.to_user_string(): e for e in result.get_asset_check_evaluations()}
 
 
 def test_the_code_location_has_the_checks_on_each_asset():
-    keys = {key.to_user_string() for key in defs.resolve_asset_graph().asset_check_keys}
+    keys = {key.to_user_string() for key in defs().resolve_asset_graph().asset_check_keys}
     assert keys == {
         "raw_prices:ohlc_consistent",
         "raw_prices:unique_keys",
@@ -69,7 +76,7 @@ def test_the_code_location_has_the_checks_on_each_asset():
 
 def test_the_ticker_and_breadth_jobs_do_not_run_the_checks():
     for name in ("ticker_job", "breadth_job"):
-        assert not defs.resolve_job_def(name).asset_layer.asset_graph.asset_check_keys
+        assert not defs().resolve_job_def(name).asset_layer.asset_graph.asset_check_keys
 
 
 def test_demo_data_passes_the_error_checks(loaded):
@@ -137,8 +144,11 @@ def test_suspected_splits_are_a_warning(loaded):
 
 
 def test_a_check_runs_in_the_same_run_as_its_asset(instance, store, tmp_path):
+    ohlc = dg.AssetCheckKey(RAW_PRICES, "ohlc_consistent")
     result = dg.materialize(
-        [ticker_assets, prices_ohlc_consistent],
+        [ticker_assets, *build_checks()],
+        selection=dg.AssetSelection.assets(RAW_PRICES, INDICATORS).without_checks()
+        | dg.AssetSelection.checks(ohlc),
         instance=instance,
         resources={
             "store": store,

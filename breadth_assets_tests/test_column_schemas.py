@@ -11,7 +11,7 @@ TABLE_OF = {"raw_prices": schema.PRICES, "indicators": schema.INDICATORS, "bread
 
 @pytest.mark.parametrize("asset", sorted(TABLE_OF))
 def test_each_asset_shows_its_tables_columns_types_and_descriptions(asset):
-    node = defs.resolve_asset_graph().get(dg.AssetKey(asset))
+    node = defs().resolve_asset_graph().get(dg.AssetKey(asset))
     columns = node.metadata["dagster/column_schema"].columns
     table = TABLE_OF[asset]
     assert [(c.name, c.type) for c in columns] == list(schema.TABLES[table].items())
@@ -26,7 +26,7 @@ def test_every_column_has_exactly_one_description():
 
 @pytest.mark.parametrize("asset", sorted(TABLE_OF))
 def test_each_asset_has_an_owner_a_group_and_a_description(asset):
-    node = defs.resolve_asset_graph().get(dg.AssetKey(asset))
+    node = defs().resolve_asset_graph().get(dg.AssetKey(asset))
     assert node.owners == ["team:breadth"]
     assert node.group_name == "market"
     assert node.description

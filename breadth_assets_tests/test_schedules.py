@@ -9,16 +9,19 @@ import pytest
 
 from breadth_assets.batches import BATCHES_TAG, DAY_TAG, range_tags
 from breadth_assets.partitions import tickers_partitions
+from breadth_assets.resources.universe_file import UniverseFile
 from breadth_assets.schedules import build_daily_update
-from breadth_assets.universe import parse_universe
+from breadth_assets.universe import load_universe
 
 TICKERS = ["AAA", "BBB", "CCC"]
 
 
-def _universe(market: str):
-    text = f"market: {market}\nstart_date: 2020-01-01\nbatch_size: 2\nsource: demo\n"
+def _write(folder: Path, market: str, batch_size: int = 2) -> Path:
+    text = f"market: {market}\nstart_date: 2020-01-01\nbatch_size: {batch_size}\nsource: demo\n"
     text += "tickers: [" + ", ".join(TICKERS) + "]\n"
-    return parse_universe(text, Path("universe.yaml"))
+    path = folder / "universe.yaml"
+    path.write_text(text)
+    return path
 
 
 @pytest.fixture
@@ -28,21 +31,31 @@ def instance():
         yield instance
 
 
-def _evaluate(market: str, local_time: dt.datetime, instance):
-    schedule = build_daily_update(_universe(market))
+def _tick(schedule: dg.ScheduleDefinition, path: Path, local_time: dt.datetime, instance):
     zone = ZoneInfo(schedule.execution_timezone)
-    context = dg.build_schedule_context(
-        instance=instance, scheduled_execution_time=local_time.replace(tzinfo=zone)
-    )
-    return schedule.evaluate_tick(context)
+    with dg.build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=local_time.replace(tzinfo=zone),
+        resources={"universe": UniverseFile(path=str(path))},
+    ) as context:
+        return schedule.evaluate_tick(context)
+
+
+@pytest.fixture
+def evaluate(instance, tmp_path):
+    def evaluate(market: str, local_time: dt.datetime):
+        path = _write(tmp_path, market)
+        return _tick(build_daily_update(load_universe(path)), path, local_time, instance)
+
+    return evaluate
 
 
 @pytest.mark.parametrize(
     ("market", "cron", "zone"),
     [("NSE", "0 18 * * 1-5", "Asia/Kolkata"), ("HOSE", "0 17 * * 1-5", "Asia/Ho_Chi_Minh")],
 )
-def test_the_update_runs_after_the_close_in_the_markets_time_zone(market, cron, zone):
-    schedule = build_daily_update(_universe(market))
+def test_the_update_runs_after_the_close_in_the_markets_time_zone(market, cron, zone, tmp_path):
+    schedule = build_daily_update(load_universe(_write(tmp_path, market)))
     assert schedule.cron_schedule == cron
     assert schedule.execution_timezone == zone
 
@@ -51,8 +64,8 @@ def test_the_update_runs_after_the_close_in_the_markets_time_zone(market, cron, 
     ("market", "day"),
     [("NSE", dt.datetime(2024, 1, 25, 18)), ("HOSE", dt.datetime(2025, 3, 12, 17))],
 )
-def test_a_trading_day_requests_every_ticker_in_batches_up_to_that_day(market, day, instance):
-    requests = _evaluate(market, day, instance).run_requests
+def test_a_trading_day_requests_every_ticker_in_batches_up_to_that_day(market, day, evaluate):
+    requests = evaluate(market, day).run_requests
     own_tags = [
         {k: v for k, v in r.tags.items() if not k.startswith("dagster/schedule")} for r in requests
     ]
@@ -71,8 +84,8 @@ def test_a_trading_day_requests_every_ticker_in_batches_up_to_that_day(market, d
         ("HOSE", dt.datetime(2025, 3, 15, 17)),  # Saturday
     ],
 )
-def test_a_weekend_is_skipped(market, day, instance):
-    result = _evaluate(market, day, instance)
+def test_a_weekend_is_skipped(market, day, evaluate):
+    result = evaluate(market, day)
     assert result.run_requests == []
     assert "not a trading day" in result.skip_message
 
@@ -84,7 +97,17 @@ def test_a_weekend_is_skipped(market, day, instance):
         ("HOSE", dt.datetime(2025, 1, 29, 17)),  # Lunar New Year
     ],
 )
-def test_an_exchange_holiday_is_skipped(market, day, instance):
-    result = _evaluate(market, day, instance)
+def test_an_exchange_holiday_is_skipped(market, day, evaluate):
+    result = evaluate(market, day)
     assert result.run_requests == []
     assert "not a trading day" in result.skip_message
+
+
+def test_a_new_batch_size_in_the_file_applies_at_the_next_tick_without_a_reload(instance, tmp_path):
+    path = _write(tmp_path, "NSE", batch_size=2)
+    schedule = build_daily_update(load_universe(path))
+    day = dt.datetime(2024, 1, 25, 18)
+    assert len(_tick(schedule, path, day, instance).run_requests) == 2
+    _write(tmp_path, "NSE", batch_size=3)
+    [request] = _tick(schedule, path, day, instance).run_requests
+    assert request.tags[BATCHES_TAG] == "1"

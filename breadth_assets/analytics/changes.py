@@ -33,3 +33,13 @@ def changed_rows(incoming: pd.DataFrame, stored: pd.DataFrame, keys: Sequence[st
         same = np.isclose(new, old, rtol=RELATIVE_TOLERANCE, atol=0.0, equal_nan=True)
         changed |= ~same
     return incoming.iloc[np.flatnonzero(changed)].reset_index(drop=True)
+
+
+def apply_changes(stored: pd.DataFrame, changes: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """The stored rows as they will be once `changes` is written: changed keys replaced."""
+    if changes.empty:
+        return stored
+    keys = list(keys)
+    kept = stored.merge(changes[keys], on=keys, how="left", indicator=True)
+    kept = kept[kept["_merge"] == "left_only"].drop(columns="_merge")
+    return pd.concat([kept, changes], ignore_index=True).sort_values(keys, ignore_index=True)

@@ -154,3 +154,22 @@ def compute_indicators(prices: pd.DataFrame) -> pd.DataFrame:
 def _series(source: pd.Series, order: np.ndarray | None) -> pd.Series:
     values = source.array if order is None else source.array.take(order)
     return pd.Series(values, dtype=source.dtype)
+
+
+def compute_indicators_by_ticker(prices: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Indicators for all tickers at once; if that fails, ticker by ticker to find the culprits.
+
+    Returns the indicators of every ticker that could be computed and, for the others, why not.
+    """
+    try:
+        return compute_indicators(prices), {}
+    except Exception:
+        frames, failures = [], {}
+        for ticker, bars in prices.groupby("ticker"):
+            try:
+                frames.append(compute_indicators(bars))
+            except Exception as error:
+                failures[str(ticker)] = f"indicators failed: {error}"
+        if not frames:
+            return pd.DataFrame(columns=list(INDICATOR_COLUMNS)), failures
+        return pd.concat(frames, ignore_index=True), failures

@@ -1,13 +1,14 @@
-from breadth_assets.assets.breadth import breadth
-from breadth_assets.assets.intraday import INTRADAY_PRICES, intraday_prices
-from breadth_assets.assets.tickers import INDICATORS, RAW_PRICES, TICKER_TAG, ticker_assets
+from breadth_assets.assets.breadth import BREADTH, build_breadth
+from breadth_assets.assets.intraday import INTRADAY_PRICES, build_intraday_prices
+from breadth_assets.assets.tickers import INDICATORS, RAW_PRICES, TICKER_TAG, build_ticker_assets
 
 __all__ = [
+    "BREADTH",
     "INDICATORS",
     "INTRADAY_PRICES",
     "RAW_PRICES",
     "TICKER_TAG",
-    "breadth",
-    "intraday_prices",
-    "ticker_assets",
+    "build_breadth",
+    "build_intraday_prices",
+    "build_ticker_assets",
 ]

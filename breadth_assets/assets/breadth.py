@@ -8,40 +8,74 @@ import dagster as dg
 import pandas as pd
 
 from breadth_assets import schema
-from breadth_assets.analytics import compute_breadth
-from breadth_assets.assets import breadth_report
+from breadth_assets.analytics import breadth_report, compute_breadth
 from breadth_assets.assets.column_schemas import OWNERS, table_metadata
-from breadth_assets.assets.reporting import date_range_text
+from breadth_assets.assets.reporting import date_range_text, record_good_partitions
 from breadth_assets.calendars import TIMEZONES, UPDATE_TIMES, last_closed_day
-from breadth_assets.partitions import UNIVERSE, tickers_partitions, trading_days_partitions
+from breadth_assets.partitions import tickers_partitions
 from breadth_assets.resources.market_store import MarketStore
+from breadth_assets.resources.universe_file import UniverseFile
 
+BREADTH = dg.AssetKey("breadth")
 SUMMARY_COLUMNS = ["universe", "advancers", "decliners", "ad_line", "mcclellan_osc"]
 
 
-def _breadth(context: dg.AssetExecutionContext, store: MarketStore) -> dg.MaterializeResult:
+def build_breadth(
+    trading_days: dg.DailyPartitionsDefinition, store_kind: str
+) -> dg.AssetsDefinition:
+    """Breadth over the market's trading days; a backfill of any range is one run."""
+
+    def breadth(
+        context: dg.AssetExecutionContext, store: MarketStore, universe: UniverseFile
+    ) -> dg.MaterializeResult:
+        return _materialize(context, store, universe, trading_days)
+
+    # BackfillPolicy is how a breadth backfill becomes one run; Dagster flags the parameter as
+    # beta on @asset (not on @multi_asset), which would be the only warning the location emits.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=dg.BetaWarning)
+        return dg.asset(
+            name="breadth",
+            partitions_def=trading_days,
+            deps=[dg.AssetDep("indicators", partition_mapping=dg.AllPartitionMapping())],
+            backfill_policy=dg.BackfillPolicy.single_run(),
+            description="Advance/decline, McClellan, % above EMAs, new 52-week highs/lows, "
+            "TRIN, RSI extremes, Zweig and MACD-stage shares over the universe, in the "
+            "`breadth` table.",
+            group_name="market",
+            kinds={store_kind},
+            metadata=table_metadata(schema.BREADTH),
+            owners=OWNERS,
+        )(breadth)
+
+
+def _materialize(
+    context: dg.AssetExecutionContext,
+    store: MarketStore,
+    universe: UniverseFile,
+    trading_days: dg.DailyPartitionsDefinition,
+) -> dg.MaterializeResult:
     """Recomputes the series from the first trading day up to the run's last day.
 
     The cumulative columns (A/D line, McClellan, Zweig) depend on every earlier day, so
     computing them from the start is what makes one date equal to a run over the whole range.
     """
     started = time.perf_counter()
-    closed = last_closed_day(UNIVERSE.market, extra_closures=UNIVERSE.extra_closures).isoformat()
+    current = universe.load()
+    closed = last_closed_day(current.market, extra_closures=current.extra_closures).isoformat()
     keys = [key for key in sorted(context.partition_keys) if key <= closed]
     not_over = [key for key in sorted(context.partition_keys) if key > closed]
     tickers = context.instance.get_dynamic_partitions(tickers_partitions.name)
     wanted = pd.DataFrame(columns=list(schema.BREADTH_COLUMNS))
     if keys:
-        first = trading_days_partitions.get_first_partition_key()
-        all_days = trading_days_partitions.get_partition_keys_in_range(
-            dg.PartitionKeyRange(first, keys[-1])
+        all_days = trading_days.get_partition_keys_in_range(
+            dg.PartitionKeyRange(trading_days.get_first_partition_key(), keys[-1])
         )
         rows = store.read_breadth_inputs(tickers, dt.date.fromisoformat(keys[-1]))
         series = compute_breadth(rows, pd.to_datetime(all_days))
         wanted = series[series["date"].isin(pd.to_datetime(keys))]
         store.write({schema.BREADTH: wanted})
     seconds = time.perf_counter() - started
-    last = wanted.iloc[-1] if len(wanted) else None
     metadata = {
         "rows_written": dg.MetadataValue.int(len(wanted)),
         "date_range": dg.MetadataValue.text(date_range_text(wanted)),
@@ -49,10 +83,10 @@ def _breadth(context: dg.AssetExecutionContext, store: MarketStore) -> dg.Materi
         "seconds": dg.MetadataValue.float(round(seconds, 3)),
     }
     report: dict[str, dg.MetadataValue] = {}
-    if last is not None:
+    if len(wanted):
+        last = wanted.iloc[-1]
         for column in SUMMARY_COLUMNS:
-            value = last[column]
-            metadata[f"last_{column}"] = dg.MetadataValue.float(float(value))
+            metadata[f"last_{column}"] = dg.MetadataValue.float(float(last[column]))
         # The table and chart go on the run's last day only: Dagster copies a ranged run's
         # metadata into every day's materialization, and the chart is tens of KB.
         recent = series[series["date"] <= pd.Timestamp(keys[-1])]
@@ -67,36 +101,12 @@ def _breadth(context: dg.AssetExecutionContext, store: MarketStore) -> dg.Materi
         f"breadth: {len(wanted)} days over {len(tickers)} tickers written in {seconds:.2f} s"
     )
     if not_over:
-        for key in keys:
-            context.log_event(
-                dg.AssetMaterialization(
-                    asset_key=context.asset_key,
-                    partition=key,
-                    metadata={**metadata, **(report if key == keys[-1] else {})},
-                )
-            )
-        at = UPDATE_TIMES[UNIVERSE.market]
+        extra = {keys[-1]: report} if keys else {}
+        record_good_partitions(context, BREADTH, keys, {}, metadata, extra)
+        at = UPDATE_TIMES[current.market]
         raise dg.Failure(
-            description=f"{', '.join(not_over)}: the {UNIVERSE.market} trading day has not reached "
-            f"its update time ({at:%H:%M} {TIMEZONES[UNIVERSE.market]}) yet; the daily update "
+            description=f"{', '.join(not_over)}: the {current.market} trading day has not reached "
+            f"its update time ({at:%H:%M} {TIMEZONES[current.market]}) yet; the daily update "
             "materializes it then. The other days were written."
         )
     return dg.MaterializeResult(metadata=metadata)
-
-
-# BackfillPolicy is how a breadth backfill becomes one run; Dagster flags the parameter as beta
-# on @asset (not on @multi_asset), which would be the only warning our code location emits.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", category=dg.BetaWarning)
-    breadth = dg.asset(
-        name="breadth",
-        partitions_def=trading_days_partitions,
-        deps=[dg.AssetDep("indicators", partition_mapping=dg.AllPartitionMapping())],
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        description="Advance/decline, McClellan, % above EMAs, new 52-week highs/lows, TRIN, RSI "
-        "extremes, Zweig and MACD-stage shares over the universe, in the `breadth` table.",
-        group_name="market",
-        kinds={"duckdb"},
-        metadata=table_metadata(schema.BREADTH),
-        owners=OWNERS,
-    )(_breadth)

@@ -16,19 +16,19 @@ from pydantic import Field
 
 from breadth_assets import schema
 from breadth_assets.assets.column_schemas import OWNERS, table_metadata
-from breadth_assets.assets.reporting import (
-    failures_markdown,
-    partial_failure,
-    record_good_partitions,
+from breadth_assets.assets.fetching import (
+    FetchRunConfig,
+    fetched_answers,
+    refused_partitions,
+    run_end_date,
 )
-from breadth_assets.assets.tickers import TICKER_TAG, FetchRunConfig, run_end_date
-from breadth_assets.partitions import UNIVERSE, tickers_partitions
-from breadth_assets.progress import Progress
+from breadth_assets.assets.reporting import batch_metadata, finish_batch
+from breadth_assets.assets.tickers import TICKER_TAG
+from breadth_assets.partitions import tickers_partitions
 from breadth_assets.resources.market_store import MarketStore
-from breadth_assets.resources.price_source import IntradayRequest, PriceSource, SourceError
+from breadth_assets.resources.price_source import IntradayRequest, PriceSource
 from breadth_assets.resources.universe_file import UniverseFile
-from breadth_assets.universe import partition_key_problems
-from breadth_assets.upstox.history import Timeframe
+from breadth_assets.timeframes import Timeframe
 
 INTRADAY_PRICES = dg.AssetKey(schema.INTRADAY_PRICES)
 
@@ -51,26 +51,42 @@ def _series_start(
     return max(start, last.date()) if last is not None else start
 
 
-# A one-asset multi_asset: @asset flags backfill_policy as beta, @multi_asset does not.
-@dg.multi_asset(
-    specs=[
-        dg.AssetSpec(
-            INTRADAY_PRICES,
-            description="Intraday OHLCV candles per ticker in the universe's timeframes (such "
-            "as hours/1 and minutes/5) from Upstox, in the `intraday_prices` table. "
-            "Incremental: the last stored day again, then the days after it.",
-            group_name="market",
-            kinds={"duckdb"},
-            metadata=table_metadata(schema.INTRADAY_PRICES),
-            owners=OWNERS,
-            tags=TICKER_TAG,
-        )
-    ],
-    partitions_def=tickers_partitions,
-    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=UNIVERSE.batch_size),
-    pool="price_api",
-)
-def intraday_prices(
+def build_intraday_prices(batch_size: int, store_kind: str) -> dg.AssetsDefinition:
+    """Defined only when the universe lists timeframes; backfills in runs of `batch_size`."""
+
+    # A one-asset multi_asset: @asset flags backfill_policy as beta, @multi_asset does not.
+    @dg.multi_asset(
+        name="intraday_prices",
+        specs=[
+            dg.AssetSpec(
+                INTRADAY_PRICES,
+                description="Intraday OHLCV candles per ticker in the universe's timeframes "
+                "(such as hours/1 and minutes/5) from Upstox, in the `intraday_prices` table. "
+                "Incremental: the last stored day again, then the days after it.",
+                group_name="market",
+                kinds={store_kind},
+                metadata=table_metadata(schema.INTRADAY_PRICES),
+                owners=OWNERS,
+                tags=TICKER_TAG,
+            )
+        ],
+        partitions_def=tickers_partitions,
+        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=batch_size),
+        pool="price_api",
+    )
+    def intraday_prices(
+        context: dg.AssetExecutionContext,
+        config: IntradayRunConfig,
+        store: MarketStore,
+        price_source: PriceSource,
+        universe: UniverseFile,
+    ) -> Iterator[dg.MaterializeResult]:
+        yield from _materialize(context, config, store, price_source, universe)
+
+    return intraday_prices
+
+
+def _materialize(
     context: dg.AssetExecutionContext,
     config: IntradayRunConfig,
     store: MarketStore,
@@ -82,9 +98,7 @@ def intraday_prices(
     current = universe.load()
     end = run_end_date(config.end_date, current)
     keys = {entry.symbol: entry.instrument_key for entry in current.tickers}
-    failures = partition_key_problems(tickers, current)
-    for ticker, reason in failures.items():
-        context.log.error(f"{ticker}: {reason}")
+    failures = refused_partitions(context, tickers, current)
     stored = store.read_intraday_latest(tickers)
     latest = {(row.ticker, row.unit, int(row.interval)): row.ts for row in stored.itertuples()}
     requests = [
@@ -100,48 +114,39 @@ def intraday_prices(
         for timeframe in current.timeframes
     ]
     fetched: list[tuple[str, pd.DataFrame]] = []
-    progress = Progress(len(requests), context.log.info, what="fetching", unit="series")
-    for request, answer in price_source.fetch_intraday(requests):
-        progress.step()
-        if isinstance(answer, SourceError):
-            failures.setdefault(request.ticker, str(answer).removeprefix(f"{request.ticker}: "))
-            context.log.error(f"{request.ticker} {request.timeframe}: {answer}")
-            continue
+    answers = fetched_answers(
+        context,
+        price_source.fetch_intraday(requests),
+        len(requests),
+        failures,
+        unit="series",
+        label=lambda request: f"{request.ticker} {request.timeframe}",
+    )
+    for request, answer in answers:
         series = {"unit": request.timeframe.unit, "interval": request.timeframe.interval}
         fetched.append((request.ticker, answer.assign(ticker=request.ticker, **series)))
-    progress.finish()
 
     good = [frame for ticker, frame in fetched if ticker not in failures and len(frame)]
     columns = list(schema.INTRADAY_COLUMNS)
     written = pd.concat(good, ignore_index=True)[columns] if good else pd.DataFrame(columns=columns)
     store.write({schema.INTRADAY_PRICES: written})
     seconds = time.perf_counter() - started
-    metadata = _metadata(written, failures, len(tickers), len(requests), seconds)
-    context.log.info(
-        f"intraday_prices: {len(tickers) - len(failures)} tickers ok, {len(failures)} failed, "
-        f"{len(written)} candles written in {seconds:.2f} s"
-    )
-    if failures:
-        record_good_partitions(context, INTRADAY_PRICES, tickers, failures, metadata)
-        raise partial_failure(failures, len(tickers))
-    yield dg.MaterializeResult(asset_key=INTRADAY_PRICES, metadata=metadata)
-
-
-def _metadata(
-    written: pd.DataFrame, failures: dict[str, str], tickers: int, series: int, seconds: float
-) -> dict[str, dg.MetadataValue]:
-    metadata = {
-        "rows_written": dg.MetadataValue.int(len(written)),
-        "series": dg.MetadataValue.int(series),
-        "time_range": dg.MetadataValue.text(
+    metadata = batch_metadata(
+        len(written),
+        failures,
+        len(tickers),
+        seconds,
+        series=dg.MetadataValue.int(len(requests)),
+        time_range=dg.MetadataValue.text(
             f"{written['ts'].min():%Y-%m-%d %H:%M} to {written['ts'].max():%Y-%m-%d %H:%M}"
             if len(written)
             else "no rows"
         ),
-        "tickers_ok": dg.MetadataValue.int(tickers - len(failures)),
-        "tickers_failed": dg.MetadataValue.int(len(failures)),
-        "seconds": dg.MetadataValue.float(round(seconds, 3)),
-    }
-    if failures:
-        metadata["failures"] = dg.MetadataValue.md(failures_markdown(failures))
-    return metadata
+    )
+    context.log.info(
+        f"intraday_prices: {len(tickers) - len(failures)} tickers ok, {len(failures)} failed, "
+        f"{len(written)} candles written in {seconds:.2f} s"
+    )
+    yield from finish_batch(
+        context, tickers, {INTRADAY_PRICES: metadata}, {INTRADAY_PRICES: failures}
+    )

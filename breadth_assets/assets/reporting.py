@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import dagster as dg
 import pandas as pd
@@ -39,16 +39,65 @@ def _cell(text: str) -> str:
 def record_good_partitions(
     context: dg.AssetExecutionContext,
     key: dg.AssetKey,
-    tickers: Sequence[str],
-    failed: Mapping[str, str],
+    partitions: Sequence[str],
+    failed: Mapping[str, object],
     metadata: Mapping[str, dg.MetadataValue],
+    extra: Mapping[str, Mapping[str, dg.MetadataValue]] | None = None,
 ) -> None:
-    """Records the tickers that did not fail as materialized, before the step fails for the rest."""
-    for ticker in tickers:
-        if ticker not in failed:
+    """Records the partitions that did not fail as materialized, before the step fails for the
+    rest; `extra` adds metadata to single partitions."""
+    for partition in partitions:
+        if partition not in failed:
+            more = (extra or {}).get(partition, {})
             context.log_event(
-                dg.AssetMaterialization(asset_key=key, partition=ticker, metadata=dict(metadata))
+                dg.AssetMaterialization(
+                    asset_key=key, partition=partition, metadata={**metadata, **more}
+                )
             )
+
+
+def finish_batch(
+    context: dg.AssetExecutionContext,
+    tickers: Sequence[str],
+    metadata: Mapping[dg.AssetKey, Mapping[str, dg.MetadataValue]],
+    failed: Mapping[dg.AssetKey, Mapping[str, str]],
+) -> Iterator[dg.MaterializeResult]:
+    """Each asset's materialization for a batch of tickers, or, when some failed, the good ones
+    recorded as materialized and the step failed with every reason.
+
+    When a ticker failed for several assets, the first asset's reason wins.
+    """
+    failures: dict[str, str] = {}
+    for key in metadata:
+        for ticker, reason in failed.get(key, {}).items():
+            failures.setdefault(ticker, reason)
+    if failures:
+        for key, values in metadata.items():
+            record_good_partitions(context, key, tickers, failed.get(key, {}), values)
+        raise partial_failure(failures, len(tickers))
+    for key, values in metadata.items():
+        yield dg.MaterializeResult(asset_key=key, metadata=dict(values))
+
+
+def batch_metadata(
+    rows_written: int,
+    failures: Mapping[str, str],
+    tickers: int,
+    seconds: float,
+    **extra: dg.MetadataValue,
+) -> dict[str, dg.MetadataValue]:
+    """What every batch of tickers reports: rows written, tickers ok and failed, time."""
+    metadata = {
+        "rows_written": dg.MetadataValue.int(rows_written),
+        **extra,
+        "tickers_ok": dg.MetadataValue.int(tickers - len(failures)),
+        "tickers_failed": dg.MetadataValue.int(len(failures)),
+        "seconds": dg.MetadataValue.float(round(seconds, 3)),
+        "tickers_per_second": dg.MetadataValue.float(round(tickers / max(seconds, 1e-6), 1)),
+    }
+    if failures:
+        metadata["failures"] = dg.MetadataValue.md(failures_markdown(failures))
+    return metadata
 
 
 def partial_failure(failures: Mapping[str, str], tickers: int) -> dg.Failure:

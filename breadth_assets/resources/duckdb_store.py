@@ -9,6 +9,7 @@ import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import duckdb
 import pandas as pd
@@ -32,6 +33,8 @@ class DuckDBStore(MarketStore):
     transaction. Runs in parallel processes therefore queue for a few milliseconds instead of
     failing on DuckDB's own lock, and a crash mid-write leaves the last committed state.
     """
+
+    kind: ClassVar[str] = "duckdb"
 
     path: str = Field(description="The DuckDB file; created with its tables on first use.")
     lock_timeout_seconds: float = Field(

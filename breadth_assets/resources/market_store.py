@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
 import dagster as dg
 import pandas as pd
@@ -19,6 +20,9 @@ class MarketStore(dg.ConfigurableResource):
     Writing rows whose keys exist replaces them, so writing a partition twice changes nothing.
     Frames carry `date` as timezone-naive datetime64 at midnight and `ts` as exchange time.
     """
+
+    kind: ClassVar[str] = "store"
+    """The asset `kinds` tag that names this store in the UI."""
 
     def read_prices(self, tickers: Sequence[str]) -> pd.DataFrame:
         """All stored bars of these tickers, sorted by ticker and date."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,8 @@ class MongoStore(MarketStore):
     unique keys, unordered and in chunks: MongoDB has no transaction here, so a failed chunk
     names the keys it lost and writing the partition again completes it.
     """
+
+    kind: ClassVar[str] = "mongodb"
 
     uri: str = Field(
         repr=False,

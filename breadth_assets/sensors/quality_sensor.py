@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from breadth_assets.checks import quality_checks_job
-from breadth_assets.jobs import breadth_job
+from breadth_assets.jobs import breadth_job, quality_checks_job
 
 
 @dg.run_status_sensor(

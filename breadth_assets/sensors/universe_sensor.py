@@ -1,13 +1,11 @@
 """Keeps the `tickers` partitions in step with the universe file and fetches new tickers."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from breadth_assets.batches import range_tags, ticker_batches
 from breadth_assets.jobs import ticker_job
 from breadth_assets.partitions import tickers_partitions, universe_changes
-from breadth_assets.universe import load_universe
+from breadth_assets.resources.universe_file import UniverseFile
 
 
 @dg.sensor(
@@ -19,12 +17,15 @@ from breadth_assets.universe import load_universe
     "in runs of the batch size; tickers removed from the file leave the partitions (their rows "
     "stay in the store). A file that does not validate fails the tick and changes nothing.",
 )
-def universe_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    universe = load_universe()
+def universe_sensor(
+    context: dg.SensorEvaluationContext, universe: UniverseFile
+) -> dg.SensorResult | dg.SkipReason:
+    """Reads the file at every tick, so its batch size applies without a reload."""
+    current = universe.load()
     existing = context.instance.get_dynamic_partitions(tickers_partitions.name)
-    added, removed = universe_changes(existing, universe.symbols)
+    added, removed = universe_changes(existing, current.symbols)
     if not added and not removed:
-        return dg.SkipReason(f"{len(existing)} tickers, in step with {universe.path.name}")
+        return dg.SkipReason(f"{len(existing)} tickers, in step with {current.path.name}")
     requests = []
     if added:
         requests.append(tickers_partitions.build_add_request(added))
@@ -34,7 +35,7 @@ def universe_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(tags=range_tags(batch[0], batch[-1]))
-            for batch in ticker_batches(added, added, universe.batch_size)
+            for batch in ticker_batches(added, added, current.batch_size)
         ],
         dynamic_partitions_requests=requests,
     )

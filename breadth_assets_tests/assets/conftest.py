@@ -6,16 +6,20 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from breadth_assets.assets import breadth, ticker_assets
+from breadth_assets.assets import build_breadth, build_ticker_assets
 from breadth_assets.batches import range_tags
-from breadth_assets.partitions import tickers_partitions
+from breadth_assets.partitions import build_trading_days, tickers_partitions
 from breadth_assets.resources.demo_source import DemoSource
 from breadth_assets.resources.duckdb_store import DuckDBStore
 from breadth_assets.resources.price_source import PriceSource
 from breadth_assets.resources.universe_file import UniverseFile
-from breadth_assets.universe import write_demo_universe
+from breadth_assets.universe import load_universe, write_demo_universe
 
 TICKERS = ["ALPHA", "BRAVO", "CHARLIE", "DELTA", "ECHO"]
+ticker_assets = build_ticker_assets(batch_size=50, store_kind="duckdb")
+# Breadth over the project's own universe file (DEMO from 2015): its calendar, its market.
+PROJECT_UNIVERSE = Path(__file__).resolve().parents[2] / "universe.yaml"
+breadth = build_breadth(build_trading_days(load_universe(PROJECT_UNIVERSE)), store_kind="duckdb")
 
 
 def write_universe(folder: Path, tickers: Sequence[str], start: str = "2023-01-02") -> Path:
@@ -69,7 +73,7 @@ def materialize_breadth(
     return dg.materialize(
         [breadth],
         instance=instance,
-        resources={"store": store},
+        resources={"store": store, "universe": UniverseFile(path=str(PROJECT_UNIVERSE))},
         tags=range_tags(first, last),
         raise_on_error=raise_on_error,
     )

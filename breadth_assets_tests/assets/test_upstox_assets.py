@@ -7,22 +7,20 @@ limiter (on a file of the test's own), DuckDB and Dagster's event log.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
-import subprocess
-import sys
-import textwrap
 
 import dagster as dg
 import pandas as pd
 import pytest
 
-from breadth_assets.assets import intraday_prices, ticker_assets
+from breadth_assets.assets import build_intraday_prices, build_ticker_assets
 from breadth_assets.batches import range_tags
+from breadth_assets.definitions import build_definitions
 from breadth_assets.partitions import tickers_partitions
 from breadth_assets.resources.duckdb_store import DuckDBStore
 from breadth_assets.resources.universe_file import UniverseFile
 from breadth_assets.resources.upstox_source import UpstoxSource
+from breadth_assets.universe import load_universe
 from breadth_assets.upstox.client import AUTH_MESSAGE
 from breadth_assets_tests.fake_upstox import FakeUpstox, write_instruments_master
 from breadth_assets_tests.resources.test_upstox_source import expected_bars
@@ -32,6 +30,8 @@ TICKERS = ["ALFA", "BETA", "GAMA", "DLTA", "EPSI", "ZETA"]
 KEYS = {ticker: f"NSE_EQ|INE{i:03d}B01011" for i, ticker in enumerate(TICKERS)}
 VALUES = ("open", "high", "low", "close", "volume")
 START, END = "2014-01-01", "2024-12-31"
+ticker_assets = build_ticker_assets(batch_size=50, store_kind="duckdb")
+intraday_prices = build_intraday_prices(batch_size=50, store_kind="duckdb")
 
 
 def write_universe(folder, keys=KEYS, timeframes=("minutes/15", "hours/1"), start=START):
@@ -239,17 +239,7 @@ def test_materializing_intraday_twice_changes_nothing(instance, token, tmp_path)
 
 
 def test_ticker_job_carries_intraday_prices_when_the_universe_lists_timeframes(tmp_path):
-    universe = write_universe(tmp_path)
-    script = textwrap.dedent(
-        """
-        import json
-        from breadth_assets.definitions import defs
-        job = defs.resolve_job_def("ticker_job")
-        print(json.dumps(sorted(k.to_user_string() for k in job.asset_layer.selected_asset_keys)))
-        """
-    )
-    env = {"BREADTH_UNIVERSE": str(universe), "PATH": "/usr/bin:/bin"}
-    out = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
-    ).stdout
-    assert json.loads(out.splitlines()[-1]) == ["indicators", "intraday_prices", "raw_prices"]
+    defs = build_definitions(load_universe(write_universe(tmp_path)), store=DuckDBStore(path=""))
+    job = defs.resolve_job_def("ticker_job")
+    keys = sorted(key.to_user_string() for key in job.asset_layer.selected_asset_keys)
+    assert keys == ["indicators", "intraday_prices", "raw_prices"]

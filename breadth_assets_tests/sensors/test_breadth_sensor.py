@@ -6,7 +6,6 @@ import dagster as dg
 import pytest
 
 from breadth_assets.batches import BATCHES_TAG, DAY_TAG
-from breadth_assets.definitions import defs
 from breadth_assets.sensors.breadth_sensor import daily_breadth_sensor
 
 DAY = "2024-06-28"
@@ -30,7 +29,7 @@ def _add_ticker_run(instance, status: dg.DagsterRunStatus, day: str = DAY, batch
 
 
 def _tick(instance):
-    return daily_breadth_sensor(dg.build_sensor_context(instance=instance, definitions=defs))
+    return daily_breadth_sensor(dg.build_sensor_context(instance=instance))
 
 
 def _requested(result) -> list[tuple[str, str]]:

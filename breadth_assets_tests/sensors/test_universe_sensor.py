@@ -4,8 +4,8 @@ import dagster as dg
 import pytest
 
 from breadth_assets.batches import range_tags
-from breadth_assets.definitions import defs
 from breadth_assets.partitions import tickers_partitions
+from breadth_assets.resources.universe_file import UniverseFile
 from breadth_assets.sensors.universe_sensor import universe_sensor
 from breadth_assets.universe import UniverseError
 from breadth_assets_tests.assets.conftest import write_universe
@@ -18,20 +18,29 @@ def instance():
 
 
 @pytest.fixture
-def universe_at(tmp_path, monkeypatch):
-    """Writes the universe file the sensor reads (BREADTH_UNIVERSE) with the given tickers."""
+def universe_at(tmp_path):
+    """Writes the universe file the sensor's `universe` resource reads."""
 
     def write(tickers: list[str], batch_size: int = 50) -> None:
         path = write_universe(tmp_path, tickers)
         path.write_text(path.read_text().replace("batch_size: 50", f"batch_size: {batch_size}"))
-        monkeypatch.setenv("BREADTH_UNIVERSE", str(path))
 
     return write
 
 
-def _tick(instance: dg.DagsterInstance):
+@pytest.fixture
+def tick(instance, tmp_path):
     """Evaluates the sensor and applies its partition requests, as the daemon would."""
-    result = universe_sensor(dg.build_sensor_context(instance=instance, definitions=defs))
+    resources = {"universe": UniverseFile(path=str(tmp_path / "universe.yaml"))}
+
+    def tick(instance: dg.DagsterInstance):
+        with dg.build_sensor_context(instance=instance, resources=resources) as context:
+            return _apply(instance, universe_sensor(context))
+
+    return tick
+
+
+def _apply(instance: dg.DagsterInstance, result):
     if isinstance(result, dg.SensorResult):
         for request in result.dynamic_partitions_requests or []:
             if isinstance(request, dg.AddDynamicPartitionsRequest):
@@ -46,9 +55,9 @@ def _tickers(instance: dg.DagsterInstance) -> list[str]:
     return instance.get_dynamic_partitions(tickers_partitions.name)
 
 
-def test_new_tickers_become_partitions_and_are_fetched_in_batches(instance, universe_at):
+def test_new_tickers_become_partitions_and_are_fetched_in_batches(instance, universe_at, tick):
     universe_at(["AAA", "BBB", "CCC", "DDD", "EEE"], batch_size=2)
-    result = _tick(instance)
+    result = tick(instance)
     assert _tickers(instance) == ["AAA", "BBB", "CCC", "DDD", "EEE"]
     assert [request.tags for request in result.run_requests] == [
         range_tags("AAA", "BBB"),
@@ -57,39 +66,48 @@ def test_new_tickers_become_partitions_and_are_fetched_in_batches(instance, univ
     ]
 
 
-def test_tickers_appended_later_are_fetched_alone(instance, universe_at):
+def test_tickers_appended_later_are_fetched_alone(instance, universe_at, tick):
     universe_at(["AAA", "BBB"])
-    _tick(instance)
+    tick(instance)
     universe_at(["AAA", "BBB", "CCC", "DDD"])
-    result = _tick(instance)
+    result = tick(instance)
     assert _tickers(instance) == ["AAA", "BBB", "CCC", "DDD"]
     assert [request.tags for request in result.run_requests] == [range_tags("CCC", "DDD")]
 
 
-def test_removed_tickers_leave_the_partitions_without_a_run(instance, universe_at):
+def test_removed_tickers_leave_the_partitions_without_a_run(instance, universe_at, tick):
     universe_at(["AAA", "BBB", "CCC"])
-    _tick(instance)
+    tick(instance)
     universe_at(["AAA", "CCC"])
-    result = _tick(instance)
+    result = tick(instance)
     assert _tickers(instance) == ["AAA", "CCC"]
     assert result.run_requests == []
 
 
-def test_an_unchanged_file_skips_the_tick(instance, universe_at):
+def test_an_unchanged_file_skips_the_tick(instance, universe_at, tick):
     universe_at(["AAA", "BBB"])
-    _tick(instance)
-    result = _tick(instance)
+    tick(instance)
+    result = tick(instance)
     assert isinstance(result, dg.SkipReason)
     assert "in step" in result.skip_message
 
 
 def test_a_broken_file_fails_the_tick_with_its_reason_and_changes_nothing(
-    instance, universe_at, tmp_path
+    instance, universe_at, tmp_path, tick
 ):
     universe_at(["AAA", "BBB"])
-    _tick(instance)
+    tick(instance)
     path = tmp_path / "universe.yaml"
     path.write_text(path.read_text().replace("market: DEMO", "market: NYSE"))
     with pytest.raises(UniverseError, match="line 1: market"):
-        _tick(instance)
+        tick(instance)
     assert _tickers(instance) == ["AAA", "BBB"]
+
+
+def test_a_new_batch_size_in_the_file_applies_at_the_next_tick_without_a_reload(
+    instance, universe_at, tick
+):
+    universe_at(["AAA", "BBB", "CCC"], batch_size=1)
+    assert len(tick(instance).run_requests) == 3
+    universe_at(["AAA", "BBB", "CCC", "DDD", "EEE", "FFF"], batch_size=3)
+    assert [request.tags for request in tick(instance).run_requests] == [range_tags("DDD", "FFF")]

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from breadth_assets import schema
-from breadth_assets.assets import breadth_report
+from breadth_assets.analytics import breadth_report
 
 
 def _breadth(days: int = 300) -> pd.DataFrame:
