@@ -30,6 +30,10 @@ tickers:
 Symbols are taken as written (so `ON` or `007` stay strings, never YAML booleans or numbers),
 stripped and upper-cased. Relative csv paths are resolved against the universe file's folder.
 The full reference is docs/universe.md.
+
+The YAML is read once into values that remember their lines (`breadth_assets.settings`), then
+validated by pydantic models: the `source:` block by the settings model of its kind, defined next
+to that source's resource. Pydantic's first error is put back on the file's line and field.
 """
 
 from __future__ import annotations
@@ -38,39 +42,51 @@ import contextlib
 import datetime as dt
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import BeforeValidator, Field, PlainValidator, ValidationError
+from pydantic_core import ErrorDetails
 
-from breadth_assets.upstox.history import UpstoxTimeframe as Timeframe
-from breadth_assets.upstox.limiter import RateLimits
+from breadth_assets.resources.csv_settings import CsvSettings
+from breadth_assets.resources.demo_settings import DemoSettings
+from breadth_assets.resources.upstox_settings import UpstoxSettings
+from breadth_assets.settings import (
+    Loc,
+    SourceSettings,
+    Strict,
+    TreeError,
+    a_list,
+    is_null,
+    read_tree,
+    refusal,
+    shown,
+    text,
+    typed,
+)
+from breadth_assets.timeframes import Timeframe
 
 MARKETS = ("DEMO", "NSE", "HOSE")
-SOURCES = ("demo", "csv", "upstox")
-CSV_LAYOUTS = ("per_ticker", "long")
-CSV_COLUMNS = ("date", "open", "high", "low", "close", "volume", "ticker")
+SOURCES: dict[str, type[SourceSettings]] = {
+    "demo": DemoSettings,
+    "csv": CsvSettings,
+    "upstox": UpstoxSettings,
+}
+"""Each `source.kind` and the model of its settings, defined next to its resource."""
+_ALL_SOURCE_KEYS = tuple(
+    dict.fromkeys(key for model in SOURCES.values() for key in model.model_fields)
+)
 
 DEFAULT_BATCH_SIZE = 50
 MAX_BATCH_SIZE = 1000
 ENV_VAR = "BREADTH_UNIVERSE"
 
-_TOP_KEYS = ("market", "start_date", "batch_size", "source", "extra_closures", "tickers")
-_REQUIRED_KEYS = ("market", "start_date", "source", "tickers")
-_SOURCE_KEYS: dict[str, tuple[str, ...]] = {
-    "demo": ("kind", "seed"),
-    "csv": ("kind", "path", "layout", "file_pattern", "columns", "date_format"),
-    "upstox": ("kind", "instruments", "timeframes", "rate_limits", "workers"),
-}
-_RATE_LIMIT_KEYS = ("per_second", "per_minute", "per_30_minutes")
-MAX_UPSTOX_WORKERS = 64
-_TICKER_KEYS = ("symbol", "instrument_key")
 _SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9&._-]{0,39}$")
 _INSTRUMENT_KEY_RE = re.compile(r"^[A-Z]+_[A-Z]+\|[^|\s][^|]*$")
-_NULL_TAG = "tag:yaml.org,2002:null"
 
 
 class UniverseError(ValueError):
@@ -162,386 +178,201 @@ def load_universe(path: str | Path | None = None) -> Universe:
 
 
 def parse_universe(text: str, path: Path) -> Universe:
-    return _Parser(text, Path(path)).parse()
+    """The universe `text` (the file at `path`) describes; UniverseError naming the file, the
+    line and the field of its first mistake."""
+    path = Path(path)
+    try:
+        tree = read_tree(text)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        problem = error.problem or error.context or "syntax error"
+        raise UniverseError(f"{path} line {line}: not valid YAML: {problem}") from None
+    except yaml.YAMLError as error:
+        raise UniverseError(f"{path}: not valid YAML: {error}") from None
+    except TreeError as error:
+        where = f"{path} line {error.line}: {_field(error.loc)}"
+        raise UniverseError(f"{where}: {error.message}") from None
+    if tree is None:
+        keys = ", ".join(_UniverseFile.model_fields)
+        raise UniverseError(f"{path} line 1: the file is empty; expected keys {keys}")
+
+    def refuse(loc: Loc, message: str, at_key: bool = False) -> UniverseError:
+        """The refusal at `loc`: the line of its key, or of the nearest value the file has."""
+        line = tree.key_lines.get(loc) if at_key else None
+        up = loc
+        while line is None:
+            line, up = tree.lines.get(up), up[:-1]
+        where = f"{_field(loc)}: " if loc else ""
+        return UniverseError(f"{path} line {line}: {where}{message}")
+
+    try:
+        model = _UniverseFile.model_validate(tree.data, context={"folder": path.parent})
+    except ValidationError as errors:
+        raise _refusal(errors.errors()[0], refuse) from None
+    return _universe(model, path, tree.lines, refuse)
 
 
-def _line(node: yaml.Node) -> int:
-    return node.start_mark.line + 1
+def _field(loc: Loc) -> str:
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)[1:]
 
 
-class _Parser:
-    """Walks the YAML node tree so that every value keeps the line it came from."""
+def _refusal(error: ErrorDetails, refuse: Callable[..., UniverseError]) -> UniverseError:
+    """A pydantic error as the file's refusal (the source's kind is no part of its place)."""
+    loc = tuple(error["loc"])
+    if loc[:1] == ("source",) and len(loc) > 1 and loc[1] in SOURCES:
+        loc = loc[:1] + loc[2:]
+    ctx = error.get("ctx") or {}
+    if error["type"] == "universe":
+        key = ctx.get("key")
+        return refuse((*loc, key) if key else loc, ctx["message"], at_key=key is not None)
+    if error["type"] == "missing":
+        return refuse(loc, "missing (required)")
+    if error["type"] == "value_error":
+        return refuse(loc, str(ctx["error"]))
+    return refuse(loc, error["msg"])
 
-    def __init__(self, text: str, path: Path) -> None:
-        self.text = text
-        self.path = path
-        self.loader: yaml.SafeLoader | None = None
-        self.kind_node: yaml.Node | None = None
 
-    def fail(self, node: yaml.Node | int, field: str, message: str) -> UniverseError:
-        line = node if isinstance(node, int) else _line(node)
-        where = f"{field}: " if field else ""
-        return UniverseError(f"{self.path} line {line}: {where}{message}")
+def _universe(
+    model: _UniverseFile, path: Path, lines: dict[Loc, int], refuse: Callable[..., UniverseError]
+) -> Universe:
+    entries: list[TickerEntry] = []
+    seen: dict[str, int] = {}
+    for index, ticker in enumerate(model.tickers):
+        loc = ("tickers", index, "symbol")
+        line = lines.get(loc) or lines[loc[:2]]
+        if ticker.symbol in seen:
+            message = f"duplicate ticker {ticker.symbol!r} (lines {seen[ticker.symbol]} and {line})"
+            raise refuse(loc if loc in lines else loc[:2], message)
+        seen[ticker.symbol] = line
+        entries.append(TickerEntry(ticker.symbol, ticker.instrument_key, line))
+    keys = [(entry.symbol, entry.instrument_key) for entry in entries]
+    problem = model.source.universe_refusal(model.market, keys)
+    if problem is not None:
+        raise refuse(*problem)
+    return Universe(
+        path=path,
+        market=model.market,
+        source=model.source.kind,
+        source_options=MappingProxyType(model.source.resource_options()),
+        start_date=model.start_date,
+        batch_size=model.batch_size,
+        extra_closures=tuple(sorted(set(model.extra_closures))),
+        tickers=tuple(entries),
+        timeframes=model.source.timeframe_list(),
+    )
 
-    def parse(self) -> Universe:
-        self.loader = yaml.SafeLoader(self.text)
-        try:
-            root = self.loader.get_single_node()
-            return self._universe(root)
-        except yaml.MarkedYAMLError as error:
-            mark = error.problem_mark or error.context_mark
-            line = mark.line + 1 if mark is not None else 1
-            problem = error.problem or error.context or "syntax error"
-            raise UniverseError(f"{self.path} line {line}: not valid YAML: {problem}") from None
-        except yaml.YAMLError as error:
-            raise UniverseError(f"{self.path}: not valid YAML: {error}") from None
-        finally:
-            self.loader.dispose()
 
-    def value(self, node: yaml.Node) -> Any:
-        """The scalar's YAML value, or None when it cannot be built (such as 2015-13-01)."""
-        assert self.loader is not None
-        try:
-            return self.loader.construct_object(node, deep=True)
-        except (ValueError, OverflowError, yaml.constructor.ConstructorError):
-            return None
+def _market(value: Any) -> str:
+    market = text(value).upper()
+    if market not in MARKETS:
+        raise ValueError(f"unknown market {shown(value)!r}; valid markets are {', '.join(MARKETS)}")
+    return market
 
-    def mapping(
-        self, node: yaml.Node, field: str, allowed: tuple[str, ...]
-    ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
-        """Key name -> (key node, value node); refuses unknown and repeated keys."""
-        if not isinstance(node, yaml.MappingNode):
-            raise self.fail(node, field, f"expected a mapping with keys {', '.join(allowed)}")
-        entries: dict[str, tuple[yaml.Node, yaml.Node]] = {}
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
-            name = f"{field}.{key}" if field else str(key)
-            if key not in allowed:
-                raise self.fail(
-                    key_node, name, f"unknown key; allowed keys are {', '.join(allowed)}"
-                )
-            if key in entries:
-                first = _line(entries[key][0])
-                raise self.fail(key_node, name, f"given twice (first on line {first})")
-            entries[key] = (key_node, value_node)
-        return entries
 
-    def string(self, node: yaml.Node, field: str) -> str:
-        if not isinstance(node, yaml.ScalarNode):
-            raise self.fail(node, field, "expected a single value, not a list or mapping")
-        text = node.value.strip()
-        if not text or (node.tag == _NULL_TAG and node.style is None and text in ("~", "null")):
-            raise self.fail(node, field, "is empty")
-        return text
+def _date(value: Any) -> dt.date:
+    day = typed(value)
+    if isinstance(day, str):
+        with contextlib.suppress(ValueError):
+            day = dt.date.fromisoformat(day.strip())
+    if not isinstance(day, dt.date) or isinstance(day, dt.datetime):
+        raise ValueError(f"{shown(value)!r} is not a date (write it as YYYY-MM-DD)")
+    return day
 
-    def date(self, node: yaml.Node, field: str) -> dt.date:
-        value = self.value(node) if isinstance(node, yaml.ScalarNode) else None
-        if isinstance(value, str):
-            with contextlib.suppress(ValueError):
-                value = dt.date.fromisoformat(value.strip())
-        if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
-            shown = node.value if isinstance(node, yaml.ScalarNode) else "a list or mapping"
-            raise self.fail(node, field, f"{shown!r} is not a date (write it as YYYY-MM-DD)")
-        return value
 
-    def _universe(self, root: yaml.Node | None) -> Universe:
-        if root is None:
-            raise self.fail(1, "", "the file is empty; expected keys " + ", ".join(_TOP_KEYS))
-        if not isinstance(root, yaml.MappingNode):
-            raise self.fail(root, "", "expected a mapping with keys " + ", ".join(_TOP_KEYS))
-        top = self.mapping(root, "", _TOP_KEYS)
-        for key in _REQUIRED_KEYS:
-            if key not in top:
-                raise self.fail(root, key, "missing (required)")
+def _start_date(value: Any) -> dt.date:
+    day = _date(value)
+    if day > dt.date.today():
+        raise ValueError(f"{day} is in the future")
+    return day
 
-        market_node = top["market"][1]
-        market = self.string(market_node, "market").upper()
-        if market not in MARKETS:
-            raise self.fail(
-                market_node,
-                "market",
-                f"unknown market {market_node.value!r}; valid markets are {', '.join(MARKETS)}",
-            )
 
-        start_node = top["start_date"][1]
-        start_date = self.date(start_node, "start_date")
-        if start_date > dt.date.today():
-            raise self.fail(start_node, "start_date", f"{start_date} is in the future")
+def _batch_size(value: Any) -> int:
+    size = typed(value)
+    if type(size) is not int or not 1 <= size <= MAX_BATCH_SIZE:
+        raise ValueError(f"{shown(value)!r} is not a whole number from 1 to {MAX_BATCH_SIZE}")
+    return size
 
-        batch_size = DEFAULT_BATCH_SIZE
-        if "batch_size" in top:
-            batch_size = self._batch_size(top["batch_size"][1])
 
-        source, options = self._source(top["source"][1])
-        timeframes = options.pop("timeframes", ())
-        if source == "upstox" and market != "NSE":
-            raise self.fail(
-                self.kind_node, "source.kind", f"upstox serves NSE; the market is {market}"
-            )
-
-        closures: tuple[dt.date, ...] = ()
-        if "extra_closures" in top:
-            closures = self._closures(top["extra_closures"][1])
-
-        tickers = self._tickers(top["tickers"][1])
-        if source == "upstox" and "instruments" not in options:
-            for index, entry in enumerate(tickers):
-                if entry.instrument_key is None:
-                    raise self.fail(
-                        entry.line,
-                        f"tickers[{index}].instrument_key",
-                        f"{entry.symbol} has no instrument_key and source.instruments names no "
-                        "instruments master file to look it up in",
-                    )
-        return Universe(
-            path=self.path,
-            market=market,
-            source=source,
-            source_options=MappingProxyType(options),
-            start_date=start_date,
-            batch_size=batch_size,
-            extra_closures=closures,
-            tickers=tickers,
-            timeframes=timeframes,
+def _source(value: Any) -> dict[str, Any]:
+    """The block as a mapping with a known, lower-case kind and only that kind's keys."""
+    block = {"kind": value} if not isinstance(value, dict | list) else value
+    if not isinstance(block, dict):
+        raise refusal("expected a mapping with keys " + ", ".join(_ALL_SOURCE_KEYS))
+    if "kind" not in block:
+        raise refusal(f"missing; one of {', '.join(SOURCES)}", "kind")
+    try:
+        kind = text(block["kind"]).lower()
+    except ValueError as error:
+        raise refusal(str(error), "kind") from None
+    if kind not in SOURCES:
+        raise refusal(
+            f"unknown source {shown(block['kind'])!r}; valid sources are {', '.join(SOURCES)}",
+            "kind",
         )
-
-    def _batch_size(self, node: yaml.Node) -> int:
-        value = self.value(node) if isinstance(node, yaml.ScalarNode) else None
-        if (
-            not isinstance(value, int)
-            or isinstance(value, bool)
-            or not 1 <= value <= MAX_BATCH_SIZE
-        ):
-            shown = node.value if isinstance(node, yaml.ScalarNode) else "a list or mapping"
-            raise self.fail(
-                node, "batch_size", f"{shown!r} is not a whole number from 1 to {MAX_BATCH_SIZE}"
+    allowed = SOURCES[kind].model_fields
+    for key in block:
+        if key in _ALL_SOURCE_KEYS and key not in allowed:
+            raise refusal(
+                f"not a setting of the {kind} source; allowed keys are {', '.join(allowed)}", key
             )
-        return value
+        if key not in allowed:
+            raise refusal(f"unknown key; allowed keys are {', '.join(_ALL_SOURCE_KEYS)}", key)
+    return {**block, "kind": kind}
 
-    def _closures(self, node: yaml.Node) -> tuple[dt.date, ...]:
-        if isinstance(node, yaml.ScalarNode) and node.tag == _NULL_TAG:
-            return ()
-        if not isinstance(node, yaml.SequenceNode):
-            raise self.fail(node, "extra_closures", "expected a list of dates")
-        days = {self.date(item, f"extra_closures[{i}]") for i, item in enumerate(node.value)}
-        return tuple(sorted(days))
 
-    def _source(self, node: yaml.Node) -> tuple[str, dict[str, Any]]:
-        if isinstance(node, yaml.ScalarNode):
-            entries = {"kind": (node, node)}
-        else:
-            all_keys = tuple(dict.fromkeys(k for keys in _SOURCE_KEYS.values() for k in keys))
-            entries = self.mapping(node, "source", all_keys)
-        if "kind" not in entries:
-            raise self.fail(node, "source.kind", f"missing; one of {', '.join(SOURCES)}")
-        kind_node = entries["kind"][1]
-        self.kind_node = kind_node
-        kind = self.string(kind_node, "source.kind").lower()
-        if kind not in SOURCES:
-            raise self.fail(
-                kind_node,
-                "source.kind",
-                f"unknown source {kind_node.value!r}; valid sources are {', '.join(SOURCES)}",
-            )
-        for key, (key_node, _) in entries.items():
-            if key not in _SOURCE_KEYS[kind]:
-                raise self.fail(
-                    key_node,
-                    f"source.{key}",
-                    f"not a setting of the {kind} source; "
-                    f"allowed keys are {', '.join(_SOURCE_KEYS[kind])}",
-                )
-        if kind == "demo":
-            return kind, self._demo_options(entries)
-        if kind == "upstox":
-            return kind, self._upstox_options(entries)
-        return kind, self._csv_options(node, entries)
+def _symbol(value: Any) -> str:
+    symbol = text(value).upper()
+    if symbol_problem(symbol):
+        raise ValueError(f"{text(value)!r} is not a valid ticker ({SYMBOL_RULE})")
+    return symbol
 
-    def _relative_path(self, node: yaml.Node, field: str) -> Path:
-        raw = Path(self.string(node, field)).expanduser()
-        return (raw if raw.is_absolute() else self.path.parent / raw).resolve()
 
-    def _upstox_options(self, entries: dict[str, tuple[yaml.Node, yaml.Node]]) -> dict[str, Any]:
-        options: dict[str, Any] = {}
-        if "instruments" in entries:
-            node = entries["instruments"][1]
-            path = self._relative_path(node, "source.instruments")
-            if not path.is_file():
-                raise self.fail(node, "source.instruments", f"{path}: file not found")
-            options["instruments"] = str(path)
-        if "timeframes" in entries:
-            options["timeframes"] = self._timeframes(entries["timeframes"][1])
-        if "rate_limits" in entries:
-            options.update(self._rate_limits(entries["rate_limits"][1]))
-        if "workers" in entries:
-            node = entries["workers"][1]
-            workers = self.value(node) if isinstance(node, yaml.ScalarNode) else None
-            if (
-                not isinstance(workers, int)
-                or isinstance(workers, bool)
-                or not 1 <= workers <= MAX_UPSTOX_WORKERS
-            ):
-                raise self.fail(
-                    node,
-                    "source.workers",
-                    f"expected a whole number from 1 to {MAX_UPSTOX_WORKERS}",
-                )
-            options["workers"] = workers
-        return options
+def _instrument_key(value: Any) -> str:
+    key = text(value)
+    if not _INSTRUMENT_KEY_RE.match(key):
+        raise ValueError(
+            f"{key!r} is not an instrument key of the form SEGMENT|ID, such as NSE_EQ|INE062A01020"
+        )
+    return key
 
-    def _timeframes(self, node: yaml.Node) -> tuple[Timeframe, ...]:
-        if not isinstance(node, yaml.SequenceNode):
-            raise self.fail(
-                node, "source.timeframes", "expected a list such as [hours/1, minutes/5]"
-            )
-        found: dict[Timeframe, None] = {}
-        for index, item in enumerate(node.value):
-            field = f"source.timeframes[{index}]"
-            try:
-                timeframe = Timeframe.parse(self.string(item, field))
-            except ValueError as error:
-                raise self.fail(item, field, str(error)) from None
-            if not timeframe.intraday:
-                raise self.fail(
-                    item, field, f"{timeframe} is not intraday; daily bars are raw_prices"
-                )
-            found[timeframe] = None
-        return tuple(found)
 
-    def _rate_limits(self, node: yaml.Node) -> dict[str, int]:
-        entries = self.mapping(node, "source.rate_limits", _RATE_LIMIT_KEYS)
-        limits: dict[str, int] = {}
-        for key, (_, value_node) in entries.items():
-            value = self.value(value_node) if isinstance(value_node, yaml.ScalarNode) else None
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise self.fail(value_node, f"source.rate_limits.{key}", "expected a whole number")
-            try:
-                RateLimits(**{key: value})
-            except ValueError as error:
-                raise self.fail(value_node, f"source.rate_limits.{key}", str(error)) from None
-            limits[key] = value
-        return limits
+class _Ticker(Strict):
+    symbol: Annotated[str, PlainValidator(_symbol)]
+    instrument_key: Annotated[str | None, PlainValidator(_instrument_key)] = None
 
-    def _demo_options(self, entries: dict[str, tuple[yaml.Node, yaml.Node]]) -> dict[str, Any]:
-        if "seed" not in entries:
-            return {}
-        node = entries["seed"][1]
-        seed = self.value(node) if isinstance(node, yaml.ScalarNode) else None
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise self.fail(node, "source.seed", "expected a whole number >= 0")
-        return {"seed": seed}
 
-    def _csv_options(
-        self, node: yaml.Node, entries: dict[str, tuple[yaml.Node, yaml.Node]]
-    ) -> dict[str, Any]:
-        if "path" not in entries:
-            raise self.fail(node, "source.path", "missing; the csv source needs a file or folder")
-        path = self._relative_path(entries["path"][1], "source.path")
+def _bare_ticker(value: Any) -> Any:
+    """A bare symbol as a `{symbol: ...}` entry, refused as the item itself when invalid."""
+    return value if isinstance(value, dict) else {"symbol": _symbol(value)}
 
-        if "layout" in entries:
-            layout_node = entries["layout"][1]
-            layout = self.string(layout_node, "source.layout").lower()
-            if layout not in CSV_LAYOUTS:
-                raise self.fail(
-                    layout_node,
-                    "source.layout",
-                    f"unknown layout {layout_node.value!r}; valid layouts are "
-                    + ", ".join(CSV_LAYOUTS),
-                )
-        elif path.is_dir():
-            layout = "per_ticker"
-        elif path.is_file() or path.suffix:
-            layout = "long"
-        else:
-            layout = "per_ticker"
 
-        options: dict[str, Any] = {"path": str(path), "layout": layout}
-        if "file_pattern" in entries:
-            pattern_node = entries["file_pattern"][1]
-            pattern = self.string(pattern_node, "source.file_pattern")
-            try:
-                pattern.format(ticker="X")
-            except (KeyError, IndexError, ValueError):
-                pattern = ""
-            if "{ticker}" not in pattern:
-                raise self.fail(
-                    pattern_node,
-                    "source.file_pattern",
-                    f"{pattern_node.value!r} must contain {{ticker}} and no other {{...}} field",
-                )
-            options["file_pattern"] = pattern
-        if "columns" in entries:
-            options["columns"] = self._csv_columns(entries["columns"][1])
-        if "date_format" in entries:
-            format_node = entries["date_format"][1]
-            date_format = self.string(format_node, "source.date_format")
-            if "%" not in date_format:
-                raise self.fail(
-                    format_node,
-                    "source.date_format",
-                    f"{date_format!r} is not a strftime format such as %d/%m/%Y",
-                )
-            options["date_format"] = date_format
-        return options
+def _closures(value: Any) -> list:
+    return [] if is_null(value) else a_list("expected a list of dates")(value)
 
-    def _csv_columns(self, node: yaml.Node) -> dict[str, str]:
-        if not isinstance(node, yaml.MappingNode):
-            raise self.fail(
-                node, "source.columns", "expected a mapping of our column name to the file's header"
-            )
-        entries = self.mapping(node, "source.columns", CSV_COLUMNS)
-        return {
-            key: self.string(value_node, f"source.columns.{key}")
-            for key, (_, value_node) in entries.items()
-        }
 
-    def _tickers(self, node: yaml.Node) -> tuple[TickerEntry, ...]:
-        if isinstance(node, yaml.ScalarNode) and node.tag == _NULL_TAG:
-            raise self.fail(node, "tickers", "the ticker list is empty")
-        if not isinstance(node, yaml.SequenceNode):
-            raise self.fail(node, "tickers", "expected a list of symbols")
-        if not node.value:
-            raise self.fail(node, "tickers", "the ticker list is empty")
-        seen: dict[str, int] = {}
-        entries: list[TickerEntry] = []
-        for index, item in enumerate(node.value):
-            field = f"tickers[{index}]"
-            instrument_key = None
-            if isinstance(item, yaml.MappingNode):
-                keys = self.mapping(item, field, _TICKER_KEYS)
-                if "symbol" not in keys:
-                    raise self.fail(item, f"{field}.symbol", "missing (required)")
-                symbol_node = keys["symbol"][1]
-                symbol_field = f"{field}.symbol"
-                if "instrument_key" in keys:
-                    key_node = keys["instrument_key"][1]
-                    instrument_key = self.string(key_node, f"{field}.instrument_key")
-                    if not _INSTRUMENT_KEY_RE.match(instrument_key):
-                        raise self.fail(
-                            key_node,
-                            f"{field}.instrument_key",
-                            f"{key_node.value.strip()!r} is not an instrument key of the form "
-                            "SEGMENT|ID, such as NSE_EQ|INE062A01020",
-                        )
-            else:
-                symbol_node, symbol_field = item, field
-            symbol = self.string(symbol_node, symbol_field).upper()
-            if symbol_problem(symbol):
-                raise self.fail(
-                    symbol_node,
-                    symbol_field,
-                    f"{symbol_node.value.strip()!r} is not a valid ticker ({SYMBOL_RULE})",
-                )
-            line = _line(symbol_node)
-            if symbol in seen:
-                raise self.fail(
-                    symbol_node,
-                    symbol_field,
-                    f"duplicate ticker {symbol!r} (lines {seen[symbol]} and {line})",
-                )
-            seen[symbol] = line
-            entries.append(TickerEntry(symbol=symbol, instrument_key=instrument_key, line=line))
-        return tuple(entries)
+def _tickers(value: Any) -> list:
+    if is_null(value) or value == []:
+        raise ValueError("the ticker list is empty")
+    return a_list("expected a list of symbols")(value)
+
+
+class _UniverseFile(Strict):
+    market: Annotated[str, PlainValidator(_market)]
+    start_date: Annotated[dt.date, PlainValidator(_start_date)]
+    batch_size: Annotated[int, PlainValidator(_batch_size)] = DEFAULT_BATCH_SIZE
+    source: Annotated[
+        DemoSettings | CsvSettings | UpstoxSettings,
+        Field(discriminator="kind"),
+        BeforeValidator(_source),
+    ]
+    extra_closures: Annotated[
+        tuple[Annotated[dt.date, PlainValidator(_date)], ...],
+        BeforeValidator(_closures),
+    ] = ()
+    tickers: Annotated[
+        tuple[Annotated[_Ticker, BeforeValidator(_bare_ticker)], ...], BeforeValidator(_tickers)
+    ]
 
 
 def write_demo_universe(

@@ -365,3 +365,8 @@ def test_a_broken_universe_file_stops_the_code_location_load_with_its_reason_fir
         f"breadth_assets: cannot load the universe file: {path} line 1: market: unknown market "
         "'MARS'; valid markets are DEMO, NSE, HOSE"
     )
+
+
+def test_an_empty_extra_closures_is_no_closure(tmp_path):
+    universe = load_universe(write(tmp_path, HEADER + "extra_closures:\ntickers: [A]\n"))
+    assert universe.extra_closures == ()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from breadth_assets.timeframes import Timeframe
 from breadth_assets.universe import load_universe
-from breadth_assets.upstox.history import Timeframe
 from breadth_assets_tests.fake_upstox import write_instruments_master
 from breadth_assets_tests.test_universe import refusal, write
 
@@ -413,3 +414,10 @@ def test_upstox_settings_under_the_csv_source_are_refused(tmp_path):
         "  workers: 4\ntickers: [A]\n"
     )
     assert_refused(tmp_path, text, 6, "source.workers", "not a setting of the csv source")
+
+
+def test_universe_timeframes_know_how_far_back_upstox_serves_them(tmp_path):
+    with_master(tmp_path)
+    text = upstox("instruments: NSE.json.gz\ntimeframes: [minutes/5]\n")
+    (timeframe,) = load_universe(write(tmp_path, text)).timeframes
+    assert timeframe.history_start == dt.date(2022, 1, 1)

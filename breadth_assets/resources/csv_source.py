@@ -23,6 +23,14 @@ import pandas as pd
 from pydantic import Field
 
 from breadth_assets.analytics.bars import PRICES, ohlc_breaks
+from breadth_assets.resources.csv_settings import (
+    DEFAULT_FILE_PATTERN,
+    LAYOUTS,
+    Columns,
+    DateFormat,
+    FilePattern,
+    Layout,
+)
 from breadth_assets.resources.price_source import (
     PriceRequest,
     PriceSource,
@@ -31,7 +39,6 @@ from breadth_assets.resources.price_source import (
 )
 from breadth_assets.schema import PRICE_COLUMNS
 
-LAYOUTS = ("per_ticker", "long")
 _VALUE_FIELDS = ("date", *PRICES, "volume")
 _DATE_DTYPE = "datetime64[us]"
 _LONG_CACHE_SIZE = 4
@@ -55,23 +62,19 @@ class CsvSource(PriceSource):
     """Bars read from CSV files, with bad rows rejected and reported by file and line."""
 
     path: str = Field(description="A folder of per-ticker files, or one long file.")
-    layout: str = Field(default="per_ticker", description="per_ticker | long")
-    file_pattern: str = Field(
-        default="{ticker}.csv", description="File name of a ticker in the folder (per_ticker)."
+    layout: Layout = Field(default="per_ticker", description=" | ".join(LAYOUTS))
+    file_pattern: FilePattern = Field(
+        default=DEFAULT_FILE_PATTERN,
+        description="File name of a ticker in the folder (per_ticker).",
     )
-    columns: dict[str, str] = Field(
+    columns: Columns = Field(
         default={}, description="Our column name -> the file's header; unmapped names are ours."
     )
-    date_format: str | None = Field(
+    date_format: DateFormat = Field(
         default=None, description="strftime format of the dates, else ISO dates."
     )
 
     def fetch(self, request: PriceRequest) -> TickerBars:
-        if self.layout not in LAYOUTS:
-            raise SourceError(
-                f"{request.ticker}: unknown csv layout {self.layout!r}; use one of "
-                + ", ".join(LAYOUTS)
-            )
         if self.layout == "long":
             file, frame, positions, undecodable = self._long_rows(request.ticker)
         else:

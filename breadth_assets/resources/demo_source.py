@@ -19,6 +19,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from breadth_assets.resources.demo_settings import DEFAULT_SEED, Seed
 from breadth_assets.resources.price_source import PriceRequest, PriceSource, TickerBars
 from breadth_assets.schema import PRICE_COLUMNS
 
@@ -175,7 +176,7 @@ def demo_bars(ticker: str, seed: int = 0) -> pd.DataFrame:
 class DemoSource(PriceSource):
     """Synthetic bars for the DEMO market (weekdays only); another `seed`, another fixed world."""
 
-    seed: int = 0
+    seed: Seed = DEFAULT_SEED
 
     def fetch(self, request: PriceRequest) -> TickerBars:
         start = int(np.searchsorted(DAYS, np.datetime64(request.start, "D"), side="left"))

@@ -29,6 +29,7 @@ from breadth_assets.resources.price_source import (
     SourceError,
     TickerBars,
 )
+from breadth_assets.resources.upstox_settings import DEFAULT_WORKERS, Workers
 from breadth_assets.schema import PRICE_COLUMNS
 from breadth_assets.timeframes import Timeframe
 from breadth_assets.upstox import PRODUCTION_HOST
@@ -42,7 +43,7 @@ from breadth_assets.upstox.client import (
 )
 from breadth_assets.upstox.history import DAILY, chunk_ranges, merge_chunks
 from breadth_assets.upstox.instruments import InstrumentError, resolve
-from breadth_assets.upstox.limiter import RateLimiter, RateLimits
+from breadth_assets.upstox.limiter import PRODUCTION_LIMITS, RateLimiter, RateLimits
 
 _Request = TypeVar("_Request", PriceRequest, IntradayRequest)
 
@@ -57,15 +58,21 @@ class UpstoxSource(PriceSource):
     instruments: str | None = Field(
         default=None, description="The instruments master (NSE.json.gz) to look symbols up in."
     )
-    per_second: int = Field(default=50, description="Requests a second, machine-wide.")
-    per_minute: int = Field(default=500, description="Requests a minute, machine-wide.")
-    per_30_minutes: int = Field(default=2000, description="Requests per 30 minutes.")
+    per_second: int = Field(
+        default=PRODUCTION_LIMITS.per_second, description="Requests a second, machine-wide."
+    )
+    per_minute: int = Field(
+        default=PRODUCTION_LIMITS.per_minute, description="Requests a minute, machine-wide."
+    )
+    per_30_minutes: int = Field(
+        default=PRODUCTION_LIMITS.per_30_minutes, description="Requests per 30 minutes."
+    )
     rate_limit_file: str | None = Field(
         default=None,
         description="Where the machine-wide limiter keeps request times; "
         "default $BREADTH_UPSTOX_RATE_FILE or ~/.cache/breadth_assets/upstox-requests.bin.",
     )
-    workers: int = Field(default=16, ge=1, le=64, description="Requests in flight per run.")
+    workers: Workers = Field(default=DEFAULT_WORKERS, description="Requests in flight per run.")
     connect_timeout: float = Field(default=5.0, gt=0)
     read_timeout: float = Field(default=30.0, gt=0)
     max_attempts: int = Field(default=8, ge=1, description="Tries per request (429/5xx/timeouts).")

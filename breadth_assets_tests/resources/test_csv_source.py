@@ -251,3 +251,15 @@ def test_a_line_that_is_not_utf8_is_refused_with_its_line_and_the_others_are_kep
     )
     assert list(answer.bars["date"].dt.strftime("%Y-%m-%d")) == ["2024-01-02", "2024-01-04"]
     assert answer.rejected == [f"{file}:3: not UTF-8 text (byte 0xe9 at column 22)"]
+
+
+def test_an_unknown_layout_is_refused_when_the_source_is_built(tmp_path):
+    with pytest.raises(
+        ValueError, match="unknown layout 'wide'; valid layouts are per_ticker, long"
+    ):
+        CsvSource(path=str(tmp_path), layout="wide")
+
+
+def test_a_file_pattern_without_the_ticker_is_refused_when_the_source_is_built(tmp_path):
+    with pytest.raises(ValueError, match=r"must contain \{ticker\}"):
+        CsvSource(path=str(tmp_path), file_pattern="prices.csv")

@@ -158,3 +158,8 @@ def test_generation_is_vectorised_and_fast():
     for symbol in symbols:
         demo_bars(symbol)
     assert time.perf_counter() - started < 2.0
+
+
+def test_a_negative_seed_is_refused_when_the_source_is_built():
+    with pytest.raises(ValueError, match="expected a whole number >= 0"):
+        DemoSource(seed=-1)

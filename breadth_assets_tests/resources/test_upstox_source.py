@@ -10,6 +10,7 @@ import sys
 import time
 
 import pandas as pd
+import pytest
 
 from breadth_assets.resources.price_source import PriceRequest, SourceError, TickerBars
 from breadth_assets.resources.upstox_source import UpstoxSource
@@ -205,3 +206,9 @@ def test_after_the_first_401_no_queued_request_is_sent_and_their_slots_are_given
         f"{ticker}: {AUTH_MESSAGE}" for ticker in got
     } and len(got) == 8
     assert rate_file.stat().st_size == 8 * sent
+
+
+@pytest.mark.parametrize("workers", [0, 65, True])
+def test_workers_outside_what_the_universe_allows_are_refused_when_the_source_is_built(workers):
+    with pytest.raises(ValueError, match="expected a whole number from 1 to 64"):
+        UpstoxSource(access_token="t", workers=workers)
