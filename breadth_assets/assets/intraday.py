@@ -46,9 +46,10 @@ def _series_start(
     history_start: dt.date,
     full_refresh: bool,
 ) -> dt.date:
-    start = max(history_start, timeframe.history_start)
+    """The last stored day again, else the universe's start (the source clamps it to the
+    history it serves, e.g. Upstox's intraday candles from 2022)."""
     last = None if full_refresh else latest.get((ticker, timeframe.unit, timeframe.interval))
-    return max(start, last.date()) if last is not None else start
+    return max(history_start, last.date()) if last is not None else history_start
 
 
 def build_intraday_prices(batch_size: int, store_kind: str) -> dg.AssetsDefinition:
@@ -116,7 +117,7 @@ def _materialize(
     fetched: list[tuple[str, pd.DataFrame]] = []
     answers = fetched_answers(
         context,
-        price_source.fetch_intraday(requests),
+        price_source.with_settings(current).fetch_intraday(requests),
         len(requests),
         failures,
         unit="series",

@@ -200,7 +200,7 @@ def _fetch(
     ]
     frames: list[pd.DataFrame] = []
     rejected: list[str] = []
-    answers = price_source.fetch_many(requests)
+    answers = price_source.with_settings(current).fetch_many(requests)
     for request, answer in fetched_answers(context, answers, len(requests), failures):
         frames.append(answer.bars)
         for line in answer.rejected:

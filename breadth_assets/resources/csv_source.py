@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,7 @@ from breadth_assets.resources.csv_settings import (
     DEFAULT_FILE_PATTERN,
     LAYOUTS,
     Columns,
+    CsvSettings,
     DateFormat,
     FilePattern,
     Layout,
@@ -60,6 +62,9 @@ _long_lock = threading.Lock()
 
 class CsvSource(PriceSource):
     """Bars read from CSV files, with bad rows rejected and reported by file and line."""
+
+    kind: ClassVar[str] = "csv"
+    file_settings: ClassVar[frozenset[str]] = frozenset(CsvSettings.model_fields) - {"kind"}
 
     path: str = Field(description="A folder of per-ticker files, or one long file.")
     layout: Layout = Field(default="per_ticker", description=" | ".join(LAYOUTS))

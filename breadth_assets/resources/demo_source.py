@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import zlib
 from functools import lru_cache
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
-from breadth_assets.resources.demo_settings import DEFAULT_SEED, Seed
+from breadth_assets.resources.demo_settings import DEFAULT_SEED, DemoSettings, Seed
 from breadth_assets.resources.price_source import PriceRequest, PriceSource, TickerBars
 from breadth_assets.schema import PRICE_COLUMNS
 
@@ -175,6 +176,9 @@ def demo_bars(ticker: str, seed: int = 0) -> pd.DataFrame:
 
 class DemoSource(PriceSource):
     """Synthetic bars for the DEMO market (weekdays only); another `seed`, another fixed world."""
+
+    kind: ClassVar[str] = "demo"
+    file_settings: ClassVar[frozenset[str]] = frozenset(DemoSettings.model_fields) - {"kind"}
 
     seed: Seed = DEFAULT_SEED
 

@@ -5,15 +5,21 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import dagster as dg
 import pandas as pd
 
 from breadth_assets.timeframes import Timeframe
+from breadth_assets.universe import Universe
 
 
 class SourceError(Exception):
     """A ticker's bars cannot be had; the message names the ticker (and file or request) and why."""
+
+
+class SourceChangedError(Exception):
+    """The universe file now names another kind of source than the code location was loaded with."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,28 @@ class TickerBars:
 
 class PriceSource(dg.ConfigurableResource):
     """Daily OHLCV bars per ticker, both ends of the date range inclusive."""
+
+    kind: ClassVar[str] = "source"
+    """The universe file's `source.kind` of this source."""
+    file_settings: ClassVar[frozenset[str]] = frozenset()
+    """The fields that the universe file's `source:` block sets; the deployment sets the rest."""
+
+    def with_settings(self, universe: Universe) -> PriceSource:
+        """This source with the universe file's settings as they are now.
+
+        Runs read the file when they start, so an edited setting (Upstox workers or rate limits,
+        CSV columns, the demo seed) applies to the next run without reloading the code location;
+        a setting the file no longer gives returns to its default.
+        """
+        if universe.source != self.kind:
+            raise SourceChangedError(
+                f"the universe file {universe.path} now names the {universe.source} source, but "
+                f"the code location was loaded with the {self.kind} source; reload the code "
+                "location (Deployment → Reload, or restart dagster dev)"
+            )
+        fields = type(self).model_fields
+        kept = {name: getattr(self, name) for name in fields if name not in self.file_settings}
+        return type(self)(**kept, **universe.source_options)
 
     def fetch(self, request: PriceRequest) -> TickerBars:
         raise NotImplementedError

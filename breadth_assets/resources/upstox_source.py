@@ -14,7 +14,7 @@ import gc
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 import dagster as dg
 import numpy as np
@@ -29,7 +29,11 @@ from breadth_assets.resources.price_source import (
     SourceError,
     TickerBars,
 )
-from breadth_assets.resources.upstox_settings import DEFAULT_WORKERS, Workers
+from breadth_assets.resources.upstox_settings import (
+    DEFAULT_WORKERS,
+    RateLimitSettings,
+    Workers,
+)
 from breadth_assets.schema import PRICE_COLUMNS
 from breadth_assets.timeframes import Timeframe
 from breadth_assets.upstox import PRODUCTION_HOST
@@ -50,6 +54,11 @@ _Request = TypeVar("_Request", PriceRequest, IntradayRequest)
 
 class UpstoxSource(PriceSource):
     """Candles from Upstox; the token comes from `UPSTOX_ACCESS_TOKEN` through `EnvVar`."""
+
+    kind: ClassVar[str] = "upstox"
+    file_settings: ClassVar[frozenset[str]] = frozenset(
+        {"instruments", "workers", *RateLimitSettings.model_fields}
+    )
 
     access_token: str = Field(
         repr=False, description="Upstox access token; pass EnvVar('UPSTOX_ACCESS_TOKEN')."

@@ -14,6 +14,13 @@ from breadth_assets_tests.assets.conftest import TICKERS, materialize_tickers, m
 END = "2024-06-28"
 
 
+def _as_csv_universe(universe_path, folder) -> CsvSource:
+    """The universe file with its source switched to the CSV files in `folder`."""
+    text = universe_path.read_text().replace("  kind: demo", f"  kind: csv\n  path: {folder}")
+    universe_path.write_text(text)
+    return CsvSource(path=str(folder))
+
+
 def test_raw_prices_stores_the_sources_bars_from_the_universe_start(instance, store, universe_path):
     assert materialize_tickers(instance, store, universe_path, END).success
     stored = store.read_prices(["ALPHA"])
@@ -113,9 +120,8 @@ def test_one_bad_ticker_fails_alone_and_the_others_are_written_and_materialized(
         if ticker != "CHARLIE":
             bars = demo_bars(ticker).query("date >= '2024-01-01' and date <= @END")
             bars.drop(columns="ticker").to_csv(folder / f"{ticker}.csv", index=False)
-    result = materialize_tickers(
-        instance, store, universe_path, END, source=CsvSource(path=str(folder))
-    )
+    source = _as_csv_universe(universe_path, folder)
+    result = materialize_tickers(instance, store, universe_path, END, source=source)
     assert not result.success
     good = set(TICKERS) - {"CHARLIE"}
     assert set(store.read_prices(TICKERS)["ticker"]) == good
@@ -128,13 +134,13 @@ def test_one_bad_ticker_fails_alone_and_the_others_are_written_and_materialized(
     assert "CHARLIE.csv" in message
 
 
-def _csv_folder_with(tmp_path, tickers) -> CsvSource:
+def _csv_folder_with(tmp_path, universe_path, tickers) -> CsvSource:
     folder = tmp_path / "csv" / "prices"
     folder.mkdir(parents=True)
     for ticker in tickers:
         bars = demo_bars("ALPHA").query("date >= '2024-01-01' and date <= @END")
         bars.drop(columns="ticker").to_csv(folder / f"{ticker}.csv", index=False)
-    return CsvSource(path=str(folder))
+    return _as_csv_universe(universe_path, folder)
 
 
 def _failure_message(result: dg.ExecuteInProcessResult) -> str:
@@ -144,7 +150,7 @@ def _failure_message(result: dg.ExecuteInProcessResult) -> str:
 def test_a_partition_key_that_is_no_ticker_fails_alone_and_no_file_is_read_for_it(
     instance, store, universe_path, tmp_path
 ):
-    source = _csv_folder_with(tmp_path, ["DELTA", "ECHO", "outside"])
+    source = _csv_folder_with(tmp_path, universe_path, ["DELTA", "ECHO", "outside"])
     (tmp_path / "csv" / "outside.csv").write_text((tmp_path / "csv/prices/ECHO.csv").read_text())
     instance.add_dynamic_partitions("tickers", ["../outside"])
     keys = ["DELTA", "ECHO", "../outside"]
@@ -158,7 +164,7 @@ def test_a_partition_key_that_is_no_ticker_fails_alone_and_no_file_is_read_for_i
 def test_a_partition_key_missing_from_the_universe_fails_alone(
     instance, store, universe_path, tmp_path
 ):
-    source = _csv_folder_with(tmp_path, ["DELTA", "ECHO", "ZULU"])
+    source = _csv_folder_with(tmp_path, universe_path, ["DELTA", "ECHO", "ZULU"])
     instance.add_dynamic_partitions("tickers", ["ZULU"])
     keys = ["DELTA", "ECHO", "ZULU"]
     result = materialize_tickers(instance, store, universe_path, END, keys, source)
