@@ -37,7 +37,7 @@ from typing import Any
 
 import psutil
 
-from breadth_assets.universe import write_demo_universe
+from breadth_assets_testing import write_demo_universe
 
 BIN = Path(sys.executable).parent
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

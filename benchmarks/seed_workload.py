@@ -26,7 +26,7 @@ from breadth_assets.analytics import compute_breadth, compute_indicators
 from breadth_assets.calendars import trading_days
 from breadth_assets.resources.demo_source import demo_bars
 from breadth_assets.schema import BREADTH_INPUT_COLUMNS
-from breadth_assets.universe import write_demo_universe
+from breadth_assets_testing import write_demo_universe
 
 BIN = Path(sys.executable).parent
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

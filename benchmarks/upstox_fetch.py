@@ -43,7 +43,7 @@ from breadth_assets.resources.price_source import PriceRequest, SourceError
 from breadth_assets.resources.upstox_source import UpstoxSource
 from breadth_assets.upstox.history import DAILY, chunk_ranges
 from breadth_assets.upstox.limiter import RateLimiter, RateLimits
-from breadth_assets_tests.fake_upstox import max_in_window
+from breadth_assets_testing.fake_upstox import max_in_window
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "benchmark-made-up-token"  # the fake accepts whatever it is started with
@@ -54,7 +54,7 @@ MB = 2**20
 @contextmanager
 def fake_server(latency: float, fault_rate: float) -> Iterator[tuple[str, psutil.Process]]:
     """FakeUpstox in a child process (its CPU does not share our GIL): its base URL and process."""
-    command = [sys.executable, "-m", "breadth_assets_tests.fake_upstox", "--token", TOKEN]
+    command = [sys.executable, "-m", "breadth_assets_testing.fake_upstox", "--token", TOKEN]
     command += ["--latency", str(latency), "--fault-rate", str(fault_rate)]
     process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
     try:

@@ -373,14 +373,3 @@ class _UniverseFile(Strict):
     tickers: Annotated[
         tuple[Annotated[_Ticker, BeforeValidator(_bare_ticker)], ...], BeforeValidator(_tickers)
     ]
-
-
-def write_demo_universe(
-    folder: Path, symbols: Sequence[str], start: str | dt.date, batch_size: int = DEFAULT_BATCH_SIZE
-) -> Path:
-    """Writes a demo-market `universe.yaml` into `folder`, for tests, benchmarks and trials."""
-    path = Path(folder) / "universe.yaml"
-    lines = ["market: DEMO", f"start_date: {str(start)[:10]}", f"batch_size: {batch_size}"]
-    lines += ["source:", "  kind: demo", "tickers:", *(f"  - {symbol}" for symbol in symbols)]
-    path.write_text("\n".join(lines) + "\n")
-    return path

@@ -1,10 +1,28 @@
+"""The fixtures every test package shares; the helpers are in support.py."""
+
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
 import pytest
 
 from breadth_assets.resources.duckdb_store import DuckDBStore
+from breadth_assets_tests.support import TICKERS, add_tickers, write_universe
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    """A temporary Dagster instance (`dg.instance_for_test`), the one every test uses."""
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+@pytest.fixture
+def instance_with_tickers(instance) -> dg.DagsterInstance:
+    """The instance with the TICKERS partitions (a module with its own list overrides this)."""
+    return add_tickers(instance, TICKERS)
 
 
 @pytest.fixture
@@ -12,17 +30,7 @@ def store(tmp_path) -> DuckDBStore:
     return DuckDBStore(path=str(tmp_path / "breadth.duckdb"))
 
 
-def make_prices(ticker: str, start: str, closes: list[float]) -> pd.DataFrame:
-    """Weekday bars with the given closes and consistent OHLC."""
-    closes_arr = np.asarray(closes, dtype=float)
-    return pd.DataFrame(
-        {
-            "ticker": ticker,
-            "date": pd.bdate_range(start, periods=len(closes_arr)),
-            "open": closes_arr,
-            "high": closes_arr * 1.01,
-            "low": closes_arr * 0.99,
-            "close": closes_arr,
-            "volume": 1000.0,
-        }
-    )
+@pytest.fixture
+def universe_path(tmp_path) -> Path:
+    """A demo universe file with the TICKERS."""
+    return write_universe(tmp_path, TICKERS)

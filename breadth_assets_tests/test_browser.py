@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from breadth_assets.calendars import trading_days
-from breadth_assets_tests.assets.conftest import write_universe
+from breadth_assets_tests.support import write_universe
 
 pytestmark = pytest.mark.slow
 

@@ -11,10 +11,9 @@ from breadth_assets.assets import INDICATORS, RAW_PRICES
 from breadth_assets.batches import range_tags
 from breadth_assets.checks import build_checks
 from breadth_assets.definitions import defs
-from breadth_assets.partitions import tickers_partitions
 from breadth_assets.resources.demo_source import DemoSource
 from breadth_assets.resources.universe_file import UniverseFile
-from breadth_assets_tests.assets.conftest import (
+from breadth_assets_tests.support import (
     PROJECT_UNIVERSE,
     TICKERS,
     breadth,
@@ -28,18 +27,13 @@ END = "2024-06-28"
 
 
 @pytest.fixture
-def instance():
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(tickers_partitions.name, TICKERS)
-        yield instance
-
-
-@pytest.fixture
-def loaded(instance, store, tmp_path):
+def loaded(instance_with_tickers, store, tmp_path):
     """The demo universe's prices and indicators to END, and breadth for its last days."""
-    assert materialize_tickers(instance, store, write_universe(tmp_path, TICKERS), END).success
-    materialize_breadth(instance, store, "2024-06-03", END)
-    return instance, store
+    assert materialize_tickers(
+        instance_with_tickers, store, write_universe(tmp_path, TICKERS), END
+    ).success
+    materialize_breadth(instance_with_tickers, store, "2024-06-03", END)
+    return instance_with_tickers, store
 
 
 def run_checks(instance, store, *names: str) -> dict[str, dg.AssetCheckEvaluation]:
@@ -143,13 +137,13 @@ def test_suspected_splits_are_a_warning(loaded):
     assert check.severity == dg.AssetCheckSeverity.WARN
 
 
-def test_a_check_runs_in_the_same_run_as_its_asset(instance, store, tmp_path):
+def test_a_check_runs_in_the_same_run_as_its_asset(instance_with_tickers, store, tmp_path):
     ohlc = dg.AssetCheckKey(RAW_PRICES, "ohlc_consistent")
     result = dg.materialize(
         [ticker_assets, *build_checks()],
         selection=dg.AssetSelection.assets(RAW_PRICES, INDICATORS).without_checks()
         | dg.AssetSelection.checks(ohlc),
-        instance=instance,
+        instance=instance_with_tickers,
         resources={
             "store": store,
             "price_source": DemoSource(),

@@ -27,8 +27,8 @@ from dagster._core.test_utils import create_run_for_test
 from breadth_assets.calendars import last_closed_day
 from breadth_assets.recovery import PID_TAG, location_tags
 from breadth_assets.resources.duckdb_store import DuckDBStore
-from breadth_assets_tests.fake_upstox import FakeUpstox
-from breadth_assets_tests.resources.test_upstox_source import expected_bars
+from breadth_assets_testing.fake_upstox import FakeUpstox
+from breadth_assets_tests.support import expected_bars
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent

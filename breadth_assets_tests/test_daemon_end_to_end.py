@@ -36,7 +36,7 @@ from dagster_shared.yaml_utils import load_run_config_yaml
 from breadth_assets.batches import BATCHES_TAG, DAY_TAG
 from breadth_assets.calendars import last_closed_day, trading_days
 from breadth_assets.resources.duckdb_store import DuckDBStore
-from breadth_assets_tests.assets.conftest import write_universe
+from breadth_assets_tests.support import write_universe
 
 pytestmark = [
     pytest.mark.slow,
@@ -202,7 +202,7 @@ class Deployment:
     def store(self) -> DuckDBStore:
         return DuckDBStore(path=self.env["BREADTH_DUCKDB_PATH"])
 
-    def instance(self) -> dg.DagsterInstance:
+    def open_instance(self) -> dg.DagsterInstance:
         """The deployment's instance in this process; its dagster.yaml reads DAGSTER_HOME."""
         return dg.DagsterInstance.from_config(self.env["DAGSTER_HOME"])
 
@@ -346,7 +346,7 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
         monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
         # The tickers are partitions before the daemon starts, so universe_sensor finds the
         # file in step and launches nothing: the backfill below is the only writer of phase 1.
-        with deployment.instance() as instance:
+        with deployment.open_instance() as instance:
             instance.add_dynamic_partitions("tickers", TICKERS)
 
         port = _free_port()
@@ -472,13 +472,13 @@ def test_tickers_appended_to_the_universe_file_are_fetched_by_the_universe_senso
     store = deployment.store
     assert set(store.read_prices(NEW_TICKERS)["ticker"]) == set(NEW_TICKERS)
     assert set(store.read_indicators(NEW_TICKERS)["ticker"]) == set(NEW_TICKERS)
-    with deployment.instance() as instance:
+    with deployment.open_instance() as instance:
         assert instance.get_dynamic_partitions("tickers") == TICKERS + NEW_TICKERS
 
 
 def test_the_daily_update_for_a_new_day_is_followed_by_that_days_breadth(deployment):
     day = last_closed_day("DEMO")
-    with deployment.instance() as instance:
+    with deployment.open_instance() as instance:
         tickers = instance.get_dynamic_partitions("tickers")
 
     # Make `day` genuinely new: no run may be writing while its rows are deleted, and the

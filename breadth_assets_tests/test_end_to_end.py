@@ -15,7 +15,7 @@ import pytest
 
 from breadth_assets.batches import range_tags
 from breadth_assets.resources.duckdb_store import DuckDBStore
-from breadth_assets_tests.assets.conftest import TICKERS, write_universe
+from breadth_assets_tests.support import TICKERS, write_universe
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent

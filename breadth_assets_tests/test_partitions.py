@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import dagster as dg
-import pytest
 from dagster._core.storage.event_log.schema import DynamicPartitionsTable
 
 from breadth_assets.partitions import sync_ticker_partitions, tickers_partitions
-
-
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as instance:
-        yield instance
 
 
 def test_sync_adds_new_symbols_and_removes_dropped_ones(instance):

@@ -1,11 +1,7 @@
 from __future__ import annotations
 
-import dagster as dg
-
-from breadth_assets.partitions import tickers_partitions
 from breadth_assets.progress import Progress
-from breadth_assets.resources.duckdb_store import DuckDBStore
-from breadth_assets_tests.assets.conftest import TICKERS, materialize_tickers, write_universe
+from breadth_assets_tests.support import TICKERS, materialize_tickers, write_universe
 
 
 class Clock:
@@ -51,12 +47,9 @@ def test_finish_always_logs_the_final_count_and_time():
     assert lines == ["fetching: 3/3 tickers done, 1.5 tickers per second (2.0 s)"]
 
 
-def test_the_ticker_run_logs_its_fetch_progress(tmp_path):
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(tickers_partitions.name, TICKERS)
-        store = DuckDBStore(path=str(tmp_path / "breadth.duckdb"))
-        result = materialize_tickers(
-            instance, store, write_universe(tmp_path, TICKERS), "2023-03-31"
-        )
-        messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
+def test_the_ticker_run_logs_its_fetch_progress(instance_with_tickers, store, tmp_path):
+    result = materialize_tickers(
+        instance_with_tickers, store, write_universe(tmp_path, TICKERS), "2023-03-31"
+    )
+    messages = [entry.user_message for entry in instance_with_tickers.all_logs(result.run_id)]
     assert any(m.startswith("fetching: 5/5 tickers done, ") for m in messages)

@@ -8,10 +8,10 @@ import dagster as dg
 import pytest
 
 from breadth_assets.batches import BATCHES_TAG, DAY_TAG, range_tags
-from breadth_assets.partitions import tickers_partitions
 from breadth_assets.resources.universe_file import UniverseFile
 from breadth_assets.schedules import build_daily_update
 from breadth_assets.universe import load_universe
+from breadth_assets_tests.support import add_tickers
 
 TICKERS = ["AAA", "BBB", "CCC"]
 
@@ -25,10 +25,9 @@ def _write(folder: Path, market: str, batch_size: int = 2) -> Path:
 
 
 @pytest.fixture
-def instance():
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(tickers_partitions.name, TICKERS)
-        yield instance
+def instance_with_tickers(instance):
+    """The instance with this module's TICKERS as partitions."""
+    return add_tickers(instance, TICKERS)
 
 
 def _tick(schedule: dg.ScheduleDefinition, path: Path, local_time: dt.datetime, instance):
@@ -42,10 +41,12 @@ def _tick(schedule: dg.ScheduleDefinition, path: Path, local_time: dt.datetime, 
 
 
 @pytest.fixture
-def evaluate(instance, tmp_path):
+def evaluate(instance_with_tickers, tmp_path):
     def evaluate(market: str, local_time: dt.datetime):
         path = _write(tmp_path, market)
-        return _tick(build_daily_update(load_universe(path)), path, local_time, instance)
+        return _tick(
+            build_daily_update(load_universe(path)), path, local_time, instance_with_tickers
+        )
 
     return evaluate
 
@@ -103,11 +104,13 @@ def test_an_exchange_holiday_is_skipped(market, day, evaluate):
     assert "not a trading day" in result.skip_message
 
 
-def test_a_new_batch_size_in_the_file_applies_at_the_next_tick_without_a_reload(instance, tmp_path):
+def test_a_new_batch_size_in_the_file_applies_at_the_next_tick_without_a_reload(
+    instance_with_tickers, tmp_path
+):
     path = _write(tmp_path, "NSE", batch_size=2)
     schedule = build_daily_update(load_universe(path))
     day = dt.datetime(2024, 1, 25, 18)
-    assert len(_tick(schedule, path, day, instance).run_requests) == 2
+    assert len(_tick(schedule, path, day, instance_with_tickers).run_requests) == 2
     _write(tmp_path, "NSE", batch_size=3)
-    [request] = _tick(schedule, path, day, instance).run_requests
+    [request] = _tick(schedule, path, day, instance_with_tickers).run_requests
     assert request.tags[BATCHES_TAG] == "1"

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from breadth_assets.universe import (
     load_universe,
     parse_universe,
 )
+from breadth_assets_tests.support import universe_refusal, write_universe_text
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,19 +21,6 @@ market: DEMO
 start_date: 2015-01-01
 source: demo
 """
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "universe.yaml"
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
-    return path
-
-
-def refusal(tmp_path: Path, text: str) -> tuple[Path, str]:
-    path = write(tmp_path, text)
-    with pytest.raises(UniverseError) as error:
-        load_universe(path)
-    return path, str(error.value)
 
 
 def test_shipped_universe_loads_with_50_demo_tickers():
@@ -52,7 +39,7 @@ def test_default_path_is_universe_yaml_at_the_project_root(monkeypatch):
 
 
 def test_breadth_universe_env_var_selects_another_file(tmp_path, monkeypatch):
-    path = write(tmp_path, HEADER + "tickers: [ZED]\n")
+    path = write_universe_text(tmp_path, HEADER + "tickers: [ZED]\n")
     monkeypatch.setenv("BREADTH_UNIVERSE", str(path))
     assert default_universe_path() == path
     assert load_universe().symbols == ["ZED"]
@@ -65,18 +52,20 @@ tickers:
   - symbol: sbin
     instrument_key: "NSE_EQ|INE062A01020"
 """
-    first, second = load_universe(write(tmp_path, HEADER + tickers)).tickers
+    first, second = load_universe(write_universe_text(tmp_path, HEADER + tickers)).tickers
     assert (first.symbol, first.instrument_key, first.line) == ("AAA", None, 5)
     assert (second.symbol, second.instrument_key, second.line) == ("SBIN", "NSE_EQ|INE062A01020", 6)
 
 
 def test_symbols_are_taken_as_written_not_as_yaml_booleans_or_numbers(tmp_path):
-    universe = load_universe(write(tmp_path, HEADER + "tickers: [ON, 007, M&M, BRK.B]\n"))
+    universe = load_universe(
+        write_universe_text(tmp_path, HEADER + "tickers: [ON, 007, M&M, BRK.B]\n")
+    )
     assert universe.symbols == ["ON", "007", "M&M", "BRK.B"]
 
 
 def test_optional_fields_take_their_defaults(tmp_path):
-    universe = load_universe(write(tmp_path, HEADER + "tickers: [A]\n"))
+    universe = load_universe(write_universe_text(tmp_path, HEADER + "tickers: [A]\n"))
     assert universe.batch_size == 50
     assert universe.extra_closures == ()
     assert dict(universe.source_options) == {}
@@ -84,14 +73,16 @@ def test_optional_fields_take_their_defaults(tmp_path):
 
 def test_extra_closures_are_sorted_dates(tmp_path):
     universe = load_universe(
-        write(tmp_path, HEADER + "extra_closures: [2025-04-30, 2024-01-02]\ntickers: [A]\n")
+        write_universe_text(
+            tmp_path, HEADER + "extra_closures: [2025-04-30, 2024-01-02]\ntickers: [A]\n"
+        )
     )
     assert universe.extra_closures == (dt.date(2024, 1, 2), dt.date(2025, 4, 30))
 
 
 def test_demo_seed_is_passed_as_a_source_option(tmp_path):
     text = "market: DEMO\nstart_date: 2015-01-01\nsource: {kind: demo, seed: 7}\ntickers: [A]\n"
-    assert dict(load_universe(write(tmp_path, text)).source_options) == {"seed": 7}
+    assert dict(load_universe(write_universe_text(tmp_path, text)).source_options) == {"seed": 7}
 
 
 def test_csv_path_resolves_against_the_universe_folder_and_a_folder_defaults_to_per_ticker(
@@ -99,7 +90,7 @@ def test_csv_path_resolves_against_the_universe_folder_and_a_folder_defaults_to_
 ):
     (tmp_path / "prices").mkdir()
     text = "market: NSE\nstart_date: 2015-01-01\nsource: {kind: csv, path: prices}\ntickers: [A]\n"
-    options = load_universe(write(tmp_path, text)).source_options
+    options = load_universe(write_universe_text(tmp_path, text)).source_options
     assert options == {"path": str((tmp_path / "prices").resolve()), "layout": "per_ticker"}
 
 
@@ -114,7 +105,7 @@ def test_csv_file_path_defaults_to_long_and_keeps_its_settings(tmp_path):
       date_format: "%d/%m/%Y"
     tickers: [A]
     """
-    options = load_universe(write(tmp_path, text)).source_options
+    options = load_universe(write_universe_text(tmp_path, text)).source_options
     assert options["layout"] == "long"
     assert options["path"] == str((tmp_path / "all.csv").resolve())
     assert options["columns"] == {"ticker": "Symbol", "date": "Day"}
@@ -135,13 +126,15 @@ def test_missing_file_is_refused_naming_it(tmp_path):
 
 
 def test_invalid_yaml_is_refused_with_the_yaml_error_line(tmp_path):
-    path, message = refusal(tmp_path, "market: DEMO\ntickers: [A, B\nstart_date: 2015-01-01\n")
+    path, message = universe_refusal(
+        tmp_path, "market: DEMO\ntickers: [A, B\nstart_date: 2015-01-01\n"
+    )
     assert f"{path} line " in message
     assert "not valid YAML" in message
 
 
 def test_top_level_that_is_not_a_mapping_is_refused(tmp_path):
-    path, message = refusal(tmp_path, "- AAA\n- BBB\n")
+    path, message = universe_refusal(tmp_path, "- AAA\n- BBB\n")
     assert f"{path} line 1:" in message
     assert "expected a mapping" in message
 
@@ -315,13 +308,13 @@ REFUSALS = {
 
 @pytest.mark.parametrize(("text", "line", "field", "words"), REFUSALS.values(), ids=REFUSALS)
 def test_refusal_names_file_line_and_field(tmp_path, text, line, field, words):
-    path, message = refusal(tmp_path, text)
+    path, message = universe_refusal(tmp_path, text)
     assert message.startswith(f"{path} line {line}: {field}"), message
     assert words in message
 
 
 def test_an_instrument_key_without_segment_and_id_is_refused_at_load(tmp_path):
-    path, message = refusal(
+    path, message = universe_refusal(
         tmp_path,
         """\
         market: NSE
@@ -349,5 +342,7 @@ def test_a_universe_file_that_is_not_utf8_is_refused_with_its_line(tmp_path):
 
 
 def test_an_empty_extra_closures_is_no_closure(tmp_path):
-    universe = load_universe(write(tmp_path, HEADER + "extra_closures:\ntickers: [A]\n"))
+    universe = load_universe(
+        write_universe_text(tmp_path, HEADER + "extra_closures:\ntickers: [A]\n")
+    )
     assert universe.extra_closures == ()

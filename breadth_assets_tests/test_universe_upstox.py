@@ -10,8 +10,8 @@ import pytest
 
 from breadth_assets.timeframes import Timeframe
 from breadth_assets.universe import load_universe
-from breadth_assets_tests.fake_upstox import write_instruments_master
-from breadth_assets_tests.test_universe import refusal, write
+from breadth_assets_testing.fake_upstox import write_instruments_master
+from breadth_assets_tests.support import universe_refusal, write_universe_text
 
 SBIN_KEY = "NSE_EQ|INE062A01020"
 INFY_KEY = "NSE_EQ|INE009A01021"
@@ -32,7 +32,7 @@ def upstox(source_lines: str, tickers: str = "tickers: [SBIN]\n", market: str = 
 
 
 def assert_refused(tmp_path: Path, text: str, line: int, field: str, words: str) -> None:
-    path, message = refusal(tmp_path, text)
+    path, message = universe_refusal(tmp_path, text)
     assert message.startswith(f"{path} line {line}: {field}: "), message
     assert words in message, message
 
@@ -56,7 +56,7 @@ def test_full_upstox_universe_loads_with_its_options_and_timeframes(tmp_path):
       - symbol: INFY
         instrument_key: "NSE_EQ|INE009A01021"
     """
-    universe = load_universe(write(tmp_path, text))
+    universe = load_universe(write_universe_text(tmp_path, text))
     assert universe.market == "NSE"
     assert universe.source == "upstox"
     assert dict(universe.source_options) == {
@@ -74,7 +74,7 @@ def test_full_upstox_universe_loads_with_its_options_and_timeframes(tmp_path):
 def test_timeframes_are_not_a_source_option(tmp_path):
     with_master(tmp_path)
     universe = load_universe(
-        write(tmp_path, upstox("instruments: NSE.json.gz\ntimeframes: [minutes/5]\n"))
+        write_universe_text(tmp_path, upstox("instruments: NSE.json.gz\ntimeframes: [minutes/5]\n"))
     )
     assert "timeframes" not in universe.source_options
     assert universe.timeframes == (Timeframe("minutes", 5),)
@@ -85,7 +85,9 @@ def test_relative_instruments_path_resolves_against_the_universe_folder(tmp_path
     monkeypatch.chdir(tmp_path / "cwd")
     (tmp_path / "masters").mkdir()
     with_master(tmp_path / "masters")
-    universe = load_universe(write(tmp_path, upstox("instruments: masters/NSE.json.gz\n")))
+    universe = load_universe(
+        write_universe_text(tmp_path, upstox("instruments: masters/NSE.json.gz\n"))
+    )
     expected = (tmp_path / "masters" / "NSE.json.gz").resolve()
     assert universe.source_options["instruments"] == str(expected)
 
@@ -93,7 +95,9 @@ def test_relative_instruments_path_resolves_against_the_universe_folder(tmp_path
 def test_instruments_path_with_dot_dot_is_resolved_to_an_absolute_path(tmp_path):
     master = with_master(tmp_path)
     (tmp_path / "conf").mkdir()
-    universe = load_universe(write(tmp_path / "conf", upstox("instruments: ../NSE.json.gz\n")))
+    universe = load_universe(
+        write_universe_text(tmp_path / "conf", upstox("instruments: ../NSE.json.gz\n"))
+    )
     assert universe.source_options["instruments"] == str(master.resolve())
     assert ".." not in universe.source_options["instruments"]
 
@@ -103,7 +107,7 @@ def test_timeframes_are_deduplicated_keeping_first_seen_order(tmp_path):
         "timeframes: [minutes/5, hours/1, minutes/5, Minutes / 5, hours/1, minutes/1]\n",
         tickers=f'tickers:\n  - symbol: SBIN\n    instrument_key: "{SBIN_KEY}"\n',
     )
-    universe = load_universe(write(tmp_path, text))
+    universe = load_universe(write_universe_text(tmp_path, text))
     assert universe.timeframes == (
         Timeframe("minutes", 5),
         Timeframe("hours", 1),
@@ -113,7 +117,7 @@ def test_timeframes_are_deduplicated_keeping_first_seen_order(tmp_path):
 
 def test_upstox_without_timeframes_has_none(tmp_path):
     with_master(tmp_path)
-    universe = load_universe(write(tmp_path, upstox("instruments: NSE.json.gz\n")))
+    universe = load_universe(write_universe_text(tmp_path, upstox("instruments: NSE.json.gz\n")))
     assert universe.timeframes == ()
     assert dict(universe.source_options) == {
         "instruments": str((tmp_path / "NSE.json.gz").resolve())
@@ -125,7 +129,7 @@ def test_every_ticker_with_a_key_needs_no_instruments_master(tmp_path):
         f'tickers:\n  - symbol: SBIN\n    instrument_key: "{SBIN_KEY}"\n'
         f'  - symbol: INFY\n    instrument_key: "{INFY_KEY}"\n'
     )
-    universe = load_universe(write(tmp_path, upstox("", tickers=tickers)))
+    universe = load_universe(write_universe_text(tmp_path, upstox("", tickers=tickers)))
     assert dict(universe.source_options) == {}
     assert [entry.instrument_key for entry in universe.tickers] == [SBIN_KEY, INFY_KEY]
 
@@ -136,7 +140,7 @@ def test_rate_limits_equal_to_upstox_limits_are_accepted(tmp_path):
         "instruments: NSE.json.gz\n"
         "rate_limits: {per_second: 50, per_minute: 500, per_30_minutes: 2000}\n"
     )
-    options = load_universe(write(tmp_path, text)).source_options
+    options = load_universe(write_universe_text(tmp_path, text)).source_options
     assert (options["per_second"], options["per_minute"], options["per_30_minutes"]) == (
         50,
         500,
@@ -147,7 +151,7 @@ def test_rate_limits_equal_to_upstox_limits_are_accepted(tmp_path):
 def test_rate_limits_may_give_only_some_windows(tmp_path):
     with_master(tmp_path)
     text = upstox("instruments: NSE.json.gz\nrate_limits:\n  per_minute: 100\n")
-    options = load_universe(write(tmp_path, text)).source_options
+    options = load_universe(write_universe_text(tmp_path, text)).source_options
     assert dict(options) == {
         "instruments": str((tmp_path / "NSE.json.gz").resolve()),
         "per_minute": 100,
@@ -158,7 +162,7 @@ def test_rate_limits_may_give_only_some_windows(tmp_path):
 def test_workers_at_the_bounds_are_accepted(tmp_path, workers):
     with_master(tmp_path)
     text = upstox(f"instruments: NSE.json.gz\nworkers: {workers}\n")
-    assert load_universe(write(tmp_path, text)).source_options["workers"] == workers
+    assert load_universe(write_universe_text(tmp_path, text)).source_options["workers"] == workers
 
 
 # --- refusals ---------------------------------------------------------------------------------
@@ -361,7 +365,7 @@ def test_upstox_setting_refusal_names_file_line_and_field(
 def test_rate_limit_above_upstox_is_refused_naming_the_limit(tmp_path):
     with_master(tmp_path)
     text = upstox("instruments: NSE.json.gz\nrate_limits: {per_minute: 600}\n")
-    path, message = refusal(tmp_path, text)
+    path, message = universe_refusal(tmp_path, text)
     assert message.startswith(f"{path} line 6: source.rate_limits"), message
     assert "per_minute=600 is above Upstox's limit of 500 a minute" in message
 
@@ -369,7 +373,7 @@ def test_rate_limit_above_upstox_is_refused_naming_the_limit(tmp_path):
 def test_rate_limit_zero_is_refused(tmp_path):
     with_master(tmp_path)
     text = upstox("instruments: NSE.json.gz\nrate_limits: {per_30_minutes: 0}\n")
-    path, message = refusal(tmp_path, text)
+    path, message = universe_refusal(tmp_path, text)
     assert message.startswith(f"{path} line 6: source.rate_limits"), message
     assert "per_30_minutes=0 must be at least 1" in message
 
@@ -377,7 +381,7 @@ def test_rate_limit_zero_is_refused(tmp_path):
 def test_negative_rate_limit_is_refused(tmp_path):
     with_master(tmp_path)
     text = upstox("instruments: NSE.json.gz\nrate_limits: {per_second: -5}\n")
-    path, message = refusal(tmp_path, text)
+    path, message = universe_refusal(tmp_path, text)
     assert message.startswith(f"{path} line 6: source.rate_limits"), message
     assert "per_second=-5 must be at least 1" in message
 
@@ -419,5 +423,5 @@ def test_upstox_settings_under_the_csv_source_are_refused(tmp_path):
 def test_universe_timeframes_know_how_far_back_upstox_serves_them(tmp_path):
     with_master(tmp_path)
     text = upstox("instruments: NSE.json.gz\ntimeframes: [minutes/5]\n")
-    (timeframe,) = load_universe(write(tmp_path, text)).timeframes
+    (timeframe,) = load_universe(write_universe_text(tmp_path, text)).timeframes
     assert timeframe.history_start == dt.date(2022, 1, 1)

@@ -11,7 +11,7 @@ import pytest
 from breadth_assets import schema
 from breadth_assets.partitions import tickers_partitions
 from breadth_assets.resources.duckdb_store import DuckDBStore
-from breadth_assets_tests.assets.conftest import (
+from breadth_assets_tests.support import (
     TICKERS,
     materialize_breadth,
     materialize_tickers,
@@ -22,13 +22,13 @@ END = "2024-06-28"
 
 
 @pytest.fixture
-def filled_store(instance, store, universe_path) -> DuckDBStore:
-    assert materialize_tickers(instance, store, universe_path, END).success
+def filled_store(instance_with_tickers, store, universe_path) -> DuckDBStore:
+    assert materialize_tickers(instance_with_tickers, store, universe_path, END).success
     return store
 
 
-def test_breadth_writes_one_row_per_trading_day_of_the_run(instance, filled_store):
-    assert materialize_breadth(instance, filled_store, "2024-06-03", END).success
+def test_breadth_writes_one_row_per_trading_day_of_the_run(instance_with_tickers, filled_store):
+    assert materialize_breadth(instance_with_tickers, filled_store, "2024-06-03", END).success
     rows = filled_store.read_breadth()
     assert rows["date"].dt.strftime("%Y-%m-%d").tolist() == [
         d.strftime("%Y-%m-%d") for d in pd.bdate_range("2024-06-03", END)
@@ -36,8 +36,8 @@ def test_breadth_writes_one_row_per_trading_day_of_the_run(instance, filled_stor
     assert list(rows.columns) == list(schema.BREADTH_COLUMNS)
 
 
-def test_breadth_counts_every_ticker_with_a_bar_that_day(instance, filled_store):
-    materialize_breadth(instance, filled_store, END, END)
+def test_breadth_counts_every_ticker_with_a_bar_that_day(instance_with_tickers, filled_store):
+    materialize_breadth(instance_with_tickers, filled_store, END, END)
     row = filled_store.read_breadth().iloc[-1]
     bars = filled_store.read_prices(TICKERS)
     on_day = bars[bars["date"] == END]
@@ -46,33 +46,35 @@ def test_breadth_counts_every_ticker_with_a_bar_that_day(instance, filled_store)
 
 
 def test_one_date_gives_the_same_row_as_a_run_over_the_whole_range(
-    instance, filled_store, tmp_path
+    instance_with_tickers, filled_store, tmp_path
 ):
     single = DuckDBStore(path=str(tmp_path / "single.duckdb"))
     shutil.copy(filled_store.path, single.path)
-    materialize_breadth(instance, filled_store, "2023-01-02", END)
-    materialize_breadth(instance, single, END, END)
+    materialize_breadth(instance_with_tickers, filled_store, "2023-01-02", END)
+    materialize_breadth(instance_with_tickers, single, END, END)
     from_range = filled_store.read_breadth().iloc[[-1]].reset_index(drop=True)
     pd.testing.assert_frame_equal(single.read_breadth(), from_range)
 
 
-def test_materializing_breadth_again_changes_nothing(instance, filled_store):
-    materialize_breadth(instance, filled_store, "2024-05-01", END)
+def test_materializing_breadth_again_changes_nothing(instance_with_tickers, filled_store):
+    materialize_breadth(instance_with_tickers, filled_store, "2024-05-01", END)
     before = filled_store.read_breadth()
-    materialize_breadth(instance, filled_store, "2024-05-01", END)
+    materialize_breadth(instance_with_tickers, filled_store, "2024-05-01", END)
     pd.testing.assert_frame_equal(filled_store.read_breadth(), before)
 
 
-def test_a_ticker_removed_from_the_partitions_leaves_the_breadth_universe(instance, filled_store):
-    materialize_breadth(instance, filled_store, END, END)
+def test_a_ticker_removed_from_the_partitions_leaves_the_breadth_universe(
+    instance_with_tickers, filled_store
+):
+    materialize_breadth(instance_with_tickers, filled_store, END, END)
     with_all = filled_store.read_breadth().iloc[-1]["universe"]
-    instance.delete_dynamic_partition(tickers_partitions.name, "ECHO")
-    materialize_breadth(instance, filled_store, END, END)
+    instance_with_tickers.delete_dynamic_partition(tickers_partitions.name, "ECHO")
+    materialize_breadth(instance_with_tickers, filled_store, END, END)
     assert filled_store.read_breadth().iloc[-1]["universe"] == with_all - 1
 
 
-def test_breadth_metadata_reports_rows_days_and_tickers(instance, filled_store):
-    result = materialize_breadth(instance, filled_store, "2024-06-24", END)
+def test_breadth_metadata_reports_rows_days_and_tickers(instance_with_tickers, filled_store):
+    result = materialize_breadth(instance_with_tickers, filled_store, "2024-06-24", END)
     metadata = metadata_of(result, "breadth")
     assert metadata["rows_written"] == 5
     assert metadata["date_range"] == f"2024-06-24 to {END}"
@@ -80,15 +82,17 @@ def test_breadth_metadata_reports_rows_days_and_tickers(instance, filled_store):
 
 
 def test_a_day_before_its_update_time_fails_alone_and_the_earlier_days_are_written(
-    instance, filled_store, monkeypatch
+    instance_with_tickers, filled_store, monkeypatch
 ):
     # Stands in for the clock: the market's update time on 2024-06-28 has not come yet.
     module = importlib.import_module("breadth_assets.assets.breadth")
     monkeypatch.setattr(module, "last_closed_day", lambda *a, **k: dt.date(2024, 6, 27))
-    result = materialize_breadth(instance, filled_store, "2024-06-26", END, raise_on_error=False)
+    result = materialize_breadth(
+        instance_with_tickers, filled_store, "2024-06-26", END, raise_on_error=False
+    )
     assert not result.success
     assert filled_store.read_breadth()["date"].dt.day.tolist() == [26, 27]
-    assert instance.get_materialized_partitions(dg.AssetKey("breadth")) == {
+    assert instance_with_tickers.get_materialized_partitions(dg.AssetKey("breadth")) == {
         "2024-06-26",
         "2024-06-27",
     }

@@ -10,12 +10,14 @@ import pytest
 
 from breadth_assets.resources.mongo_store import MongoStore
 from breadth_assets.universe import load_universe
-from breadth_assets_tests.assets.conftest import (
+from breadth_assets_tests.support import (
+    STORE_KINDS,
+    add_tickers,
+    make_store,
     materialize_breadth,
     materialize_tickers,
     write_universe,
 )
-from breadth_assets_tests.stores import STORE_KINDS, make_store
 
 START, END = "2024-03-01", "2024-03-28"
 DEMO_TICKERS = load_universe().symbols
@@ -23,10 +25,9 @@ PASSWORD = "s3cr3t-Pa55word"
 
 
 @pytest.fixture
-def demo_instance():
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("tickers", DEMO_TICKERS)
-        yield instance
+def demo_instance(instance):
+    """The instance with the project universe's tickers as partitions."""
+    return add_tickers(instance, DEMO_TICKERS)
 
 
 def _materialize_demo(instance, store, tmp_path) -> pd.DataFrame:
@@ -63,16 +64,15 @@ def test_an_unreachable_mongodb_fails_fast_naming_the_host_but_never_the_passwor
     assert PASSWORD not in caplog.text
 
 
-def test_the_password_appears_nowhere_in_a_failed_runs_events(monkeypatch, tmp_path):
+def test_the_password_appears_nowhere_in_a_failed_runs_events(instance, monkeypatch, tmp_path):
     monkeypatch.setenv("MONGODB_URI", f"mongodb://alice:{PASSWORD}@127.0.0.1:9/")
     store = MongoStore(uri=dg.EnvVar("MONGODB_URI"), server_selection_timeout_ms=300)
     universe = write_universe(tmp_path, ["AAA"], start=START)
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("tickers", ["AAA"])
-        result = materialize_tickers(instance, store, universe, END, tickers=["AAA"])
-        assert not result.success
-        records = instance.all_logs(result.run_id)
-        text = "\n".join(str(record) for record in records)
-        assert "127.0.0.1:9" in text
-        assert PASSWORD not in text
-        assert PASSWORD not in str(instance.get_run_by_id(result.run_id))
+    add_tickers(instance, ["AAA"])
+    result = materialize_tickers(instance, store, universe, END, tickers=["AAA"])
+    assert not result.success
+    records = instance.all_logs(result.run_id)
+    text = "\n".join(str(record) for record in records)
+    assert "127.0.0.1:9" in text
+    assert PASSWORD not in text
+    assert PASSWORD not in str(instance.get_run_by_id(result.run_id))

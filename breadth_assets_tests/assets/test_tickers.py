@@ -9,7 +9,7 @@ from breadth_assets import schema
 from breadth_assets.resources.csv_source import CsvSource
 from breadth_assets.resources.demo_source import demo_bars
 from breadth_assets.resources.duckdb_store import DuckDBStore
-from breadth_assets_tests.assets.conftest import TICKERS, materialize_tickers, metadata_of
+from breadth_assets_tests.support import TICKERS, materialize_tickers, metadata_of
 
 END = "2024-06-28"
 
@@ -21,16 +21,20 @@ def _as_csv_universe(universe_path, folder) -> CsvSource:
     return CsvSource(path=str(folder))
 
 
-def test_raw_prices_stores_the_sources_bars_from_the_universe_start(instance, store, universe_path):
-    assert materialize_tickers(instance, store, universe_path, END).success
+def test_raw_prices_stores_the_sources_bars_from_the_universe_start(
+    instance_with_tickers, store, universe_path
+):
+    assert materialize_tickers(instance_with_tickers, store, universe_path, END).success
     stored = store.read_prices(["ALPHA"])
     expected = demo_bars("ALPHA")
     expected = expected[(expected["date"] >= "2023-01-02") & (expected["date"] <= END)]
     pd.testing.assert_frame_equal(stored, expected.reset_index(drop=True), check_dtype=False)
 
 
-def test_indicators_equal_direct_talib_calls_on_the_stored_prices(instance, store, universe_path):
-    materialize_tickers(instance, store, universe_path, END)
+def test_indicators_equal_direct_talib_calls_on_the_stored_prices(
+    instance_with_tickers, store, universe_path
+):
+    materialize_tickers(instance_with_tickers, store, universe_path, END)
     prices = store.read_prices(["BRAVO"])
     indicators = store.read_indicators(["BRAVO"])
     close = prices["close"].to_numpy()
@@ -41,16 +45,18 @@ def test_indicators_equal_direct_talib_calls_on_the_stored_prices(instance, stor
     np.testing.assert_allclose(indicators["macd_hist"], hist, rtol=1e-12)
 
 
-def test_every_partition_of_the_run_is_recorded_as_materialized(instance, store, universe_path):
-    materialize_tickers(instance, store, universe_path, END)
+def test_every_partition_of_the_run_is_recorded_as_materialized(
+    instance_with_tickers, store, universe_path
+):
+    materialize_tickers(instance_with_tickers, store, universe_path, END)
     for asset in ("raw_prices", "indicators"):
-        assert instance.get_materialized_partitions(dg.AssetKey(asset)) == set(TICKERS)
+        assert instance_with_tickers.get_materialized_partitions(dg.AssetKey(asset)) == set(TICKERS)
 
 
 def test_materialization_metadata_reports_rows_range_counts_and_speed(
-    instance, store, universe_path
+    instance_with_tickers, store, universe_path
 ):
-    result = materialize_tickers(instance, store, universe_path, END)
+    result = materialize_tickers(instance_with_tickers, store, universe_path, END)
     metadata = metadata_of(result, "raw_prices")
     assert metadata["rows_written"] == len(store.read_prices(TICKERS))
     assert metadata["date_range"].endswith(END)
@@ -60,19 +66,21 @@ def test_materialization_metadata_reports_rows_range_counts_and_speed(
     assert metadata["tickers_per_second"] > 0
 
 
-def test_an_incremental_run_equals_a_full_recompute(instance, store, universe_path, tmp_path):
-    materialize_tickers(instance, store, universe_path, "2024-03-28")
-    materialize_tickers(instance, store, universe_path, END)
+def test_an_incremental_run_equals_a_full_recompute(
+    instance_with_tickers, store, universe_path, tmp_path
+):
+    materialize_tickers(instance_with_tickers, store, universe_path, "2024-03-28")
+    materialize_tickers(instance_with_tickers, store, universe_path, END)
     full = DuckDBStore(path=str(tmp_path / "full.duckdb"))
-    materialize_tickers(instance, full, universe_path, END)
+    materialize_tickers(instance_with_tickers, full, universe_path, END)
     pd.testing.assert_frame_equal(store.read_prices(TICKERS), full.read_prices(TICKERS))
     incremental, recomputed = store.read_indicators(TICKERS), full.read_indicators(TICKERS)
     pd.testing.assert_frame_equal(incremental, recomputed, rtol=1e-9)
 
 
-def test_an_incremental_run_writes_only_the_new_rows(instance, store, universe_path):
-    materialize_tickers(instance, store, universe_path, "2024-06-21")
-    result = materialize_tickers(instance, store, universe_path, END)
+def test_an_incremental_run_writes_only_the_new_rows(instance_with_tickers, store, universe_path):
+    materialize_tickers(instance_with_tickers, store, universe_path, "2024-06-21")
+    result = materialize_tickers(instance_with_tickers, store, universe_path, END)
     new_rows = len(store.read_prices(TICKERS).query("date > '2024-06-21'"))
     assert new_rows > 0
     assert metadata_of(result, "raw_prices")["rows_written"] == new_rows
@@ -80,39 +88,45 @@ def test_an_incremental_run_writes_only_the_new_rows(instance, store, universe_p
 
 
 def test_a_corrected_bar_in_the_overlap_is_written_with_the_indicators_after_it(
-    instance, store, universe_path
+    instance_with_tickers, store, universe_path
 ):
-    materialize_tickers(instance, store, universe_path, END)
+    materialize_tickers(instance_with_tickers, store, universe_path, END)
     prices = store.read_prices(["ALPHA"])
     tampered = prices.iloc[[-2]].assign(close=prices["close"].iloc[-2] * 2)
     store.write({schema.PRICES: tampered})
-    materialize_tickers(instance, store, universe_path, END, selection=["indicators"])
-    result = materialize_tickers(instance, store, universe_path, END)
+    materialize_tickers(instance_with_tickers, store, universe_path, END, selection=["indicators"])
+    result = materialize_tickers(instance_with_tickers, store, universe_path, END)
     assert metadata_of(result, "raw_prices")["rows_written"] == 1
     assert metadata_of(result, "indicators")["rows_written"] >= 2
     assert store.read_prices(["ALPHA"])["close"].iloc[-2] == prices["close"].iloc[-2]
 
 
-def test_materializing_the_same_partitions_again_changes_nothing(instance, store, universe_path):
-    materialize_tickers(instance, store, universe_path, END)
+def test_materializing_the_same_partitions_again_changes_nothing(
+    instance_with_tickers, store, universe_path
+):
+    materialize_tickers(instance_with_tickers, store, universe_path, END)
     before = store.read_prices(TICKERS), store.read_indicators(TICKERS)
-    result = materialize_tickers(instance, store, universe_path, END)
+    result = materialize_tickers(instance_with_tickers, store, universe_path, END)
     assert metadata_of(result, "raw_prices")["rows_written"] == 0
     assert metadata_of(result, "indicators")["rows_written"] == 0
     pd.testing.assert_frame_equal(store.read_prices(TICKERS), before[0])
     pd.testing.assert_frame_equal(store.read_indicators(TICKERS), before[1])
 
 
-def test_indicators_alone_can_be_recomputed_from_stored_prices(instance, store, universe_path):
-    materialize_tickers(instance, store, universe_path, END, selection=["raw_prices"])
+def test_indicators_alone_can_be_recomputed_from_stored_prices(
+    instance_with_tickers, store, universe_path
+):
+    materialize_tickers(instance_with_tickers, store, universe_path, END, selection=["raw_prices"])
     assert store.read_indicators(TICKERS).empty
-    result = materialize_tickers(instance, store, universe_path, END, selection=["indicators"])
+    result = materialize_tickers(
+        instance_with_tickers, store, universe_path, END, selection=["indicators"]
+    )
     assert result.success
     assert len(store.read_indicators(TICKERS)) == len(store.read_prices(TICKERS))
 
 
 def test_one_bad_ticker_fails_alone_and_the_others_are_written_and_materialized(
-    instance, store, universe_path, tmp_path
+    instance_with_tickers, store, universe_path, tmp_path
 ):
     folder = tmp_path / "csv"
     folder.mkdir()
@@ -121,13 +135,13 @@ def test_one_bad_ticker_fails_alone_and_the_others_are_written_and_materialized(
             bars = demo_bars(ticker).query("date >= '2024-01-01' and date <= @END")
             bars.drop(columns="ticker").to_csv(folder / f"{ticker}.csv", index=False)
     source = _as_csv_universe(universe_path, folder)
-    result = materialize_tickers(instance, store, universe_path, END, source=source)
+    result = materialize_tickers(instance_with_tickers, store, universe_path, END, source=source)
     assert not result.success
     good = set(TICKERS) - {"CHARLIE"}
     assert set(store.read_prices(TICKERS)["ticker"]) == good
     assert set(store.read_indicators(TICKERS)["ticker"]) == good
     for asset in ("raw_prices", "indicators"):
-        assert instance.get_materialized_partitions(dg.AssetKey(asset)) == good
+        assert instance_with_tickers.get_materialized_partitions(dg.AssetKey(asset)) == good
     failure = next(e for e in result.all_events if e.is_step_failure)
     message = failure.step_failure_data.error.message
     assert "CHARLIE" in message
@@ -148,26 +162,29 @@ def _failure_message(result: dg.ExecuteInProcessResult) -> str:
 
 
 def test_a_partition_key_that_is_no_ticker_fails_alone_and_no_file_is_read_for_it(
-    instance, store, universe_path, tmp_path
+    instance_with_tickers, store, universe_path, tmp_path
 ):
     source = _csv_folder_with(tmp_path, universe_path, ["DELTA", "ECHO", "outside"])
     (tmp_path / "csv" / "outside.csv").write_text((tmp_path / "csv/prices/ECHO.csv").read_text())
-    instance.add_dynamic_partitions("tickers", ["../outside"])
+    instance_with_tickers.add_dynamic_partitions("tickers", ["../outside"])
     keys = ["DELTA", "ECHO", "../outside"]
-    result = materialize_tickers(instance, store, universe_path, END, keys, source)
+    result = materialize_tickers(instance_with_tickers, store, universe_path, END, keys, source)
     assert not result.success
     assert set(store.read_prices(keys)["ticker"]) == {"DELTA", "ECHO"}
-    assert instance.get_materialized_partitions(dg.AssetKey("raw_prices")) == {"DELTA", "ECHO"}
+    assert instance_with_tickers.get_materialized_partitions(dg.AssetKey("raw_prices")) == {
+        "DELTA",
+        "ECHO",
+    }
     assert "../outside: partition '../outside' is not a valid ticker" in _failure_message(result)
 
 
 def test_a_partition_key_missing_from_the_universe_fails_alone(
-    instance, store, universe_path, tmp_path
+    instance_with_tickers, store, universe_path, tmp_path
 ):
     source = _csv_folder_with(tmp_path, universe_path, ["DELTA", "ECHO", "ZULU"])
-    instance.add_dynamic_partitions("tickers", ["ZULU"])
+    instance_with_tickers.add_dynamic_partitions("tickers", ["ZULU"])
     keys = ["DELTA", "ECHO", "ZULU"]
-    result = materialize_tickers(instance, store, universe_path, END, keys, source)
+    result = materialize_tickers(instance_with_tickers, store, universe_path, END, keys, source)
     assert set(store.read_prices(keys)["ticker"]) == {"DELTA", "ECHO"}
     assert f"ZULU: partition 'ZULU' is not in the universe file {universe_path}" in (
         _failure_message(result)

@@ -16,14 +16,13 @@ import pytest
 from breadth_assets.assets import build_intraday_prices, build_ticker_assets
 from breadth_assets.batches import range_tags
 from breadth_assets.definitions import build_definitions
-from breadth_assets.partitions import tickers_partitions
 from breadth_assets.resources.duckdb_store import DuckDBStore
 from breadth_assets.resources.universe_file import UniverseFile
 from breadth_assets.resources.upstox_source import UpstoxSource
 from breadth_assets.universe import load_universe
 from breadth_assets.upstox.client import AUTH_MESSAGE
-from breadth_assets_tests.fake_upstox import FakeUpstox, write_instruments_master
-from breadth_assets_tests.resources.test_upstox_source import expected_bars
+from breadth_assets_testing.fake_upstox import FakeUpstox, write_instruments_master
+from breadth_assets_tests.support import add_tickers, expected_bars
 
 TOKEN = "tok-93be7d-upstox-secret"
 TICKERS = ["ALFA", "BETA", "GAMA", "DLTA", "EPSI", "ZETA"]
@@ -57,10 +56,9 @@ def write_universe(folder, keys=KEYS, timeframes=("minutes/15", "hours/1"), star
 
 
 @pytest.fixture
-def instance():
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(tickers_partitions.name, TICKERS)
-        yield instance
+def instance_with_tickers(instance):
+    """The instance with this module's TICKERS as partitions."""
+    return add_tickers(instance, TICKERS)
 
 
 @pytest.fixture
@@ -116,11 +114,15 @@ def event_text(instance, result) -> str:
     return "\n".join(str(record) for record in instance.all_logs(result.run_id))
 
 
-def test_with_a_fifth_of_requests_faulted_every_bar_lands_exactly_once(instance, token, tmp_path):
+def test_with_a_fifth_of_requests_faulted_every_bar_lands_exactly_once(
+    instance_with_tickers, token, tmp_path
+):
     store = DuckDBStore(path=str(tmp_path / "breadth.duckdb"))
     universe = write_universe(tmp_path)
     with FakeUpstox(token=TOKEN, fault_rate=0.2, seed=3, timeout_sleep=1.0) as server:
-        result = materialize(instance, [ticker_assets], server, tmp_path, universe, store)
+        result = materialize(
+            instance_with_tickers, [ticker_assets], server, tmp_path, universe, store
+        )
         faults = [r.fault for r in server.requests if r.fault]
     assert result.success
     assert len(faults) >= 2
@@ -133,56 +135,71 @@ def test_with_a_fifth_of_requests_faulted_every_bar_lands_exactly_once(instance,
         )
         pd.testing.assert_frame_equal(got, want, check_dtype=False)
     assert len(store.read_indicators(TICKERS)) == len(stored)
-    assert instance.get_materialized_partitions(dg.AssetKey("raw_prices")) == set(TICKERS)
+    assert instance_with_tickers.get_materialized_partitions(dg.AssetKey("raw_prices")) == set(
+        TICKERS
+    )
 
 
-def test_an_invalid_token_fails_the_run_at_once_with_the_message(instance, tmp_path, monkeypatch):
+def test_an_invalid_token_fails_the_run_at_once_with_the_message(
+    instance_with_tickers, tmp_path, monkeypatch
+):
     monkeypatch.setenv("UPSTOX_ACCESS_TOKEN", "expired-token")
     store = DuckDBStore(path=str(tmp_path / "breadth.duckdb"))
     universe = write_universe(tmp_path)
     with FakeUpstox(token=TOKEN) as server:
-        result = materialize(instance, [ticker_assets], server, tmp_path, universe, store)
+        result = materialize(
+            instance_with_tickers, [ticker_assets], server, tmp_path, universe, store
+        )
         sent = len(server.requests)
     assert not result.success
-    assert AUTH_MESSAGE in event_text(instance, result)
+    assert AUTH_MESSAGE in event_text(instance_with_tickers, result)
     assert sent <= len(TICKERS)
     assert store.read_prices(TICKERS).empty
 
 
-def test_an_unknown_instrument_key_fails_only_its_ticker(instance, token, tmp_path):
+def test_an_unknown_instrument_key_fails_only_its_ticker(instance_with_tickers, token, tmp_path):
     store = DuckDBStore(path=str(tmp_path / "breadth.duckdb"))
     universe = write_universe(tmp_path, keys={**KEYS, "GAMA": "NSE_EQ|UNKNOWN7"})
     with FakeUpstox(token=TOKEN) as server:
-        result = materialize(instance, [ticker_assets], server, tmp_path, universe, store)
+        result = materialize(
+            instance_with_tickers, [ticker_assets], server, tmp_path, universe, store
+        )
     assert not result.success
     failure = result.failure_data_for_node("ticker_assets").error.message
     assert "GAMA" in failure and "UDAPI100011" in failure
     others = set(TICKERS) - {"GAMA"}
-    assert instance.get_materialized_partitions(dg.AssetKey("raw_prices")) == others
+    assert instance_with_tickers.get_materialized_partitions(dg.AssetKey("raw_prices")) == others
     assert set(store.read_prices(TICKERS)["ticker"]) == others
 
 
 def test_the_token_is_absent_from_the_event_log_and_captured_logs(
-    instance, token, tmp_path, caplog
+    instance_with_tickers, token, tmp_path, caplog
 ):
     store = DuckDBStore(path=str(tmp_path / "breadth.duckdb"))
     universe = write_universe(tmp_path, keys={**KEYS, "GAMA": "NSE_EQ|UNKNOWN7"})
     with caplog.at_level(logging.DEBUG), FakeUpstox(token=TOKEN, fault_rate=0.3) as server:
         result = materialize(
-            instance, [ticker_assets, intraday_prices], server, tmp_path, universe, store
+            instance_with_tickers,
+            [ticker_assets, intraday_prices],
+            server,
+            tmp_path,
+            universe,
+            store,
         )
-    text = event_text(instance, result)
+    text = event_text(instance_with_tickers, result)
     assert "retry" in text and "UDAPI100011" in text
     assert TOKEN not in text
     assert TOKEN not in caplog.text
-    assert TOKEN not in str(instance.get_run_by_id(result.run_id))
+    assert TOKEN not in str(instance_with_tickers.get_run_by_id(result.run_id))
 
 
-def test_intraday_prices_stores_every_timeframes_candles(instance, token, tmp_path):
+def test_intraday_prices_stores_every_timeframes_candles(instance_with_tickers, token, tmp_path):
     store = DuckDBStore(path=str(tmp_path / "breadth.duckdb"))
     universe = write_universe(tmp_path, start="2024-10-01")
     with FakeUpstox(token=TOKEN, fault_rate=0.2, timeout_sleep=1.0) as server:
-        result = materialize(instance, [intraday_prices], server, tmp_path, universe, store)
+        result = materialize(
+            instance_with_tickers, [intraday_prices], server, tmp_path, universe, store
+        )
     assert result.success
     stored = store.read_intraday(TICKERS)
     assert not stored.duplicated(["ticker", "unit", "interval", "ts"]).any()
@@ -199,42 +216,56 @@ def test_intraday_prices_stores_every_timeframes_candles(instance, token, tmp_pa
 
 
 def test_intraday_history_starts_in_2022_even_when_the_universe_starts_earlier(
-    instance, token, tmp_path
+    instance_with_tickers, token, tmp_path
 ):
     store = DuckDBStore(path=str(tmp_path / "breadth.duckdb"))
     universe = write_universe(tmp_path, timeframes=("hours/5",), start="2021-06-01")
     with FakeUpstox(token=TOKEN) as server:
         materialize(
-            instance, [intraday_prices], server, tmp_path, universe, store, end="2022-01-31"
+            instance_with_tickers,
+            [intraday_prices],
+            server,
+            tmp_path,
+            universe,
+            store,
+            end="2022-01-31",
         )
         asked = {(r.from_date, r.to_date) for r in server.requests}
     assert asked == {("2022-01-01", "2022-01-31")}
     assert store.read_intraday(["ALFA"])["ts"].min() >= pd.Timestamp("2022-01-03")
 
 
-def test_intraday_runs_are_incremental_from_the_last_stored_day(instance, token, tmp_path):
+def test_intraday_runs_are_incremental_from_the_last_stored_day(
+    instance_with_tickers, token, tmp_path
+):
     store = DuckDBStore(path=str(tmp_path / "breadth.duckdb"))
     universe = write_universe(tmp_path, timeframes=("minutes/15",), start="2024-10-01")
     with FakeUpstox(token=TOKEN) as server:
         materialize(
-            instance, [intraday_prices], server, tmp_path, universe, store, end="2024-11-29"
+            instance_with_tickers,
+            [intraday_prices],
+            server,
+            tmp_path,
+            universe,
+            store,
+            end="2024-11-29",
         )
         server.clear()
-        materialize(instance, [intraday_prices], server, tmp_path, universe, store)
+        materialize(instance_with_tickers, [intraday_prices], server, tmp_path, universe, store)
         asked = {(r.from_date, r.to_date) for r in server.requests}
         full = DuckDBStore(path=str(tmp_path / "full.duckdb"))
-        materialize(instance, [intraday_prices], server, tmp_path, universe, full)
+        materialize(instance_with_tickers, [intraday_prices], server, tmp_path, universe, full)
     assert asked == {("2024-11-29", "2024-12-28"), ("2024-12-29", "2024-12-31")}
     pd.testing.assert_frame_equal(store.read_intraday(TICKERS), full.read_intraday(TICKERS))
 
 
-def test_materializing_intraday_twice_changes_nothing(instance, token, tmp_path):
+def test_materializing_intraday_twice_changes_nothing(instance_with_tickers, token, tmp_path):
     store = DuckDBStore(path=str(tmp_path / "breadth.duckdb"))
     universe = write_universe(tmp_path, timeframes=("hours/1",), start="2024-12-01")
     with FakeUpstox(token=TOKEN) as server:
-        materialize(instance, [intraday_prices], server, tmp_path, universe, store)
+        materialize(instance_with_tickers, [intraday_prices], server, tmp_path, universe, store)
         once = store.read_intraday(TICKERS)
-        materialize(instance, [intraday_prices], server, tmp_path, universe, store)
+        materialize(instance_with_tickers, [intraday_prices], server, tmp_path, universe, store)
     pd.testing.assert_frame_equal(store.read_intraday(TICKERS), once)
 
 

@@ -10,7 +10,7 @@ import pytest
 from breadth_assets import schema
 from breadth_assets.resources.duckdb_store import DuckDBStore
 from breadth_assets.resources.market_store import StoreError
-from breadth_assets_tests.conftest import make_prices
+from breadth_assets_tests.support import make_prices
 
 
 def test_a_failed_write_leaves_every_table_as_it_was(store):

@@ -15,8 +15,7 @@ from pymongo.errors import BulkWriteError
 
 from breadth_assets import schema
 from breadth_assets.resources.market_store import StoreError
-from breadth_assets_tests.conftest import make_prices
-from breadth_assets_tests.stores import STORE_KINDS, make_store
+from breadth_assets_tests.support import STORE_KINDS, make_prices, make_store
 
 
 @pytest.fixture(params=STORE_KINDS)

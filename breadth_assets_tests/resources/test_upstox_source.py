@@ -15,7 +15,8 @@ import pytest
 from breadth_assets.resources.price_source import PriceRequest, SourceError, TickerBars
 from breadth_assets.resources.upstox_source import UpstoxSource
 from breadth_assets.upstox.client import AUTH_MESSAGE
-from breadth_assets_tests.fake_upstox import FakeUpstox, max_in_window, write_instruments_master
+from breadth_assets_testing.fake_upstox import FakeUpstox, max_in_window, write_instruments_master
+from breadth_assets_tests.support import expected_bars
 
 TOKEN = "tok-5f1c0a9e-secret-upstox-token"
 START, END = dt.date(2014, 1, 1), dt.date(2024, 12, 31)
@@ -37,21 +38,6 @@ def make_source(server: FakeUpstox, tmp_path, token: str = TOKEN, **settings) ->
         **settings,
     }
     return UpstoxSource(access_token=token, host=server.host, **settings)
-
-
-def expected_bars(server: FakeUpstox, ticker: str, instrument_key: str, start, end) -> pd.DataFrame:
-    candles = server.expected(instrument_key, "days", 1, start, end)
-    return pd.DataFrame(
-        {
-            "ticker": ticker,
-            "date": [pd.Timestamp(c[0][:10]) for c in candles],
-            "open": [float(c[1]) for c in candles],
-            "high": [float(c[2]) for c in candles],
-            "low": [float(c[3]) for c in candles],
-            "close": [float(c[4]) for c in candles],
-            "volume": [float(c[5]) for c in candles],
-        }
-    )
 
 
 def answers(source: UpstoxSource, batch: list[PriceRequest]) -> dict[str, TickerBars | SourceError]:

@@ -3,18 +3,11 @@ from __future__ import annotations
 import uuid
 
 import dagster as dg
-import pytest
 
 from breadth_assets.batches import BATCHES_TAG, DAY_TAG
 from breadth_assets.sensors.breadth_sensor import daily_breadth_sensor
 
 DAY = "2024-06-28"
-
-
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as instance:
-        yield instance
 
 
 def _add_ticker_run(instance, status: dg.DagsterRunStatus, day: str = DAY, batches: int = 2):

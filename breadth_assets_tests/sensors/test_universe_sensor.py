@@ -8,13 +8,7 @@ from breadth_assets.partitions import tickers_partitions
 from breadth_assets.resources.universe_file import UniverseFile
 from breadth_assets.sensors.universe_sensor import universe_sensor
 from breadth_assets.universe import UniverseError
-from breadth_assets_tests.assets.conftest import write_universe
-
-
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as instance:
-        yield instance
+from breadth_assets_tests.support import write_universe
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from breadth_assets.upstox.client import (
 )
 from breadth_assets.upstox.history import Timeframe
 from breadth_assets.upstox.limiter import RateLimiter, RateLimits
-from breadth_assets_tests.fake_upstox import FakeUpstox
+from breadth_assets_testing.fake_upstox import FakeUpstox
 
 TOKEN = "tok-4f9c2e-SECRET-b71d"
 WRONG_TOKEN = "tok-0000-WRONG-SECRET-ffff"

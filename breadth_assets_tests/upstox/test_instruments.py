@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from breadth_assets.upstox.instruments import InstrumentError, equity_keys, resolve
-from breadth_assets_tests.fake_upstox import write_instruments_master
+from breadth_assets_testing.fake_upstox import write_instruments_master
 
 SBIN = "NSE_EQ|INE062A01020"
 INFY = "NSE_EQ|INE009A01021"

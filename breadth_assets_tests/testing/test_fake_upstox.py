@@ -16,7 +16,7 @@ import upstox_client
 import urllib3
 from upstox_client.rest import ApiException
 
-from breadth_assets_tests.fake_upstox import (
+from breadth_assets_testing.fake_upstox import (
     FakeUpstox,
     max_in_window,
     write_instruments_master,
@@ -24,7 +24,7 @@ from breadth_assets_tests.fake_upstox import (
 
 SBIN = "NSE_EQ|INE062A01020"
 TOKEN = "test-token"
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -150,7 +150,7 @@ def test_intraday_minutes_cover_the_session_before_15_30(server: FakeUpstox) -> 
 
 def test_subprocess_prints_ready_and_serves_recorded_requests() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "breadth_assets_tests.fake_upstox", "--token", "T"],
+        [sys.executable, "-m", "breadth_assets_testing.fake_upstox", "--token", "T"],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         text=True,

@@ -1,0 +1,198 @@
+"""The helpers tests share: universe files, prices, materializing the assets, stores, Upstox bars.
+
+Test modules import helpers from here only (never from one another or from a conftest); the
+fixtures are in conftest.py. What the benchmarks share with the tests (FakeUpstox,
+`write_demo_universe`) is in `breadth_assets_testing`.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import dagster as dg
+import mongomock
+import numpy as np
+import pandas as pd
+import pytest
+
+from breadth_assets.assets import build_breadth, build_ticker_assets
+from breadth_assets.batches import range_tags
+from breadth_assets.partitions import build_trading_days, tickers_partitions
+from breadth_assets.resources.demo_source import DemoSource
+from breadth_assets.resources.duckdb_store import DuckDBStore
+from breadth_assets.resources.mongo_store import MongoStore
+from breadth_assets.resources.price_source import PriceSource
+from breadth_assets.resources.universe_file import UniverseFile
+from breadth_assets.universe import UniverseError, load_universe
+from breadth_assets_testing import write_demo_universe
+from breadth_assets_testing.fake_upstox import FakeUpstox
+
+# --- the demo universe and the assets over it --------------------------------------------------
+
+TICKERS = ["ALPHA", "BRAVO", "CHARLIE", "DELTA", "ECHO"]
+ticker_assets = build_ticker_assets(batch_size=50, store_kind="duckdb")
+# Breadth over the project's own universe file (DEMO from 2015): its calendar, its market.
+PROJECT_UNIVERSE = Path(__file__).resolve().parents[1] / "universe.yaml"
+breadth = build_breadth(build_trading_days(load_universe(PROJECT_UNIVERSE)), store_kind="duckdb")
+
+
+def add_tickers(instance: dg.DagsterInstance, tickers: Sequence[str]) -> dg.DagsterInstance:
+    """The instance with `tickers` added to the ticker partitions."""
+    instance.add_dynamic_partitions(tickers_partitions.name, list(tickers))
+    return instance
+
+
+def write_universe(folder: Path, tickers: Sequence[str], start: str = "2023-01-02") -> Path:
+    return write_demo_universe(folder, tickers, start)
+
+
+def write_universe_text(tmp_path: Path, text: str) -> Path:
+    """`text` (dedented) as the folder's universe.yaml."""
+    path = tmp_path / "universe.yaml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def universe_refusal(tmp_path: Path, text: str) -> tuple[Path, str]:
+    """The file written and the message `load_universe` refuses it with."""
+    path = write_universe_text(tmp_path, text)
+    with pytest.raises(UniverseError) as error:
+        load_universe(path)
+    return path, str(error.value)
+
+
+def materialize_tickers(
+    instance: dg.DagsterInstance,
+    store: DuckDBStore,
+    universe_path: Path,
+    end_date: str,
+    tickers: Sequence[str] = TICKERS,
+    source: PriceSource | None = None,
+    selection: Sequence[str] | None = None,
+) -> dg.ExecuteInProcessResult:
+    """One ranged run over `tickers`, which must be contiguous in the partition order."""
+    return dg.materialize(
+        [ticker_assets],
+        selection=selection,
+        instance=instance,
+        resources={
+            "store": store,
+            "price_source": source or DemoSource(),
+            "universe": UniverseFile(path=str(universe_path)),
+        },
+        tags=range_tags(tickers[0], tickers[-1]),
+        run_config={"ops": {"ticker_assets": {"config": {"end_date": end_date}}}},
+        raise_on_error=False,
+    )
+
+
+def materialize_breadth(
+    instance: dg.DagsterInstance,
+    store: DuckDBStore,
+    first: str,
+    last: str,
+    raise_on_error: bool = True,
+) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [breadth],
+        instance=instance,
+        resources={"store": store, "universe": UniverseFile(path=str(PROJECT_UNIVERSE))},
+        tags=range_tags(first, last),
+        raise_on_error=raise_on_error,
+    )
+
+
+def metadata_of(result: dg.ExecuteInProcessResult, asset: str) -> dict:
+    events = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == asset
+    ]
+    return {k: v.value for k, v in events[0].materialization.metadata.items()}
+
+
+# --- prices --------------------------------------------------------------------------------------
+
+
+def make_prices(ticker: str, start: str, closes: list[float]) -> pd.DataFrame:
+    """Weekday bars with the given closes and consistent OHLC."""
+    closes_arr = np.asarray(closes, dtype=float)
+    return pd.DataFrame(
+        {
+            "ticker": ticker,
+            "date": pd.bdate_range(start, periods=len(closes_arr)),
+            "open": closes_arr,
+            "high": closes_arr * 1.01,
+            "low": closes_arr * 0.99,
+            "close": closes_arr,
+            "volume": 1000.0,
+        }
+    )
+
+
+def expected_bars(server: FakeUpstox, ticker: str, instrument_key: str, start, end) -> pd.DataFrame:
+    """The daily bars the fake serves for the key, as the price source returns them."""
+    candles = server.expected(instrument_key, "days", 1, start, end)
+    return pd.DataFrame(
+        {
+            "ticker": ticker,
+            "date": [pd.Timestamp(c[0][:10]) for c in candles],
+            "open": [float(c[1]) for c in candles],
+            "high": [float(c[2]) for c in candles],
+            "low": [float(c[3]) for c in candles],
+            "close": [float(c[4]) for c in candles],
+            "volume": [float(c[5]) for c in candles],
+        }
+    )
+
+
+# --- the stores the contract runs on -------------------------------------------------------------
+# A MongoDB server cannot be installed on the CI machine; tests that need one use a mock, named as
+# such: MongoStore's own code against mongomock's in-memory MongoDB. The store contract also runs
+# against a real server whenever MONGODB_URI is set.
+
+_MOCK_SERVERS: dict[str, mongomock.MongoClient] = {}
+
+
+def _accept_sort(method):
+    """mongomock 4.3 predates the `sort` argument pymongo 4.11+ passes for each bulk operation."""
+
+    def wrapper(self, *args, sort=None, **kwargs):
+        return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+for _name in ("add_replace", "add_update"):
+    _method = getattr(mongomock.collection.BulkOperationBuilder, _name)
+    setattr(mongomock.collection.BulkOperationBuilder, _name, _accept_sort(_method))
+
+
+class MongomockStore(MongoStore):
+    """MongoStore's own code, with mongomock's in-memory client in place of a server (a mock)."""
+
+    def _client(self) -> mongomock.MongoClient:
+        return _MOCK_SERVERS.setdefault(self.uri, mongomock.MongoClient())
+
+
+def make_store(kind: str, tmp_path) -> DuckDBStore | MongoStore:
+    if kind == "duckdb":
+        return DuckDBStore(path=str(tmp_path / "breadth.duckdb"))
+    database = f"breadth_test_{uuid.uuid4().hex[:12]}"
+    if kind == "mongodb-mongomock":
+        return MongomockStore(uri=f"mongodb://mock-{uuid.uuid4().hex}/", database=database)
+    return MongoStore(uri=os.environ["MONGODB_URI"], database=database)
+
+
+STORE_KINDS = [
+    "duckdb",
+    "mongodb-mongomock",
+    pytest.param(
+        "mongodb-real",
+        marks=pytest.mark.skipif("MONGODB_URI" not in os.environ, reason="MONGODB_URI is not set"),
+    ),
+]
