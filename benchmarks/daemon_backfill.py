@@ -15,493 +15,41 @@ limits from the Dagster home template, one process per run, and the sensor that 
 
     .venv/bin/python benchmarks/daemon_backfill.py [--tickers 500] [--years 10]
         [--dagster-yaml dagster_home/dagster.yaml] [--keep]
+
+The processes and GraphQL are in _daemon.py, the run timings in _timings.py, the memory sampling
+in _memory.py; this script runs the two measurements and prints their figures.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import datetime as dt
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
-
-from breadth_assets_testing import write_demo_universe
-
-BIN = Path(sys.executable).parent
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-MODULE = "breadth_assets.definitions"
-LOCATION = MODULE  # the name `dagster-daemon run -m MODULE` gives the code location
-REPOSITORY = "__repository__"  # the repository a `Definitions` object becomes
-SAMPLE_SECONDS = 0.5
-POLL_SECONDS = 0.25
-MB = 2**20
-
-LAUNCH_BACKFILL = """
-mutation($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on Error { message }
-  }
-}
-"""
-
-SCHEDULE_ID = """
-query($selector: ScheduleSelector!) {
-  scheduleOrError(scheduleSelector: $selector) {
-    __typename
-    ... on Schedule { id }
-    ... on Error { message }
-  }
-}
-"""
-
-STOP_SCHEDULE = """
-mutation($id: String!) {
-  stopRunningSchedule(id: $id) {
-    __typename
-    ... on ScheduleStateResult { scheduleState { status } }
-    ... on Error { message }
-  }
-}
-"""
-
-LAUNCH_RUNS = """
-mutation($params: [ExecutionParams!]!) {
-  launchMultipleRuns(executionParamsList: $params) {
-    __typename
-    ... on LaunchMultipleRunsResult {
-      launchMultipleRunsResult {
-        __typename
-        ... on LaunchRunSuccess { run { runId } }
-        ... on Error { message }
-      }
-    }
-    ... on Error { message }
-  }
-}
-"""
-
-
-# --------------------------------------------------------------------------------------------
-# Setup: universe file, Dagster home, processes
-
-
-def prepare(root: Path, template: Path, tickers: int, years: int) -> None:
-    """A fresh Dagster home with the template, the universe file and an empty store.
-
-    The variables go into this process's environment too: the code location reads the universe
-    file when it is imported, so they must be set before any `breadth_assets` module is.
-    """
-    home = root / "dagster_home"
-    home.mkdir()
-    shutil.copy(template, home / "dagster.yaml")
-    today = dt.date.today()
-    start = today.replace(year=today.year - years)
-    symbols = [f"BK{i:04d}" for i in range(1, tickers + 1)]
-    env = {
-        "DAGSTER_HOME": str(home),
-        "BREADTH_UNIVERSE": str(write_demo_universe(root, symbols, start)),
-        "BREADTH_DUCKDB_PATH": str(root / "breadth.duckdb"),
-    }
-    os.environ.update(env)
-
-
-def start_process(args: Sequence[str], log: Path, cwd: Path) -> subprocess.Popen:
-    with open(log, "w") as out:
-        return subprocess.Popen(
-            list(args), cwd=cwd, env=os.environ.copy(), stdout=out, stderr=subprocess.STDOUT
-        )
-
-
-def stop_tree(process: subprocess.Popen, grace_seconds: float = 15.0) -> None:
-    """Terminates the process, then whatever it started (code server, run workers); kills
-    whatever is still alive after the grace period."""
-    try:
-        family = psutil.Process(process.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        family = []
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(grace_seconds)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-    alive = [child for child in family if child.is_running()]
-    for child in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            child.terminate()
-    _, alive = psutil.wait_procs(alive, timeout=grace_seconds)
-    for child in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            child.kill()
-    psutil.wait_procs(alive, timeout=5)
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    if not path.exists():
-        return f"({path} missing)"
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-# --------------------------------------------------------------------------------------------
-# Memory: sampling the daemon's process tree
-
-
-@dataclass
-class ProcessPeak:
-    role: str
-    cmdline: str
-    rss: int = 0
-    cpu: float = 0.0  # user + system seconds at the last sample
-    cpu_base: float = 0.0  # at the last reset, so a phase counts only its own CPU
-
-
-@dataclass
-class MemorySampler:
-    """Peak RSS per process under the daemon, and per run (run worker plus its children).
-
-    On 1.13 the daemon's code server starts each run as a `multiprocessing` spawn child (the
-    run worker), and the multiprocess executor starts each step as a spawn child of that: both
-    are "run processes". Roles are told apart by parentage, since the command lines are alike.
-    """
-
-    root_pid: int
-    peaks: dict[int, ProcessPeak] = field(default_factory=dict)
-    run_tree_peak: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def __enter__(self) -> MemorySampler:
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(5)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(SAMPLE_SECONDS):
-            with contextlib.suppress(psutil.Error):
-                self.sample()
-
-    def sample(self) -> None:
-        root = psutil.Process(self.root_pid)
-        rss: dict[int, int] = {}
-        parents: dict[int, int] = {}
-        for proc in [root, *root.children(recursive=True)]:
-            try:
-                rss[proc.pid] = proc.memory_info().rss
-                parents[proc.pid] = proc.ppid()
-                if proc.pid not in self.peaks:
-                    self.peaks[proc.pid] = ProcessPeak("other", " ".join(proc.cmdline()))
-                times = proc.cpu_times()
-                self.peaks[proc.pid].cpu = times.user + times.system
-            except psutil.Error:
-                continue
-        for pid in rss:  # a child may be listed before its parent: classify until known
-            peak = self.peaks[pid]
-            if peak.role == "other":
-                peak.role = self._role(peak.cmdline, self.peaks.get(parents[pid]))
-        tree_rss: dict[int, int] = {}
-        for pid, value in rss.items():
-            self.peaks[pid].rss = max(self.peaks[pid].rss, value)
-            worker = pid
-            while worker in parents and self.peaks[worker].role != "run worker":
-                worker = parents[worker]
-            if worker in self.peaks and self.peaks[worker].role == "run worker":
-                tree_rss[worker] = tree_rss.get(worker, 0) + value
-        self.run_tree_peak = max([self.run_tree_peak, *tree_rss.values()])
-
-    @staticmethod
-    def _role(cmdline: str, parent: ProcessPeak | None) -> str:
-        parent_role = parent.role if parent else ""
-        if "dagster-daemon" in cmdline:
-            return "daemon"
-        if " api grpc" in cmdline or "code-server" in cmdline:
-            return "code server"
-        if "resource_tracker" in cmdline:
-            return "other"
-        if "execute_run" in cmdline or (
-            parent_role == "code server" and "multiprocessing" in cmdline
-        ):
-            return "run worker"
-        if parent_role == "run worker" and "multiprocessing" in cmdline:
-            return "run child (step)"
-        if parent_role.startswith("run"):
-            return "run child (other)"  # e.g. the `tail -F` that captures a step's logs
-        return "other"
-
-    def reset(self) -> None:
-        """Peaks from now on (the roles learnt so far are kept)."""
-        self.sample()
-        for peak in self.peaks.values():
-            peak.rss = 0
-            peak.cpu_base = peak.cpu
-        self.run_tree_peak = 0
-
-    def peak(self, *roles: str) -> int:
-        return max([0, *(p.rss for p in self.peaks.values() if p.role in roles)])
-
-    def count(self, role: str) -> int:
-        return sum(p.role == role and p.cpu > p.cpu_base for p in self.peaks.values())
-
-    def cpu(self, *roles: str) -> float:
-        """CPU seconds used since the last reset by the processes of these roles."""
-        return sum(p.cpu - p.cpu_base for p in self.peaks.values() if p.role in roles)
-
-
-# --------------------------------------------------------------------------------------------
-# GraphQL against the same code location the daemon loads
-
-
-@contextlib.contextmanager
-def graphql_workspace() -> Iterator[Any]:
-    """The webserver's GraphQL schema in this process (its own code server, no HTTP server)."""
-    from dagster import DagsterInstance
-    from dagster._core.workspace.context import WorkspaceProcessContext
-    from dagster._core.workspace.load_target import ModuleTarget
-
-    target = ModuleTarget(MODULE, None, str(PROJECT_ROOT), LOCATION)
-    with WorkspaceProcessContext(DagsterInstance.get(), target) as context:
-        yield context
-
-
-def graphql(context: Any, query: str, variables: Mapping[str, Any]) -> dict[str, Any]:
-    """Executes like the webserver does: inside an entered request context, which is what lets
-    resolvers load dynamic partitions (`dagster_graphql.cli.execute_query` does not enter it,
-    and a backfill of `tickers` partitions then fails with "The instance is not available to
-    load partitions")."""
-    from dagster_graphql.schema import create_schema
-
-    with context.create_request_context() as request:
-        result = asyncio.run(
-            create_schema().execute_async(query, context_value=request, variable_values=variables)
-        )
-    if result.errors:
-        raise RuntimeError(f"GraphQL errors: {result.errors}")
-    return result.data
-
-
-def stop_schedule(context: Any) -> None:
-    """Takes daily_update off the clock: the measured day is submitted by hand, and a real
-    18:00 UTC tick during the benchmark would compete with it."""
-    selector = {
-        "repositoryLocationName": LOCATION,
-        "repositoryName": REPOSITORY,
-        "scheduleName": "daily_update",
-    }
-    schedule = graphql(context, SCHEDULE_ID, {"selector": selector})["scheduleOrError"]
-    if schedule["__typename"] != "Schedule":
-        raise RuntimeError(f"daily_update not found: {schedule}")
-    stopped = graphql(context, STOP_SCHEDULE, {"id": schedule["id"]})["stopRunningSchedule"]
-    if stopped.get("scheduleState", {}).get("status") != "STOPPED":
-        raise RuntimeError(f"daily_update not stopped: {stopped}")
-
-
-def launch_backfill(context: Any, days: tuple[str, str]) -> str:
-    """One asset backfill: all partitions of raw_prices+indicators, and the breadth days."""
-    by_asset = [
-        {"assetKey": {"path": ["raw_prices"]}},
-        {"assetKey": {"path": ["indicators"]}},
-        {
-            "assetKey": {"path": ["breadth"]},
-            "partitions": {"range": {"start": days[0], "end": days[1]}},
-        },
-    ]
-    params = {"partitionsByAssets": by_asset}
-    data = graphql(context, LAUNCH_BACKFILL, {"params": params})
-    answer = data["launchPartitionBackfill"]
-    if answer["__typename"] != "LaunchBackfillSuccess":
-        raise RuntimeError(f"backfill not launched: {answer}")
-    return answer["backfillId"]
-
-
-def launch_runs(context: Any, job: str, requests: Sequence[Any]) -> list[str]:
-    """Submits run requests to the queue as the scheduler would: their tags and run config."""
-    params = [
-        {
-            "selector": {
-                "repositoryLocationName": LOCATION,
-                "repositoryName": REPOSITORY,
-                "jobName": job,
-            },
-            "runConfigData": request.run_config,
-            "executionMetadata": {
-                "tags": [
-                    {"key": key, "value": value}
-                    for key, value in {
-                        **request.tags,
-                        "dagster/schedule_name": "daily_update",
-                    }.items()
-                ]
-            },
-        }
-        for request in requests
-    ]
-    data = graphql(context, LAUNCH_RUNS, {"params": params})["launchMultipleRuns"]
-    results = data.get("launchMultipleRunsResult") or []
-    failed = [r for r in results if r["__typename"] != "LaunchRunSuccess"]
-    if data["__typename"] != "LaunchMultipleRunsResult" or failed:
-        raise RuntimeError(f"runs not launched: {data}")
-    return [r["run"]["runId"] for r in results]
-
-
-# --------------------------------------------------------------------------------------------
-# Timings from the instance's run records and events
-
-
-@dataclass
-class RunTiming:
-    """One run's life: queued, process start-up, step, with the asset's own data seconds."""
-
-    run_id: str
-    job: str
-    status: str
-    created: float
-    dequeued: float | None
-    started: float | None  # RUN_START: the run worker has loaded the code
-    step_started: float | None
-    step_ended: float | None
-    ended: float | None
-    data_seconds: float  # the asset's own `seconds` metadata: reads, fetch, compute, write
-    materializations: int
-    pids: set[int]  # of the run worker and the step process, from the run's events
-    breadth: bool  # materializes breadth (the other runs are ticker batches)
-
-    @property
-    def queued(self) -> float:
-        return (self.dequeued or self.created) - self.created
-
-    @property
-    def startup(self) -> float:
-        return _span(self.dequeued, self.started)
-
-    @property
-    def step_launch(self) -> float:
-        return _span(self.started, self.step_started)
-
-    @property
-    def step(self) -> float:
-        return _span(self.step_started, self.step_ended)
-
-    @property
-    def teardown(self) -> float:
-        return _span(self.step_ended, self.ended)
-
-
-def _span(start: float | None, end: float | None) -> float:
-    return end - start if start is not None and end is not None else float("nan")
-
-
-def run_timing(instance: Any, record: Any) -> RunTiming:
-    from dagster import DagsterEventType as E
-
-    first: dict[Any, float] = {}
-    last: dict[Any, float] = {}
-    data_seconds, materializations = 0.0, 0
-    pids: set[int] = set()
-    kinds = {
-        E.RUN_DEQUEUED,
-        E.RUN_STARTING,
-        E.RUN_START,
-        E.STEP_START,
-        E.STEP_SUCCESS,
-        E.STEP_FAILURE,
-        E.RUN_SUCCESS,
-        E.RUN_FAILURE,
-        E.ASSET_MATERIALIZATION,
-    }
-    for entry in instance.all_logs(record.dagster_run.run_id, of_type=kinds):
-        kind = entry.dagster_event.event_type
-        first.setdefault(kind, entry.timestamp)
-        if kind in (E.RUN_START, E.STEP_START) and entry.dagster_event.pid:
-            pids.add(entry.dagster_event.pid)
-        last[kind] = entry.timestamp
-        if kind == E.ASSET_MATERIALIZATION:
-            materializations += 1
-            metadata = entry.asset_materialization.metadata
-            if "seconds" in metadata:
-                data_seconds = max(data_seconds, float(metadata["seconds"].value))
-    run = record.dagster_run
-    return RunTiming(
-        run_id=run.run_id,
-        job=run.job_name,
-        status=run.status.value,
-        created=record.create_timestamp.timestamp(),
-        dequeued=first.get(E.RUN_DEQUEUED) or first.get(E.RUN_STARTING),
-        started=first.get(E.RUN_START),
-        step_started=first.get(E.STEP_START),
-        step_ended=last.get(E.STEP_SUCCESS) or last.get(E.STEP_FAILURE),
-        ended=record.end_time,
-        pids=pids,
-        data_seconds=data_seconds,
-        materializations=materializations,
-        breadth=run.job_name == "breadth_job"
-        or any(key.path == ["breadth"] for key in run.asset_selection or ()),
-    )
-
-
-def timings(instance: Any, run_ids: Sequence[str] | None = None, **filters: Any) -> list[RunTiming]:
-    from dagster import RunsFilter
-
-    run_filter = RunsFilter(run_ids=list(run_ids)) if run_ids is not None else RunsFilter(**filters)
-    records = instance.get_run_records(filters=run_filter)
-    return sorted((run_timing(instance, r) for r in records), key=lambda t: t.created)
-
-
-def wait_for(
-    what: str, check: Callable[[], Any], timeout: float, poll: float = POLL_SECONDS
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(poll)
-    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values) if values else float("nan")
-
-
-def phase(label: str, seconds: float) -> None:
-    print(f"  {label:<56}{seconds:6.1f} s")
-
-
-def describe_runs(label: str, runs: Sequence[RunTiming]) -> None:
-    """Mean per-run phases: where one run of the phase spends its time."""
-    print(
-        f"  {label}: {len(runs)} run(s), per run on average: "
-        f"queued {mean([r.queued for r in runs]):.1f} s, "
-        f"process start-up {mean([r.startup for r in runs]):.1f} s, "
-        f"step launch {mean([r.step_launch for r in runs]):.1f} s, "
-        f"step {mean([r.step for r in runs]):.1f} s "
-        f"(data work {mean([r.data_seconds for r in runs]):.1f} s, "
-        f"{mean([r.materializations for r in runs]):.0f} materializations), "
-        f"teardown {mean([r.teardown for r in runs]):.1f} s"
-    )
-    events = sum(r.materializations for r in runs)
-    if events:
-        rest = sum(r.step - r.data_seconds for r in runs) / events
-        print(f"    step time beyond the data work: {rest * 1000:.0f} ms per materialization")
-
+from _daemon import (
+    BIN,
+    MODULE,
+    PROJECT_ROOT,
+    graphql_workspace,
+    launch_backfill,
+    launch_runs,
+    prepare,
+    start_process,
+    stop_schedule,
+    stop_tree,
+    tail,
+    wait_for,
+)
+from _memory import MemorySampler, memory_figures, print_memory
+from _timings import RunTiming, describe_runs, phase, timings
 
 # --------------------------------------------------------------------------------------------
 # The two measurements
@@ -518,15 +66,16 @@ class BackfillResult:
 def full_backfill(
     context: Any,
     instance: Any,
-    symbols: Sequence[str],
+    universe: Any,
     last_day: dt.date,
     timeout: float,
 ) -> BackfillResult:
     from dagster._core.execution.backfill import BulkActionStatus
 
-    from breadth_assets.partitions import trading_days_partitions
+    from breadth_assets.partitions import build_trading_days
 
-    days = (trading_days_partitions.get_first_partition_key(), last_day.isoformat())
+    symbols: Sequence[str] = universe.symbols
+    days = (build_trading_days(universe).get_first_partition_key(), last_day.isoformat())
     launched = time.time()
     backfill_id = launch_backfill(context, days)
     print(f"backfill {backfill_id} launched: {len(symbols)} tickers, breadth {days[0]}..{days[1]}")
@@ -592,21 +141,26 @@ def delete_day(path: str, day: dt.date) -> dict[str, int]:
     return deleted
 
 
-def new_trading_day(context: Any, instance: Any, day: dt.date, timeout: float) -> DailyResult:
+def new_trading_day(
+    context: Any, instance: Any, universe: Any, day: dt.date, timeout: float
+) -> DailyResult:
     import dagster as dg
 
     from breadth_assets.batches import DAY_TAG
-    from breadth_assets.partitions import UNIVERSE
     from breadth_assets.resources.duckdb_store import DuckDBStore
+    from breadth_assets.resources.universe_file import UniverseFile
     from breadth_assets.schedules import build_daily_update
 
     path = os.environ["BREADTH_DUCKDB_PATH"]
     deleted = delete_day(path, day)
     print(f"\nnew trading day {day}: deleted {deleted} from the store")
 
-    schedule = build_daily_update(UNIVERSE)
+    schedule = build_daily_update(universe)
     at = dt.datetime.combine(day, dt.time(18, 0), tzinfo=dt.UTC)
-    with dg.build_schedule_context(instance=instance, scheduled_execution_time=at) as tick:
+    resources = {"universe": UniverseFile(path=os.environ["BREADTH_UNIVERSE"])}
+    with dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=at, resources=resources
+    ) as tick:
         data = schedule.evaluate_tick(tick)
     requests = list(data.run_requests or [])
     if not requests:
@@ -647,53 +201,6 @@ def new_trading_day(context: Any, instance: Any, day: dt.date, timeout: float) -
     return DailyResult([*tickers, breadth], raw, raw - tick_wait, ok)
 
 
-def memory_figures(memory: MemorySampler, runs: Sequence[RunTiming]) -> dict[str, float]:
-    def peak_of(kind_is_breadth: bool) -> int:
-        pids = {pid for run in runs if run.breadth == kind_is_breadth for pid in run.pids}
-        return max([0, *(memory.peaks[pid].rss for pid in pids if pid in memory.peaks)])
-
-    return {
-        "breadth": peak_of(True),
-        "tickers": peak_of(False),
-        "cpu worker": memory.cpu("run worker"),
-        "cpu step": memory.cpu("run child (step)"),
-        "cpu daemon": memory.cpu("daemon", "code server", "other"),
-        "steps": memory.count("run child (step)"),
-        "run": memory.peak("run worker", "run child (step)"),
-        "worker": memory.peak("run worker"),
-        "step": memory.peak("run child (step)"),
-        "tree": memory.run_tree_peak,
-        "daemon": memory.peak("daemon"),
-        "code server": memory.peak("code server"),
-        "workers": memory.count("run worker"),
-    }
-
-
-def print_memory(figures: Mapping[str, float]) -> None:
-    print(
-        f"  peak RSS of a single run process:        {figures['run'] / MB:6.0f} MB"
-        "   (target <= 1024 MB)"
-    )
-    print(
-        f"    by run: breadth {figures['breadth'] / MB:.0f} MB, ticker batches "
-        f"{figures['tickers'] / MB:.0f} MB; by process: run worker "
-        f"{figures['worker'] / MB:.0f} MB, step process {figures['step'] / MB:.0f} MB; "
-        "a run's processes together "
-        f"{figures['tree'] / MB:.0f} MB"
-    )
-    print(
-        f"    (not run processes: daemon {figures['daemon'] / MB:.0f} MB, its code server "
-        f"{figures['code server'] / MB:.0f} MB)"
-    )
-    workers, steps = max(1, int(figures["workers"])), max(1, int(figures["steps"]))
-    worker_cpu, step_cpu = figures["cpu worker"], figures["cpu step"]
-    print(
-        f"  CPU seconds: run workers {worker_cpu:.0f} ({worker_cpu / workers:.1f} per run), "
-        f"step processes {step_cpu:.0f} ({step_cpu / steps:.1f} each), daemon and its code "
-        f"servers {figures['cpu daemon']:.0f}"
-    )
-
-
 # --------------------------------------------------------------------------------------------
 
 
@@ -713,20 +220,22 @@ def main() -> None:
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="daemon_backfill_"))
-    prepare(root, args.dagster_yaml, args.tickers, args.years)
+    universe_path = prepare(root, args.dagster_yaml, args.tickers, args.years)
     daemon: subprocess.Popen | None = None
     try:
         import dagster as dg
 
         from breadth_assets.calendars import last_closed_day
-        from breadth_assets.partitions import UNIVERSE, tickers_partitions
+        from breadth_assets.partitions import tickers_partitions
+        from breadth_assets.universe import load_universe
 
+        universe = load_universe(universe_path)
         instance = dg.DagsterInstance.get()
-        instance.add_dynamic_partitions(tickers_partitions.name, UNIVERSE.symbols)
+        instance.add_dynamic_partitions(tickers_partitions.name, universe.symbols)
         day = last_closed_day("DEMO")
         print(
             f"workload: {args.tickers} demo tickers x {args.years} years "
-            f"({UNIVERSE.start_date}..{day}), batch size {UNIVERSE.batch_size}, "
+            f"({universe.start_date}..{day}), batch size {universe.batch_size}, "
             f"Dagster home template {args.dagster_yaml}"
         )
 
@@ -743,13 +252,11 @@ def main() -> None:
             if daemon.poll() is not None:
                 raise RuntimeError(f"dagster-daemon exited:\n{tail(root / 'daemon.log')}")
             stop_schedule(context)
-            backfill = full_backfill(
-                context, instance, UNIVERSE.symbols, day, args.backfill_timeout
-            )
+            backfill = full_backfill(context, instance, universe, day, args.backfill_timeout)
             memory.sample()
             backfill_mem = memory_figures(memory, backfill.runs)
             memory.reset()
-            daily = new_trading_day(context, instance, day, args.day_timeout)
+            daily = new_trading_day(context, instance, universe, day, args.day_timeout)
             memory.sample()
             daily_mem = memory_figures(memory, daily.runs)
 
