@@ -15,6 +15,7 @@ from breadth_assets.resources.universe_file import UniverseFile
 from breadth_assets.resources.upstox_source import UpstoxSource
 from breadth_assets.universe import load_universe
 from breadth_assets_testing import write_demo_universe
+from breadth_assets_tests.support import add_tickers
 
 TICKERS = ["ALPHA", "BRAVO"]
 END = "2024-06-28"
@@ -39,20 +40,14 @@ def _materialize(instance, store, path, source) -> dg.ExecuteInProcessResult:
     )
 
 
-@pytest.fixture
-def ticker_instance():
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("tickers", TICKERS)
-        yield instance
-
-
-def test_a_source_setting_edited_in_the_file_applies_to_the_next_run(ticker_instance, tmp_path):
+def test_a_source_setting_edited_in_the_file_applies_to_the_next_run(instance, tmp_path):
+    add_tickers(instance, TICKERS)
     path = write_demo_universe(tmp_path, TICKERS, "2024-01-01")
     before, after = (DuckDBStore(path=str(tmp_path / f"{n}.duckdb")) for n in ("before", "after"))
     loaded = DemoSource()  # as the code location built it, from the file's seed 0
-    assert _materialize(ticker_instance, before, path, loaded).success
+    assert _materialize(instance, before, path, loaded).success
     _set_seed(path, 7)
-    assert _materialize(ticker_instance, after, path, loaded).success
+    assert _materialize(instance, after, path, loaded).success
     request = PriceRequest("ALPHA", pd.Timestamp("2024-01-01").date(), pd.Timestamp(END).date())
     for store, seed in [(before, 0), (after, 7)]:
         expected = DemoSource(seed=seed).fetch(request).bars
