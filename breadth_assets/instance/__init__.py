@@ -1,0 +1,1 @@
+"""Dagster instance storage for the project's Dagster home (configured in `dagster.yaml`)."""
