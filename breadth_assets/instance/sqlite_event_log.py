@@ -29,6 +29,7 @@ from dagster._core.events import DagsterEventType
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log import ConsolidatedSqliteEventLogStorage
 from dagster._core.storage.event_log.schema import AssetKeyTable, SqlEventLogStorageTable
+from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 from dagster._core.storage.sql import create_engine
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._serdes import ConfigurableClassData
@@ -87,7 +88,7 @@ class BatchingSqliteEventLogStorage(ConsolidatedSqliteEventLogStorage):
         with self._connect() as conn:
             self._batch.conn = conn
             try:
-                if all(_is_plain_asset_event(event) for event in events):
+                if all(is_plain_asset_event(event) for event in events):
                     self._store_asset_events(conn, events)
                 else:
                     for event in events:
@@ -102,25 +103,13 @@ class BatchingSqliteEventLogStorage(ConsolidatedSqliteEventLogStorage):
         event_ids = list(range(last - len(events) + 1, last + 1))
         self._store_asset_event_tags(conn, events, event_ids)
         index_cols = self._has_asset_key_index_cols_on_connection(conn)
-        entries: dict[str, tuple[EventLogEntry, dict[str, Any]]] = {}
-        for event, event_id in zip(events, event_ids, strict=True):
-            key = event.get_dagster_event().asset_key.to_string()
-            values = self._get_asset_entry_values(event, event_id, index_cols)
-            entries[key] = (event, {**entries.get(key, (None, {}))[1], **values})
-        for event, values in entries.values():
-            if values:
-                self._upsert_asset_entry(conn, event, values)
-
-    def _upsert_asset_entry(
-        self, conn: db.Connection, event: EventLogEntry, values: dict[str, Any]
-    ) -> None:
-        """`_store_asset_event`'s insert-else-update of the asset's row, with given values."""
-        key = event.get_dagster_event().asset_key.to_string()
-        updated = conn.execute(
-            AssetKeyTable.update().values(**values).where(AssetKeyTable.c.asset_key == key)
-        )
-        if updated.rowcount == 0:
-            conn.execute(AssetKeyTable.insert().values(asset_key=key, **values))
+        for key, values in merged_asset_entries(self, events, event_ids, index_cols).items():
+            # `_store_asset_event`'s insert-else-update of the asset's row.
+            updated = conn.execute(
+                AssetKeyTable.update().values(**values).where(AssetKeyTable.c.asset_key == key)
+            )
+            if updated.rowcount == 0:
+                conn.execute(AssetKeyTable.insert().values(asset_key=key, **values))
 
     def has_table(self, table_name: str) -> bool:
         if table_name not in self._known_tables:
@@ -147,7 +136,7 @@ _PLAIN_ASSET_EVENTS = {
 }
 
 
-def _is_plain_asset_event(event: EventLogEntry) -> bool:
+def is_plain_asset_event(event: EventLogEntry) -> bool:
     """An asset event whose storage is its row, its tags and its asset's index row only."""
     dagster_event = event.dagster_event
     return (
@@ -155,3 +144,18 @@ def _is_plain_asset_event(event: EventLogEntry) -> bool:
         and dagster_event.event_type in _PLAIN_ASSET_EVENTS
         and dagster_event.asset_key is not None
     )
+
+
+def merged_asset_entries(
+    storage: SqlEventLogStorage,
+    events: Sequence[EventLogEntry],
+    event_ids: Sequence[int],
+    index_cols: bool,
+) -> dict[str, dict[str, Any]]:
+    """Per asset, the index-row values that `_store_asset_event` leaves after every event."""
+    entries: dict[str, dict[str, Any]] = {}
+    for event, event_id in zip(events, event_ids, strict=True):
+        key = event.get_dagster_event().asset_key.to_string()
+        values = storage._get_asset_entry_values(event, event_id, index_cols)
+        entries[key] = {**entries.get(key, {}), **values}
+    return {key: values for key, values in entries.items() if values}
