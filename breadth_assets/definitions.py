@@ -24,7 +24,10 @@ from breadth_assets.resources.price_source import PriceSource
 from breadth_assets.resources.universe_file import UniverseFile
 from breadth_assets.schedules import build_daily_update
 from breadth_assets.sensors.breadth_sensor import daily_breadth_sensor
-from breadth_assets.sensors.quality_sensor import quality_after_breadth_sensor
+from breadth_assets.sensors.quality_sensor import (
+    quality_after_backfill_sensor,
+    quality_after_breadth_sensor,
+)
 from breadth_assets.sensors.recovery_sensor import run_recovery_sensor
 from breadth_assets.sensors.universe_sensor import universe_sensor
 from breadth_assets.universe import Universe, UniverseError, load_universe
@@ -54,6 +57,7 @@ def build_definitions(
             universe_sensor,
             daily_breadth_sensor,
             quality_after_breadth_sensor,
+            quality_after_backfill_sensor,
             run_recovery_sensor,
         ],
         # Every run is one step (a batch of tickers, or breadth): a separate step process would

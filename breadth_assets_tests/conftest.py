@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dagster as dg
 import pytest
-import sqlalchemy
 
 from breadth_assets.resources.duckdb_store import DuckDBStore
-from breadth_assets_tests.support import TICKERS, add_tickers, write_universe
+from breadth_assets_tests.support import (
+    TICKERS,
+    add_tickers,
+    create_postgres_database,
+    drop_postgres_database,
+    postgres_server,
+    write_universe,
+)
 
 
 @pytest.fixture
@@ -41,27 +45,14 @@ def universe_path(tmp_path) -> Path:
 
 @pytest.fixture
 def postgres_database() -> Iterator[Callable[[], str]]:
-    """Makes fresh databases on the test PostgreSQL server (`BREADTH_TEST_POSTGRES`, a URL
-    without a database, e.g. postgresql+psycopg2://postgres@127.0.0.1:54329, as
-    `scripts/postgres.sh start` serves) and drops them afterwards. Skipped without a server,
-    except on CI, where it fails."""
-    server = os.environ.get("BREADTH_TEST_POSTGRES", "").rstrip("/")
-    if not server:
-        if os.environ.get("CI"):
-            pytest.fail("CI must set BREADTH_TEST_POSTGRES (bash scripts/postgres.sh start)")
-        pytest.skip("BREADTH_TEST_POSTGRES is not set (bash scripts/postgres.sh start)")
-    admin = sqlalchemy.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    """Makes fresh databases on the test PostgreSQL server and drops them afterwards."""
+    server = postgres_server()
     made: list[str] = []
 
     def make() -> str:
-        name = f"breadth_test_{uuid.uuid4().hex[:12]}"
-        with admin.connect() as conn:
-            conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-        made.append(name)
-        return f"{server}/{name}"
+        made.append(create_postgres_database(server))
+        return made[-1]
 
     yield make
-    with admin.connect() as conn:
-        for name in made:
-            conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    for url in made:
+        drop_postgres_database(url)

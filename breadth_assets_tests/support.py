@@ -18,6 +18,7 @@ import mongomock
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy
 
 from breadth_assets.assets import build_breadth, build_ticker_assets
 from breadth_assets.batches import range_tags
@@ -196,3 +197,37 @@ STORE_KINDS = [
         marks=pytest.mark.skipif("MONGODB_URI" not in os.environ, reason="MONGODB_URI is not set"),
     ),
 ]
+
+
+# --- PostgreSQL test databases --------------------------------------------------------------------
+
+POSTGRES_ENV = "BREADTH_TEST_POSTGRES"
+
+
+def postgres_server() -> str:
+    """The test PostgreSQL server's URL without a database (`BREADTH_TEST_POSTGRES`, as
+    `scripts/postgres.sh start` serves it); skips without one, except on CI, where it fails."""
+    server = os.environ.get(POSTGRES_ENV, "").rstrip("/")
+    if not server:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must set {POSTGRES_ENV} (bash scripts/postgres.sh start)")
+        pytest.skip(f"{POSTGRES_ENV} is not set (bash scripts/postgres.sh start)")
+    return server
+
+
+def create_postgres_database(server: str) -> str:
+    """A new empty database on the server; its URL."""
+    name = f"breadth_test_{uuid.uuid4().hex[:12]}"
+    engine = sqlalchemy.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return f"{server}/{name}"
+
+
+def drop_postgres_database(url: str) -> None:
+    server, name = url.rsplit("/", 1)
+    engine = sqlalchemy.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()

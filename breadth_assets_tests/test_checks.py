@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 import pytest
+from dagster._core.storage.tags import BACKFILL_ID_TAG
 
 from breadth_assets import schema
 from breadth_assets.assets import INDICATORS, RAW_PRICES
@@ -137,21 +138,35 @@ def test_suspected_splits_are_a_warning(loaded):
     assert check.severity == dg.AssetCheckSeverity.WARN
 
 
-def test_a_check_runs_in_the_same_run_as_its_asset(instance_with_tickers, store, tmp_path):
+def _materialize_with_ohlc_check(instance, store, tmp_path, tags=None):
     ohlc = dg.AssetCheckKey(RAW_PRICES, "ohlc_consistent")
-    result = dg.materialize(
+    return dg.materialize(
         [ticker_assets, *build_checks()],
         selection=dg.AssetSelection.assets(RAW_PRICES, INDICATORS).without_checks()
         | dg.AssetSelection.checks(ohlc),
-        instance=instance_with_tickers,
+        instance=instance,
         resources={
             "store": store,
             "price_source": DemoSource(),
             "universe": UniverseFile(path=str(write_universe(tmp_path, TICKERS))),
         },
-        tags=range_tags(TICKERS[0], TICKERS[-1]),
+        tags={**range_tags(TICKERS[0], TICKERS[-1]), **(tags or {})},
         run_config={"ops": {"ticker_assets": {"config": {"end_date": END}}}},
     )
+
+
+def test_a_check_runs_in_the_same_run_as_its_asset(instance_with_tickers, store, tmp_path):
+    result = _materialize_with_ohlc_check(instance_with_tickers, store, tmp_path)
     [evaluation] = result.get_asset_check_evaluations()
     assert evaluation.passed
     assert evaluation.metadata["tickers_checked"].value == len(TICKERS)
+
+
+def test_a_backfill_batch_run_leaves_the_checks_for_the_end_of_the_backfill(
+    instance_with_tickers, store, tmp_path
+):
+    tags = {BACKFILL_ID_TAG: "abcdefgh"}
+    result = _materialize_with_ohlc_check(instance_with_tickers, store, tmp_path, tags)
+    assert result.success
+    assert result.get_asset_check_evaluations() == []
+    assert len(store.read_prices(TICKERS)) > 0

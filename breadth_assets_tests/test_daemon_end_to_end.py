@@ -36,7 +36,12 @@ from dagster_shared.yaml_utils import load_run_config_yaml
 from breadth_assets.batches import BATCHES_TAG, DAY_TAG
 from breadth_assets.calendars import last_closed_day, trading_days
 from breadth_assets.resources.duckdb_store import DuckDBStore
-from breadth_assets_tests.support import write_universe
+from breadth_assets_tests.support import (
+    create_postgres_database,
+    drop_postgres_database,
+    postgres_server,
+    write_universe,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -320,14 +325,23 @@ def _wait_for_code_location(deployment: Deployment) -> None:
     deployment.wait_for("the webserver to load the code location", probe, STARTUP_TIMEOUT)
 
 
-@pytest.fixture(scope="module")
-def deployment(tmp_path_factory) -> Iterator[Deployment]:
-    folder = tmp_path_factory.mktemp("daemon_e2e")
+INSTANCE_CONFIGS = {
+    "sqlite": PROJECT_ROOT / "dagster_home" / "dagster.yaml",
+    "postgres": PROJECT_ROOT / "deploy" / "postgres" / "dagster.yaml",
+}
+
+
+@pytest.fixture(scope="module", params=list(INSTANCE_CONFIGS))
+def deployment(request, tmp_path_factory) -> Iterator[Deployment]:
+    """The project's Dagster home (SQLite) and the PostgreSQL one, each a deployment."""
+    postgres_url = None
+    if request.param == "postgres":
+        postgres_url = create_postgres_database(postgres_server())
+        request.addfinalizer(lambda: drop_postgres_database(postgres_url))
+    folder = tmp_path_factory.mktemp(f"daemon_e2e_{request.param}")
     dagster_home = folder / "dagster_home"
     dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_bytes(
-        (PROJECT_ROOT / "dagster_home" / "dagster.yaml").read_bytes()
-    )
+    (dagster_home / "dagster.yaml").write_bytes(INSTANCE_CONFIGS[request.param].read_bytes())
     today = dt.datetime.now(dt.UTC).date()  # DEMO trades on UTC weekdays
     start = trading_days("DEMO", today - dt.timedelta(days=HISTORY_DAYS * 2), today)[
         -HISTORY_DAYS
@@ -338,12 +352,15 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
         "DAGSTER_HOME": str(dagster_home),
         "BREADTH_UNIVERSE": str(universe),
         "BREADTH_DUCKDB_PATH": str(folder / "breadth.duckdb"),
+        **({"DAGSTER_POSTGRES_URL": postgres_url} if postgres_url else {}),
     }
     logs = {"dagster-daemon": folder / "daemon.log", "dagster-webserver": folder / "webserver.log"}
     deployment = Deployment(env=env, folder=folder, logs=logs)
 
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
+        if postgres_url:
+            monkeypatch.setenv("DAGSTER_POSTGRES_URL", postgres_url)
         # The tickers are partitions before the daemon starts, so universe_sensor finds the
         # file in step and launches nothing: the backfill below is the only writer of phase 1.
         with deployment.open_instance() as instance:

@@ -1,8 +1,14 @@
 from __future__ import annotations
 
-import dagster as dg
+import time
 
-from breadth_assets.sensors.quality_sensor import quality_after_breadth_sensor
+import dagster as dg
+from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+
+from breadth_assets.sensors.quality_sensor import (
+    quality_after_backfill_sensor,
+    quality_after_breadth_sensor,
+)
 
 
 def test_the_quality_sensor_requests_the_checks_job():
@@ -22,3 +28,40 @@ def test_a_successful_breadth_run_requests_one_checks_run_keyed_by_that_run(inst
     )
     request = quality_after_breadth_sensor(context)
     assert request.run_key == "quality-after:0f1e2d3c"
+
+
+def _ended_backfill(instance, backfill_id: str, ended: float) -> None:
+    instance.add_backfill(
+        PartitionBackfill(
+            backfill_id=backfill_id,
+            status=BulkActionStatus.COMPLETED_SUCCESS,
+            from_failure=False,
+            tags={},
+            backfill_timestamp=ended - 60,
+            partition_names=[],
+            backfill_end_timestamp=ended,
+        )
+    )
+
+
+def _tick(instance, cursor: str | None):
+    with dg.build_sensor_context(instance=instance, cursor=cursor) as context:
+        return quality_after_backfill_sensor(context)
+
+
+def test_the_backfill_sensor_starts_its_clock_at_its_first_tick(instance):
+    _ended_backfill(instance, "before", time.time() - 10)
+    result = _tick(instance, None)
+    assert not result.run_requests
+    assert float(result.cursor) >= time.time() - 5
+
+
+def test_backfills_that_ended_since_the_last_tick_get_one_checks_run(instance):
+    now = time.time()
+    _ended_backfill(instance, "old", now - 100)
+    _ended_backfill(instance, "first", now - 20)
+    _ended_backfill(instance, "second", now - 10)
+    result = _tick(instance, str(now - 50))
+    assert [request.run_key for request in result.run_requests] == ["quality-after-backfill:second"]
+    assert float(result.cursor) == now - 10
+    assert isinstance(_tick(instance, result.cursor), dg.SkipReason)
