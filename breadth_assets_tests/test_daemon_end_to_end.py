@@ -402,6 +402,7 @@ def _take_the_schedule_off_the_clock(deployment: Deployment) -> None:
     assert {s["name"]: s["sensorState"]["status"] for s in sensors["results"]} == {
         "universe_sensor": "RUNNING",
         "daily_breadth_sensor": "RUNNING",
+        "quality_after_backfill_sensor": "RUNNING",
         "quality_after_breadth_sensor": "RUNNING",
         "run_recovery_sensor": "RUNNING",
     }

@@ -49,6 +49,7 @@ class BatchingPostgresEventLogStorage(PostgresEventLogStorage):
         os.environ.setdefault(BATCH_SIZE_ENV, str(BATCH_SIZE))
         self._pool_lock = threading.Lock()
         self._pool_pid: int | None = None
+        self._has_index_cols = False
         super().__init__(postgres_url, should_autocreate_tables, inst_data, **kwargs)
 
     @classmethod
@@ -69,7 +70,7 @@ class BatchingPostgresEventLogStorage(PostgresEventLogStorage):
             isolation_level="AUTOCOMMIT",
             pool_size=POOL_SIZE,
             max_overflow=8,
-            pool_pre_ping=True,
+            pool_recycle=3600,
         )
 
     def _connect(self):
@@ -79,6 +80,11 @@ class BatchingPostgresEventLogStorage(PostgresEventLogStorage):
                 self._engine = self._pooled_engine()
                 self._pool_pid = os.getpid()
         return super()._connect()
+
+    def _has_asset_key_index_cols_on_connection(self, conn: db.Connection) -> bool:
+        if not self._has_index_cols:  # a migration can add the columns, never remove them
+            self._has_index_cols = super()._has_asset_key_index_cols_on_connection(conn)
+        return self._has_index_cols
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         if not events or not all(is_plain_asset_event(event) for event in events):

@@ -152,10 +152,18 @@ def merged_asset_entries(
     event_ids: Sequence[int],
     index_cols: bool,
 ) -> dict[str, dict[str, Any]]:
-    """Per asset, the index-row values that `_store_asset_event` leaves after every event."""
+    """Per asset, the index-row values that `_store_asset_event` leaves after every event.
+
+    A column's last value comes from the last event of a kind that sets it, so only the last
+    event of each kind per asset is serialized, in the order the events came.
+    """
+    last: dict[tuple[str, DagsterEventType], tuple[int, EventLogEntry, int]] = {}
+    for position, (event, event_id) in enumerate(zip(events, event_ids, strict=True)):
+        dagster_event = event.get_dagster_event()
+        key = dagster_event.asset_key.to_string()
+        last[(key, dagster_event.event_type)] = (position, event, event_id)
     entries: dict[str, dict[str, Any]] = {}
-    for event, event_id in zip(events, event_ids, strict=True):
-        key = event.get_dagster_event().asset_key.to_string()
+    for (key, _), (_, event, event_id) in sorted(last.items(), key=lambda item: item[1][0]):
         values = storage._get_asset_entry_values(event, event_id, index_cols)
         entries[key] = {**entries.get(key, {}), **values}
     return {key: values for key, values in entries.items() if values}
