@@ -56,7 +56,7 @@ def build_intraday_prices(batch_size: int, store_kind: str) -> dg.AssetsDefiniti
     """Defined only when the universe lists timeframes; backfills in runs of `batch_size`."""
 
     # A one-asset multi_asset: @asset flags backfill_policy as beta, @multi_asset does not.
-    @dg.multi_asset(
+    return dg.multi_asset(
         name="intraday_prices",
         specs=[
             dg.AssetSpec(
@@ -74,20 +74,10 @@ def build_intraday_prices(batch_size: int, store_kind: str) -> dg.AssetsDefiniti
         partitions_def=tickers_partitions,
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=batch_size),
         pool="price_api",
-    )
-    def intraday_prices(
-        context: dg.AssetExecutionContext,
-        config: IntradayRunConfig,
-        store: MarketStore,
-        price_source: PriceSource,
-        universe: UniverseFile,
-    ) -> Iterator[dg.MaterializeResult]:
-        yield from _materialize(context, config, store, price_source, universe)
-
-    return intraday_prices
+    )(intraday_prices)
 
 
-def _materialize(
+def intraday_prices(
     context: dg.AssetExecutionContext,
     config: IntradayRunConfig,
     store: MarketStore,

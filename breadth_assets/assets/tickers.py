@@ -63,7 +63,7 @@ def _fetch_start(
 def build_ticker_assets(batch_size: int, store_kind: str) -> dg.AssetsDefinition:
     """The multi-asset, with UI backfills split into runs of `batch_size` tickers."""
 
-    @dg.multi_asset(
+    return dg.multi_asset(
         name="ticker_assets",
         specs=[
             dg.AssetSpec(
@@ -94,20 +94,10 @@ def build_ticker_assets(batch_size: int, store_kind: str) -> dg.AssetsDefinition
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=batch_size),
         pool="price_api",
         can_subset=True,
-    )
-    def ticker_assets(
-        context: dg.AssetExecutionContext,
-        config: TickerRunConfig,
-        store: MarketStore,
-        price_source: PriceSource,
-        universe: UniverseFile,
-    ) -> Iterator[dg.MaterializeResult]:
-        yield from _materialize(context, config, store, price_source, universe)
-
-    return ticker_assets
+    )(ticker_assets)
 
 
-def _materialize(
+def ticker_assets(
     context: dg.AssetExecutionContext,
     config: TickerRunConfig,
     store: MarketStore,
