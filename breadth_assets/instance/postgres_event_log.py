@@ -81,6 +81,11 @@ class BatchingPostgresEventLogStorage(PostgresEventLogStorage):
                 self._pool_pid = os.getpid()
         return super()._connect()
 
+    def dispose(self) -> None:
+        super().dispose()
+        if self._pool_pid == os.getpid():
+            self._engine.dispose()
+
     def _has_asset_key_index_cols_on_connection(self, conn: db.Connection) -> bool:
         if not self._has_index_cols:  # a migration can add the columns, never remove them
             self._has_index_cols = super()._has_asset_key_index_cols_on_connection(conn)
