@@ -6,7 +6,8 @@ and Zweig EMAs walk the dates one by one, because each day depends on the one be
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -32,33 +33,47 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray, scale: float = 1.0) -
     return out
 
 
+@dataclass
+class SmoothingState:
+    """Where the McClellan and Zweig recursions stand after a day: enough to go on from it."""
+
+    seeded: bool = False
+    """Whether a day with A+D > 0 has come; until then the smoothed columns are NULL."""
+    ema_19: float = 0.0
+    ema_39: float = 0.0
+    summation: float = 0.0
+    zweig: float = 0.0
+
+
 def _smoothed(
-    advancers: np.ndarray, decliners: np.ndarray
+    advancers: np.ndarray, decliners: np.ndarray, state: SmoothingState | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """McClellan oscillator, summation and Zweig EMA; NULL until the first day with A+D > 0."""
+    """McClellan oscillator, summation and Zweig EMA; NULL until the first day with A+D > 0.
+
+    Goes on from `state` (the day before the first one here) and leaves it at the last day.
+    """
+    state = state if state is not None else SmoothingState()
     n = advancers.size
     osc = np.full(n, np.nan)
     summation = np.full(n, np.nan)
     zweig = np.full(n, np.nan)
-    seeded = False
-    e19 = e39 = z = total = 0.0
     for i, (a, d) in enumerate(zip(advancers.tolist(), decliners.tolist(), strict=True)):
         if a + d > 0:
             x = 1000.0 * (a - d) / (a + d)
             share = a / (a + d)
-            if seeded:
-                e19 += MCCLELLAN_FAST_ALPHA * (x - e19)
-                e39 += MCCLELLAN_SLOW_ALPHA * (x - e39)
-                z += ZWEIG_ALPHA * (share - z)
+            if state.seeded:
+                state.ema_19 += MCCLELLAN_FAST_ALPHA * (x - state.ema_19)
+                state.ema_39 += MCCLELLAN_SLOW_ALPHA * (x - state.ema_39)
+                state.zweig += ZWEIG_ALPHA * (share - state.zweig)
             else:
-                e19 = e39 = x
-                z = share
-                seeded = True
-        if seeded:
-            total += e19 - e39
-            osc[i] = e19 - e39
-            summation[i] = total
-            zweig[i] = z
+                state.ema_19 = state.ema_39 = x
+                state.zweig = share
+                state.seeded = True
+        if state.seeded:
+            state.summation += state.ema_19 - state.ema_39
+            osc[i] = state.ema_19 - state.ema_39
+            summation[i] = state.summation
+            zweig[i] = state.zweig
     return osc, summation, zweig
 
 
@@ -149,3 +164,57 @@ def compute_breadth(rows: pd.DataFrame, dates: Sequence | pd.DatetimeIndex) -> p
             dtype = np.int64 if sql_type == _COUNT_TYPE else np.float64
             columns[name] = np.asarray(result[name], dtype=dtype)
     return pd.DataFrame(columns, index=pd.RangeIndex(n))
+
+
+def compute_breadth_in_chunks(
+    read_rows: Callable[[pd.Timestamp | None, pd.Timestamp], pd.DataFrame],
+    dates: Sequence | pd.DatetimeIndex,
+    chunk_days: int,
+) -> Iterator[pd.DataFrame]:
+    """`compute_breadth` over `dates`, reading and counting `chunk_days` dates at a time.
+
+    `read_rows(first, last)` gives the ticker-day rows dated in [first, last] (`first` None:
+    every row up to `last`, which the first chunk asks for, since rows before `dates[0]` serve
+    as previous bars). Each later chunk is counted with every ticker's last bar before it as
+    its previous bar, and the cumulative columns carry on from the chunk before, so the rows
+    equal one `compute_breadth` over all the rows while memory holds one chunk of rows at a
+    time. Yields the rows chunk by chunk.
+    """
+    out_dates = pd.DatetimeIndex(pd.to_datetime(dates))
+    if chunk_days < 1:
+        raise ValueError("chunk_days must be at least 1")
+    last_bars = pd.DataFrame(columns=list(BREADTH_INPUT_COLUMNS))
+    state = _CumulativeState()
+    for first in range(0, out_dates.size, chunk_days):
+        chunk = out_dates[first : first + chunk_days]
+        rows = read_rows(chunk[0] if first else None, chunk[-1])
+        with_previous = pd.concat([last_bars, rows], ignore_index=True) if len(last_bars) else rows
+        counted = compute_breadth(with_previous, chunk)
+        yield state.carry(counted)
+        if len(rows):
+            latest = rows.sort_values(["ticker", "date"]).groupby("ticker", sort=False).tail(1)
+            last_bars = (
+                pd.concat([last_bars, latest], ignore_index=True)
+                .drop_duplicates("ticker", keep="last")
+                .reset_index(drop=True)
+            )
+
+
+class _CumulativeState:
+    """The A/D line and the smoothing recursions at the end of the chunks counted so far."""
+
+    def __init__(self) -> None:
+        self.ad_line = 0
+        self.smoothing = SmoothingState()
+
+    def carry(self, counted: pd.DataFrame) -> pd.DataFrame:
+        """The chunk's rows with their cumulative columns continued from the chunks before."""
+        rows = counted.copy()
+        rows["ad_line"] = self.ad_line + np.cumsum(rows["net_advances"].to_numpy())
+        if len(rows):
+            self.ad_line = int(rows["ad_line"].iloc[-1])
+        osc, summation, zweig = _smoothed(
+            rows["advancers"].to_numpy(), rows["decliners"].to_numpy(), self.smoothing
+        )
+        rows["mcclellan_osc"], rows["mcclellan_sum"], rows["zweig_ema"] = osc, summation, zweig
+        return rows

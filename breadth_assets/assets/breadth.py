@@ -1,6 +1,5 @@
 """`breadth[trading_day]`: market breadth over every ticker of the universe, one row a day."""
 
-import datetime as dt
 import time
 import warnings
 
@@ -8,7 +7,8 @@ import dagster as dg
 import pandas as pd
 
 from breadth_assets import schema
-from breadth_assets.analytics import breadth_report, compute_breadth
+from breadth_assets.analytics import breadth_report
+from breadth_assets.analytics.breadth import compute_breadth_in_chunks
 from breadth_assets.assets.column_schemas import OWNERS, table_metadata
 from breadth_assets.assets.reporting import date_range_text, record_good_partitions
 from breadth_assets.calendars import TIMEZONES, UPDATE_TIMES, last_closed_day
@@ -18,6 +18,8 @@ from breadth_assets.resources.universe_file import UniverseFile
 
 BREADTH = dg.AssetKey("breadth")
 SUMMARY_COLUMNS = ["universe", "advancers", "decliners", "ad_line", "mcclellan_osc"]
+CHUNK_DAYS = 250
+"""Trading days read and counted at a time: memory holds about a year of ticker-days."""
 
 
 def build_breadth(
@@ -59,6 +61,8 @@ def _materialize(
 
     The cumulative columns (A/D line, McClellan, Zweig) depend on every earlier day, so
     computing them from the start is what makes one date equal to a run over the whole range.
+    The days are read and counted `CHUNK_DAYS` at a time, carrying the cumulative columns
+    over, so memory holds a chunk of ticker-days rather than the whole history.
     """
     started = time.perf_counter()
     current = universe.load()
@@ -71,9 +75,18 @@ def _materialize(
         all_days = trading_days.get_partition_keys_in_range(
             dg.PartitionKeyRange(trading_days.get_first_partition_key(), keys[-1])
         )
-        rows = store.read_breadth_inputs(tickers, dt.date.fromisoformat(keys[-1]))
-        series = compute_breadth(rows, pd.to_datetime(all_days))
-        wanted = series[series["date"].isin(pd.to_datetime(keys))]
+
+        def read(first: pd.Timestamp | None, last: pd.Timestamp) -> pd.DataFrame:
+            start = first.date() if first is not None else None
+            return store.read_breadth_inputs(tickers, last.date(), start=start)
+
+        wanted_days = pd.to_datetime(keys)
+        parts = []
+        for part in compute_breadth_in_chunks(read, pd.to_datetime(all_days), CHUNK_DAYS):
+            parts.append(part)
+            context.log.info(f"breadth: counted up to {part['date'].iloc[-1]:%Y-%m-%d}")
+        series = pd.concat(parts, ignore_index=True)
+        wanted = series[series["date"].isin(wanted_days)]
         store.write({schema.BREADTH: wanted})
     seconds = time.perf_counter() - started
     metadata = {

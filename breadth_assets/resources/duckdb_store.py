@@ -100,7 +100,9 @@ class DuckDBStore(MarketStore):
     def read_indicators(self, tickers: Sequence[str]) -> pd.DataFrame:
         return self._read_table(schema.INDICATORS, tickers)
 
-    def read_breadth_inputs(self, tickers: Sequence[str], end: dt.date) -> pd.DataFrame:
+    def read_breadth_inputs(
+        self, tickers: Sequence[str], end: dt.date, start: dt.date | None = None
+    ) -> pd.DataFrame:
         price_only = {"high", "low", "volume"}
         columns = ", ".join(
             f"p.{name}" if name in price_only else f"i.{name}"
@@ -108,8 +110,9 @@ class DuckDBStore(MarketStore):
         )
         return self._select(
             f"SELECT {columns} FROM indicators i JOIN prices p USING (ticker, date) "
-            "WHERE i.ticker IN (SELECT unnest(?)) AND i.date <= ? ORDER BY i.ticker, i.date",
-            [list(tickers), end],
+            "WHERE i.ticker IN (SELECT unnest(?)) AND i.date <= ? "
+            "AND i.date >= coalesce(?, DATE '0001-01-01') ORDER BY i.ticker, i.date",
+            [list(tickers), end, start],
         )
 
     def read_breadth(

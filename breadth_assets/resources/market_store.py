@@ -32,8 +32,11 @@ class MarketStore(dg.ConfigurableResource):
         """All stored indicator rows of these tickers, sorted by ticker and date."""
         raise NotImplementedError
 
-    def read_breadth_inputs(self, tickers: Sequence[str], end: dt.date) -> pd.DataFrame:
-        """Ticker-days up to `end` that have indicators: `schema.BREADTH_INPUT_COLUMNS`."""
+    def read_breadth_inputs(
+        self, tickers: Sequence[str], end: dt.date, start: dt.date | None = None
+    ) -> pd.DataFrame:
+        """Ticker-days in [start, end] that have indicators: `schema.BREADTH_INPUT_COLUMNS`,
+        sorted by ticker and date."""
         raise NotImplementedError
 
     def read_breadth(

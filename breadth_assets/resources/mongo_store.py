@@ -97,8 +97,11 @@ class MongoStore(MarketStore):
     def read_indicators(self, tickers: Sequence[str]) -> pd.DataFrame:
         return self._find(schema.INDICATORS, {"ticker": {"$in": list(tickers)}}, _BY_TICKER)
 
-    def read_breadth_inputs(self, tickers: Sequence[str], end: dt.date) -> pd.DataFrame:
-        query = {"ticker": {"$in": list(tickers)}, "date": {"$lte": _bson_date(end)}}
+    def read_breadth_inputs(
+        self, tickers: Sequence[str], end: dt.date, start: dt.date | None = None
+    ) -> pd.DataFrame:
+        dates = {"$lte": _bson_date(end), **({"$gte": _bson_date(start)} if start else {})}
+        query = {"ticker": {"$in": list(tickers)}, "date": dates}
         indicators = self._find(schema.INDICATORS, query, _BY_TICKER)
         prices = self._find(schema.PRICES, query, _BY_TICKER)[
             ["ticker", "date", "high", "low", "volume"]

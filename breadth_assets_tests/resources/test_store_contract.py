@@ -79,6 +79,16 @@ def test_breadth_inputs_join_prices_and_indicators_up_to_the_end_date(store):
     assert rows["high"].tolist() == pytest.approx([10.1, 11.11])
 
 
+def test_breadth_inputs_can_start_at_a_date(store):
+    prices = make_prices("AAA", "2024-01-01", [10.0, 11.0, 12.0])
+    indicators = prices[["ticker", "date", "close"]].assign(
+        **{name: 1.0 for name in schema.INDICATOR_COLUMNS if name not in prices}
+    )
+    store.write({schema.PRICES: prices, schema.INDICATORS: indicators})
+    rows = store.read_breadth_inputs(["AAA"], dt.date(2024, 1, 3), start=dt.date(2024, 1, 2))
+    assert rows["date"].dt.day.tolist() == [2, 3]
+
+
 def test_breadth_reads_by_date_range(store):
     rows = pd.DataFrame({"date": pd.bdate_range("2024-01-01", periods=5)})
     for name, kind in schema.BREADTH_COLUMNS.items():

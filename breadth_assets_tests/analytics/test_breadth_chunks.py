@@ -1,0 +1,69 @@
+"""Breadth counted in chunks of dates equals breadth counted at once (docs/design.md "Breadth").
+
+Property: for random universes (tickers listing and delisting mid-history, gaps, ties, missing
+indicators) and random chunk sizes, `compute_breadth_in_chunks` gives exactly the rows of one
+`compute_breadth` (counts equal, floats within 1e-9).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from breadth_assets.analytics.breadth import compute_breadth, compute_breadth_in_chunks
+from breadth_assets.schema import BREADTH_INPUT_COLUMNS
+
+DAYS = pd.bdate_range("2024-01-01", periods=80)
+
+
+def _universe(seed: int) -> pd.DataFrame:
+    """Ticker-days with listings, delistings, gaps, repeated closes and NULL indicators."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for t in range(int(rng.integers(1, 9))):
+        first, last = sorted(rng.integers(0, DAYS.size, size=2))
+        days = DAYS[first : last + 1]
+        days = days[rng.random(days.size) > 0.15]  # gaps
+        n = days.size
+        close = np.round(100 + np.cumsum(rng.normal(0, 1, n)), 0)  # rounding makes ties
+        frame = pd.DataFrame({"ticker": f"T{t}", "date": days, "close": close})
+        for name in BREADTH_INPUT_COLUMNS:
+            if name not in frame:
+                values = close + rng.normal(0, 2, n)
+                values[rng.random(n) < 0.2] = np.nan
+                frame[name] = values
+        frame["volume"] = rng.integers(0, 1000, n).astype(float)
+        frame["macd_stage"] = rng.integers(1, 7, n).astype(float)
+        frames.append(frame)
+    rows = pd.concat(frames, ignore_index=True)[list(BREADTH_INPUT_COLUMNS)]
+    return rows.sort_values(["ticker", "date"], ignore_index=True)
+
+
+def _in_chunks(rows: pd.DataFrame, dates: pd.DatetimeIndex, chunk_days: int) -> pd.DataFrame:
+    def read(first: pd.Timestamp | None, last: pd.Timestamp) -> pd.DataFrame:
+        after = rows["date"] >= first if first is not None else True
+        return rows[after & (rows["date"] <= last)].reset_index(drop=True)
+
+    parts = list(compute_breadth_in_chunks(read, dates, chunk_days))
+    return pd.concat(parts, ignore_index=True)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_chunks_of_any_size_give_the_rows_of_one_computation(seed):
+    rows = _universe(seed)
+    rng = np.random.default_rng(1000 + seed)
+    dates = DAYS[int(rng.integers(0, 10)) :]
+    whole = compute_breadth(rows, dates)
+    for chunk_days in {1, int(rng.integers(2, 30)), int(rng.integers(30, 90)), dates.size}:
+        pd.testing.assert_frame_equal(
+            _in_chunks(rows, dates, chunk_days), whole, check_exact=False, rtol=0, atol=1e-9
+        )
+
+
+def test_a_chunk_without_any_bar_carries_the_cumulative_columns_unchanged():
+    rows = _universe(3)
+    quiet = DAYS[30:40]
+    rows = rows[~rows["date"].isin(quiet)]
+    whole = compute_breadth(rows, DAYS)
+    pd.testing.assert_frame_equal(_in_chunks(rows, DAYS, 10), whole, atol=1e-9, rtol=0)
