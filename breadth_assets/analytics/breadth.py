@@ -183,21 +183,16 @@ def compute_breadth_in_chunks(
     out_dates = pd.DatetimeIndex(pd.to_datetime(dates))
     if chunk_days < 1:
         raise ValueError("chunk_days must be at least 1")
-    last_bars = pd.DataFrame(columns=list(BREADTH_INPUT_COLUMNS))
+    last_bars: pd.DataFrame | None = None
     state = _CumulativeState()
     for first in range(0, out_dates.size, chunk_days):
         chunk = out_dates[first : first + chunk_days]
         rows = read_rows(chunk[0] if first else None, chunk[-1])
-        with_previous = pd.concat([last_bars, rows], ignore_index=True) if len(last_bars) else rows
-        counted = compute_breadth(with_previous, chunk)
-        yield state.carry(counted)
+        if last_bars is not None and len(last_bars):
+            rows = pd.concat([last_bars, rows], ignore_index=True)
+        yield state.carry(compute_breadth(rows, chunk))
         if len(rows):
-            latest = rows.sort_values(["ticker", "date"]).groupby("ticker", sort=False).tail(1)
-            last_bars = (
-                pd.concat([last_bars, latest], ignore_index=True)
-                .drop_duplicates("ticker", keep="last")
-                .reset_index(drop=True)
-            )
+            last_bars = _latest_per_ticker(rows)
 
 
 class _CumulativeState:
@@ -218,3 +213,9 @@ class _CumulativeState:
         )
         rows["mcclellan_osc"], rows["mcclellan_sum"], rows["zweig_ema"] = osc, summation, zweig
         return rows
+
+
+def _latest_per_ticker(rows: pd.DataFrame) -> pd.DataFrame:
+    """Each ticker's row with the latest date."""
+    latest = rows["date"].groupby(rows["ticker"], sort=False).idxmax()
+    return rows.loc[latest.to_numpy()].reset_index(drop=True)

@@ -18,8 +18,8 @@ from breadth_assets.resources.universe_file import UniverseFile
 
 BREADTH = dg.AssetKey("breadth")
 SUMMARY_COLUMNS = ["universe", "advancers", "decliners", "ad_line", "mcclellan_osc"]
-CHUNK_DAYS = 250
-"""Trading days read and counted at a time: memory holds about a year of ticker-days."""
+CHUNK_DAYS = 500
+"""Trading days read and counted at a time: memory holds about two years of ticker-days."""
 
 
 def build_breadth(
