@@ -7,7 +7,7 @@ and Zweig EMAs walk the dates one by one, because each day depends on the one be
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -45,6 +45,14 @@ class SmoothingState:
     zweig: float = 0.0
 
 
+@dataclass
+class BreadthState:
+    """The cumulative columns at the end of a day: what the next day's row goes on from."""
+
+    ad_line: int = 0
+    smoothing: SmoothingState = field(default_factory=SmoothingState)
+
+
 def _smoothed(
     advancers: np.ndarray, decliners: np.ndarray, state: SmoothingState | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -77,12 +85,16 @@ def _smoothed(
     return osc, summation, zweig
 
 
-def compute_breadth(rows: pd.DataFrame, dates: Sequence | pd.DatetimeIndex) -> pd.DataFrame:
+def compute_breadth(
+    rows: pd.DataFrame, dates: Sequence | pd.DatetimeIndex, state: BreadthState | None = None
+) -> pd.DataFrame:
     """One breadth row per date in `dates`, from the ticker-day `rows` of one universe.
 
     `rows` hold each ticker's history up to the last date; rows before `dates[0]` (or on days not
-    in `dates`) only serve as a ticker's previous bar. `dates[0]` starts the cumulative columns.
+    in `dates`) only serve as a ticker's previous bar. The cumulative columns go on from `state`
+    (the day before `dates[0]`; none: they start at `dates[0]`), which is left at the last date.
     """
+    state = state if state is not None else BreadthState()
     missing = [c for c in BREADTH_INPUT_COLUMNS if c not in rows.columns]
     if missing:
         raise ValueError(f"breadth rows lack columns {missing}")
@@ -127,9 +139,11 @@ def compute_breadth(rows: pd.DataFrame, dates: Sequence | pd.DatetimeIndex) -> p
         advancers, decliners = per_day(rising), per_day(falling)
         result.update(advancers=advancers, decliners=decliners, unchanged=per_day(flat))
         result["net_advances"] = advancers - decliners
-        result["ad_line"] = np.cumsum(result["net_advances"])
+        result["ad_line"] = state.ad_line + np.cumsum(result["net_advances"])
+        if n:
+            state.ad_line = int(result["ad_line"][-1])
         result["ad_ratio"] = _ratio(advancers.astype(np.float64), decliners)
-        osc, summation, zweig = _smoothed(advancers, decliners)
+        osc, summation, zweig = _smoothed(advancers, decliners, state.smoothing)
         result.update(mcclellan_osc=osc, mcclellan_sum=summation, zweig_ema=zweig)
 
         for period in EMA_PERIODS_ABOVE:
@@ -184,35 +198,15 @@ def compute_breadth_in_chunks(
     if chunk_days < 1:
         raise ValueError("chunk_days must be at least 1")
     last_bars: pd.DataFrame | None = None
-    state = _CumulativeState()
+    state = BreadthState()
     for first in range(0, out_dates.size, chunk_days):
         chunk = out_dates[first : first + chunk_days]
         rows = read_rows(chunk[0] if first else None, chunk[-1])
         if last_bars is not None and len(last_bars):
             rows = pd.concat([last_bars, rows], ignore_index=True)
-        yield state.carry(compute_breadth(rows, chunk))
+        yield compute_breadth(rows, chunk, state)
         if len(rows):
             last_bars = _latest_per_ticker(rows)
-
-
-class _CumulativeState:
-    """The A/D line and the smoothing recursions at the end of the chunks counted so far."""
-
-    def __init__(self) -> None:
-        self.ad_line = 0
-        self.smoothing = SmoothingState()
-
-    def carry(self, counted: pd.DataFrame) -> pd.DataFrame:
-        """The chunk's rows with their cumulative columns continued from the chunks before."""
-        rows = counted.copy()
-        rows["ad_line"] = self.ad_line + np.cumsum(rows["net_advances"].to_numpy())
-        if len(rows):
-            self.ad_line = int(rows["ad_line"].iloc[-1])
-        osc, summation, zweig = _smoothed(
-            rows["advancers"].to_numpy(), rows["decliners"].to_numpy(), self.smoothing
-        )
-        rows["mcclellan_osc"], rows["mcclellan_sum"], rows["zweig_ema"] = osc, summation, zweig
-        return rows
 
 
 def _latest_per_ticker(rows: pd.DataFrame) -> pd.DataFrame:
