@@ -82,8 +82,13 @@ class Check:
     find: Callable[[Tables], Finding]
 
 
-def _first_bars(tables: Tables) -> pd.Series:
-    return tables.prices.groupby("ticker")["date"].min()
+def _coverage(tables: Tables) -> Finding:
+    first_bars = tables.prices.groupby("ticker")["date"].min()
+    return Finding(
+        quality.coverage_shortfalls(tables.breadth, first_bars),
+        f"days covering under {quality.MIN_COVERAGE:.0%} of the listed tickers",
+        {"days_checked": len(tables.breadth), "tickers_listed": len(first_bars)},
+    )
 
 
 def _fresh(tables: Tables) -> Finding:
@@ -194,11 +199,7 @@ CHECKS: Sequence[Check] = (
         f"Each day's `universe` covers at least {quality.MIN_COVERAGE:.0%} of the universe's "
         "tickers listed by then (a first bar on or before that day), so a day that left out "
         "many failed or missing tickers does not pass for the whole market.",
-        lambda t: Finding(
-            quality.coverage_shortfalls(t.breadth, _first_bars(t)),
-            f"days covering under {quality.MIN_COVERAGE:.0%} of the listed tickers",
-            {"days_checked": len(t.breadth), "tickers_listed": len(_first_bars(t))},
-        ),
+        _coverage,
     ),
     Check(
         BREADTH,

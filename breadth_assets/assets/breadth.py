@@ -9,7 +9,7 @@ import pandas as pd
 from breadth_assets import schema
 from breadth_assets.analytics import breadth_report
 from breadth_assets.analytics.breadth import compute_breadth_in_chunks
-from breadth_assets.assets.column_schemas import OWNERS, table_metadata
+from breadth_assets.assets.column_schemas import table_asset_args
 from breadth_assets.assets.reporting import date_range_text, record_good_partitions
 from breadth_assets.calendars import TIMEZONES, UPDATE_TIMES, last_closed_day
 from breadth_assets.partitions import tickers_partitions
@@ -44,10 +44,7 @@ def build_breadth(
             description="Advance/decline, McClellan, % above EMAs, new 52-week highs/lows, "
             "TRIN, RSI extremes, Zweig and MACD-stage shares over the universe, in the "
             "`breadth` table.",
-            group_name="market",
-            kinds={store_kind},
-            metadata=table_metadata(schema.BREADTH),
-            owners=OWNERS,
+            **table_asset_args(schema.BREADTH, store_kind),
         )(breadth)
 
 

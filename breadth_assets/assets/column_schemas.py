@@ -30,3 +30,13 @@ def column_schema(table: str) -> dg.TableSchema:
 def table_metadata(table: str) -> dict[str, object]:
     """Definition metadata of the asset that writes `table`: its name and column schema."""
     return {"table": table, "dagster/column_schema": column_schema(table)}
+
+
+def table_asset_args(table: str, store_kind: str) -> dict[str, object]:
+    """What every asset of the project says about itself: its group, store, table and owners."""
+    return {
+        "group_name": "market",
+        "kinds": {store_kind},
+        "metadata": table_metadata(table),
+        "owners": OWNERS,
+    }

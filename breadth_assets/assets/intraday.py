@@ -15,7 +15,7 @@ import pandas as pd
 from pydantic import Field
 
 from breadth_assets import schema
-from breadth_assets.assets.column_schemas import OWNERS, table_metadata
+from breadth_assets.assets.column_schemas import table_asset_args
 from breadth_assets.assets.fetching import (
     FetchRunConfig,
     fetched_answers,
@@ -64,11 +64,8 @@ def build_intraday_prices(batch_size: int, store_kind: str) -> dg.AssetsDefiniti
                 description="Intraday OHLCV candles per ticker in the universe's timeframes "
                 "(such as hours/1 and minutes/5) from Upstox, in the `intraday_prices` table. "
                 "Incremental: the last stored day again, then the days after it.",
-                group_name="market",
-                kinds={store_kind},
-                metadata=table_metadata(schema.INTRADAY_PRICES),
-                owners=OWNERS,
                 tags=TICKER_TAG,
+                **table_asset_args(schema.INTRADAY_PRICES, store_kind),
             )
         ],
         partitions_def=tickers_partitions,

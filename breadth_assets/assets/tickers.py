@@ -16,7 +16,7 @@ from pydantic import Field
 from breadth_assets import schema
 from breadth_assets.analytics.changes import apply_changes, changed_rows
 from breadth_assets.analytics.indicators import compute_indicators_by_ticker
-from breadth_assets.assets.column_schemas import OWNERS, table_metadata
+from breadth_assets.assets.column_schemas import table_asset_args
 from breadth_assets.assets.fetching import (
     FetchRunConfig,
     fetched_answers,
@@ -71,11 +71,8 @@ def build_ticker_assets(batch_size: int, store_kind: str) -> dg.AssetsDefinition
                 description="Daily OHLCV bars per ticker from the universe's source, in the "
                 "`prices` table. Incremental: bars after the last stored one, with a few bars "
                 "of overlap to pick up corrections.",
-                group_name="market",
-                kinds={store_kind},
                 tags=TICKER_TAG,
-                metadata=table_metadata(schema.PRICES),
-                owners=OWNERS,
+                **table_asset_args(schema.PRICES, store_kind),
             ),
             dg.AssetSpec(
                 INDICATORS,
@@ -83,11 +80,8 @@ def build_ticker_assets(batch_size: int, store_kind: str) -> dg.AssetsDefinition
                 description="EMA 10/20/50/100/200, RSI 14, MACD 12/26/9 with its stage, "
                 "Bollinger 20/2 and 52-week high/low per ticker (TA-Lib), in the `indicators` "
                 "table.",
-                group_name="market",
-                kinds={store_kind},
                 tags=TICKER_TAG,
-                metadata=table_metadata(schema.INDICATORS),
-                owners=OWNERS,
+                **table_asset_args(schema.INDICATORS, store_kind),
             ),
         ],
         partitions_def=tickers_partitions,
