@@ -26,10 +26,18 @@ bin_dir() {
   echo "$found"
 }
 
-# PostgreSQL refuses to run as root: root runs it as the package's postgres user.
+# PostgreSQL refuses to run as root: root runs it as the package's postgres user (from /, since
+# the project's folder may be closed to that user).
 as_owner() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
+
+# As root, the cluster lives in the project unless the postgres user cannot reach the project's
+# folder (a checkout under a private temporary folder): then in /tmp, one per port.
+if [ "$(id -u)" = 0 ] && id postgres >/dev/null 2>&1 \
+    && ! (cd / && runuser -u postgres -- test -x "$(dirname "$DIR")"); then
+  DIR="/tmp/breadth-assets-postgres-$PORT"
+fi
 
 case "${1:-}" in
   start)
