@@ -21,6 +21,15 @@ PRICE_COLUMNS: dict[str, str] = {
     "volume": "DOUBLE",
 }
 
+# What the indicator recursions carry from one bar to the next beyond the published columns
+# (docs/design.md "Indicators from state"): the two EMAs inside talib.MACD and Wilder's averages.
+INDICATOR_STATE_COLUMNS: tuple[str, ...] = (
+    "macd_ema_12",
+    "macd_ema_26",
+    "rsi_avg_gain",
+    "rsi_avg_loss",
+)
+
 INDICATOR_COLUMNS: dict[str, str] = {
     "ticker": "VARCHAR",
     "date": "DATE",
@@ -40,6 +49,7 @@ INDICATOR_COLUMNS: dict[str, str] = {
     "bb_lower": "DOUBLE",
     "high_52w": "DOUBLE",
     "low_52w": "DOUBLE",
+    **{name: "DOUBLE" for name in INDICATOR_STATE_COLUMNS},
 }
 
 _COUNT = "BIGINT"
@@ -71,6 +81,8 @@ BREADTH_COLUMNS: dict[str, str] = {
     "macd_stage_4": "DOUBLE",
     "macd_stage_5": "DOUBLE",
     "macd_stage_6": "DOUBLE",
+    "mcclellan_ema_19": "DOUBLE",
+    "mcclellan_ema_39": "DOUBLE",
 }
 
 INTRADAY_COLUMNS: dict[str, str] = {
@@ -146,6 +158,10 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "bb_lower": "Bollinger lower band: 20-bar SMA - 2 standard deviations",
         "high_52w": "Highest high of the 252 bars before this one (current bar excluded)",
         "low_52w": "Lowest low of the 252 bars before this one (current bar excluded)",
+        "macd_ema_12": "State: the fast EMA inside talib.MACD (macd = macd_ema_12 - macd_ema_26)",
+        "macd_ema_26": "State: the slow EMA inside talib.MACD",
+        "rsi_avg_gain": "State: Wilder's average gain inside talib.RSI",
+        "rsi_avg_loss": "State: Wilder's average loss inside talib.RSI",
     },
     BREADTH: {
         "date": "Trading day of the market",
@@ -173,6 +189,8 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
             f"macd_stage_{k}": f"% of tickers with a MACD stage that are in stage {k}"
             for k in range(1, 7)
         },
+        "mcclellan_ema_19": "State: EMA19 of 1000(A-D)/(A+D), the oscillator's fast EMA",
+        "mcclellan_ema_39": "State: EMA39 of 1000(A-D)/(A+D), the oscillator's slow EMA",
     },
     INTRADAY_PRICES: {
         "ticker": "Symbol, as listed in the universe file",

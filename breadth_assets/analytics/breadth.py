@@ -55,16 +55,24 @@ class BreadthState:
 
 def _smoothed(
     advancers: np.ndarray, decliners: np.ndarray, state: SmoothingState | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """McClellan oscillator, summation and Zweig EMA; NULL until the first day with A+D > 0.
+) -> dict[str, np.ndarray]:
+    """McClellan oscillator, summation and EMAs, and the Zweig EMA; NULL until the first day
+    with A+D > 0.
 
     Goes on from `state` (the day before the first one here) and leaves it at the last day.
     """
     state = state if state is not None else SmoothingState()
     n = advancers.size
-    osc = np.full(n, np.nan)
-    summation = np.full(n, np.nan)
-    zweig = np.full(n, np.nan)
+    out = {
+        name: np.full(n, np.nan)
+        for name in (
+            "mcclellan_osc",
+            "mcclellan_sum",
+            "zweig_ema",
+            "mcclellan_ema_19",
+            "mcclellan_ema_39",
+        )
+    }
     for i, (a, d) in enumerate(zip(advancers.tolist(), decliners.tolist(), strict=True)):
         if a + d > 0:
             x = 1000.0 * (a - d) / (a + d)
@@ -79,10 +87,31 @@ def _smoothed(
                 state.seeded = True
         if state.seeded:
             state.summation += state.ema_19 - state.ema_39
-            osc[i] = state.ema_19 - state.ema_39
-            summation[i] = state.summation
-            zweig[i] = state.zweig
-    return osc, summation, zweig
+            out["mcclellan_osc"][i] = state.ema_19 - state.ema_39
+            out["mcclellan_sum"][i] = state.summation
+            out["zweig_ema"][i] = state.zweig
+            out["mcclellan_ema_19"][i] = state.ema_19
+            out["mcclellan_ema_39"][i] = state.ema_39
+    return out
+
+
+def state_after(row: pd.Series) -> BreadthState | None:
+    """The state a stored breadth row leaves, or None when the row cannot say (it predates the
+    state columns): the next day's row is computed from it exactly as in one computation.
+    """
+    seeded = not pd.isna(row["mcclellan_ema_19"])
+    if pd.isna(row["mcclellan_osc"]) == seeded or pd.isna(row["mcclellan_ema_39"]) == seeded:
+        return None
+    smoothing = SmoothingState()
+    if seeded:
+        smoothing = SmoothingState(
+            seeded=True,
+            ema_19=float(row["mcclellan_ema_19"]),
+            ema_39=float(row["mcclellan_ema_39"]),
+            summation=float(row["mcclellan_sum"]),
+            zweig=float(row["zweig_ema"]),
+        )
+    return BreadthState(ad_line=int(row["ad_line"]), smoothing=smoothing)
 
 
 def compute_breadth(
@@ -143,8 +172,7 @@ def compute_breadth(
         if n:
             state.ad_line = int(result["ad_line"][-1])
         result["ad_ratio"] = _ratio(advancers.astype(np.float64), decliners)
-        osc, summation, zweig = _smoothed(advancers, decliners, state.smoothing)
-        result.update(mcclellan_osc=osc, mcclellan_sum=summation, zweig_ema=zweig)
+        result.update(_smoothed(advancers, decliners, state.smoothing))
 
         for period in EMA_PERIODS_ABOVE:
             ema = column(f"ema_{period}")
@@ -181,29 +209,31 @@ def compute_breadth(
 
 
 def compute_breadth_in_chunks(
-    read_rows: Callable[[pd.Timestamp | None, pd.Timestamp], pd.DataFrame],
+    read_rows: Callable[[pd.Timestamp, pd.Timestamp], pd.DataFrame],
+    previous_bars: pd.DataFrame,
     dates: Sequence | pd.DatetimeIndex,
     chunk_days: int,
+    state: BreadthState | None = None,
 ) -> Iterator[pd.DataFrame]:
     """`compute_breadth` over `dates`, reading and counting `chunk_days` dates at a time.
 
-    `read_rows(first, last)` gives the ticker-day rows dated in [first, last] (`first` None:
-    every row up to `last`, which the first chunk asks for, since rows before `dates[0]` serve
-    as previous bars). Each later chunk is counted with every ticker's last bar before it as
-    its previous bar, and the cumulative columns carry on from the chunk before, so the rows
-    equal one `compute_breadth` over all the rows while memory holds one chunk of rows at a
-    time. Yields the rows chunk by chunk.
+    `read_rows(first, last)` gives the ticker-day rows dated in [first, last]; `previous_bars`
+    holds each ticker's last bar before `dates[0]` (`ticker`, `date`, `close` suffice) and
+    `state` what the cumulative columns stand at on the day before `dates[0]` (none: they start
+    at `dates[0]`). Each chunk is counted with every ticker's last bar before it as its previous
+    bar and carries the cumulative columns on, so the rows equal one `compute_breadth` over all
+    the rows while memory holds one chunk of rows at a time. Yields the rows chunk by chunk.
     """
     out_dates = pd.DatetimeIndex(pd.to_datetime(dates))
     if chunk_days < 1:
         raise ValueError("chunk_days must be at least 1")
-    last_bars: pd.DataFrame | None = None
-    state = BreadthState()
+    state = state if state is not None else BreadthState()
+    last_bars = previous_bars.reindex(columns=list(BREADTH_INPUT_COLUMNS))
     for first in range(0, out_dates.size, chunk_days):
         chunk = out_dates[first : first + chunk_days]
-        rows = read_rows(chunk[0] if first else None, chunk[-1])
-        if last_bars is not None and len(last_bars):
-            rows = pd.concat([last_bars, rows], ignore_index=True)
+        rows = read_rows(chunk[0], chunk[-1])
+        if len(last_bars):
+            rows = pd.concat([last_bars, rows], ignore_index=True) if len(rows) else last_bars
         yield compute_breadth(rows, chunk, state)
         if len(rows):
             last_bars = _latest_per_ticker(rows)

@@ -53,6 +53,39 @@ def _previous_window(values: np.ndarray, func, period: int) -> np.ndarray:
     return out
 
 
+def _macd_state(close: np.ndarray, fast_out: np.ndarray, slow_out: np.ndarray) -> None:
+    """The two EMAs inside `talib.MACD`: the slow one is `talib.EMA(c, 26)`; the fast one starts
+    on the same bar as the slow one, at the mean of the 12 bars before it (docs/design.md), which
+    is `talib.EMA` over the bars from (26 - 12 + 1) on."""
+    fast, slow, _ = MACD_PERIODS
+    fast_out[:] = np.nan
+    slow_out[:] = talib.EMA(close, timeperiod=slow) if close.size else np.nan
+    if close.size >= slow:
+        fast_out[slow - fast :] = talib.EMA(close[slow - fast :], timeperiod=fast)
+
+
+def _rsi_state(close: np.ndarray, gain_out: np.ndarray, loss_out: np.ndarray) -> None:
+    """Wilder's average gain and loss inside `talib.RSI`, from bar RSI_PERIOD + 1 on.
+
+    They start at the mean of the first RSI_PERIOD gains (losses) and then follow
+    a_t = (a_{t-1}·13 + x_t)/14. That recursion is an EMA with k = 2/(27+1) = 1/14, so
+    `talib.EMA(., 27)` computes it over the seed repeated 27 times (its own seed is their mean)
+    followed by the later gains; the result differs from TA-Lib's internal averages in the last
+    bits only.
+    """
+    gain_out[:] = np.nan
+    loss_out[:] = np.nan
+    n = close.size
+    if n <= RSI_PERIOD:
+        return
+    change = np.diff(close)
+    span = 2 * RSI_PERIOD - 1
+    for out, moves in ((gain_out, np.maximum(change, 0.0)), (loss_out, np.maximum(-change, 0.0))):
+        seed = moves[:RSI_PERIOD].sum() / RSI_PERIOD
+        padded = np.concatenate((np.full(span, seed), moves[RSI_PERIOD:]))
+        out[RSI_PERIOD:] = talib.EMA(padded, timeperiod=span)[span - 1 :]
+
+
 def day_numbers(dates) -> np.ndarray:
     """Calendar day numbers, so dates compare and sort whatever their datetime resolution."""
     return pd.to_datetime(dates).to_numpy().astype("datetime64[D]").astype(np.int64)
@@ -130,6 +163,8 @@ def compute_indicators(prices: pd.DataFrame) -> pd.DataFrame:
             out["macd_signal"][start:end],
             out["macd_hist"][start:end],
         ) = talib.MACD(c, fast, slow, signal)
+        _macd_state(c, out["macd_ema_12"][start:end], out["macd_ema_26"][start:end])
+        _rsi_state(c, out["rsi_avg_gain"][start:end], out["rsi_avg_loss"][start:end])
         (
             out["bb_upper"][start:end],
             out["bb_middle"][start:end],
@@ -138,6 +173,8 @@ def compute_indicators(prices: pd.DataFrame) -> pd.DataFrame:
         out["high_52w"][start:end] = _previous_window(high[start:end], talib.MAX, LOOKBACK_52W)
         out["low_52w"][start:end] = _previous_window(low[start:end], talib.MIN, LOOKBACK_52W)
 
+    for name in ("macd_ema_12", "macd_ema_26"):
+        out[name][np.isnan(out["macd"])] = np.nan
     hist = out["macd_hist"]
     prev_hist = np.empty_like(hist)
     if n:
@@ -173,3 +210,107 @@ def compute_indicators_by_ticker(prices: pd.DataFrame) -> tuple[pd.DataFrame, di
         if not frames:
             return pd.DataFrame(columns=list(INDICATOR_COLUMNS)), failures
         return pd.concat(frames, ignore_index=True), failures
+
+
+def _k(period: int) -> float:
+    """TA-Lib's smoothing factor of an N-bar EMA (its PER_TO_K)."""
+    return 2.0 / (period + 1)
+
+
+def continue_indicators(prices: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame:
+    """Indicator rows of the bars after each ticker's `previous` row, without its history.
+
+    `previous` holds each ticker's stored indicators row (with the state columns) of the bar
+    before its first new bar; `prices` holds, per ticker, at least `LOOKBACK_52W` bars up to
+    that bar and then the new bars. The EMAs, MACD and RSI go on with TA-Lib's recursions from
+    the stored state, Bollinger and the 52-week extremes are TA-Lib over their window, so the
+    rows equal `compute_indicators` over the whole history (docs/design.md "Indicators from
+    state").
+    """
+    order, starts = ticker_date_order(prices["ticker"], day_numbers(prices["date"]))
+    tickers = _reorder(prices["ticker"].to_numpy(), order)
+    days = _reorder(day_numbers(prices["date"]), order)
+    close, high, low = (
+        _reorder(prices[name].to_numpy(dtype=np.float64), order)
+        for name in ("close", "high", "low")
+    )
+    before = dict(zip(previous["ticker"], previous.to_dict("records"), strict=True))
+    ends = np.append(starts[1:], close.size) if close.size else starts
+    names = [c for c in INDICATOR_COLUMNS if c not in ("ticker", "date")]
+    rows: list[np.ndarray] = []
+    picked: list[np.ndarray] = []
+    for start, end in zip(starts, ends, strict=True):
+        state = before.get(tickers[start])
+        if state is None:
+            raise ValueError(f"{tickers[start]}: no stored indicators row to go on from")
+        base = start + int(
+            np.searchsorted(days[start:end], day_numbers([state["date"]])[0], "right")
+        )
+        if base - start < LOOKBACK_52W or base == end:
+            if base == end:
+                continue
+            raise ValueError(
+                f"{tickers[start]}: fewer than {LOOKBACK_52W} bars before the new ones"
+            )
+        block = _go_on(state, close[base - LOOKBACK_52W : end], high, low, base, end)
+        rows.append(block)
+        picked.append(np.arange(base, end))
+    if not rows:
+        return pd.DataFrame(columns=list(INDICATOR_COLUMNS))
+    where = np.concatenate(picked)
+    result = pd.DataFrame(np.concatenate(rows, axis=1).T, columns=names)
+    source = order[where] if order is not None else where
+    result.insert(0, "ticker", prices["ticker"].to_numpy()[source])
+    result.insert(1, "date", prices["date"].to_numpy()[source])
+    return result
+
+
+def _go_on(
+    state: dict, window: np.ndarray, high: np.ndarray, low: np.ndarray, base: int, end: int
+) -> np.ndarray:
+    """One ticker's new bars: `window` is its closes from LOOKBACK_52W bars before the first
+    new one (at `base`) to the last; `high`/`low` are the whole arrays."""
+    new = window[LOOKBACK_52W:]
+    m = new.size
+    out = {name: np.empty(m) for name in INDICATOR_COLUMNS if name not in ("ticker", "date")}
+    out["close"][:] = new
+    emas = {period: float(state[f"ema_{period}"]) for period in EMA_PERIODS}
+    fast_period, slow_period, signal_period = MACD_PERIODS
+    fast, slow = float(state["macd_ema_12"]), float(state["macd_ema_26"])
+    signal, hist = float(state["macd_signal"]), float(state["macd_hist"])
+    gain, loss = float(state["rsi_avg_gain"]), float(state["rsi_avg_loss"])
+    previous_close = float(window[LOOKBACK_52W - 1])
+    for j, x in enumerate(new.tolist()):
+        for period in EMA_PERIODS:
+            emas[period] = ((x - emas[period]) * _k(period)) + emas[period]
+            out[f"ema_{period}"][j] = emas[period]
+        fast = ((x - fast) * _k(fast_period)) + fast
+        slow = ((x - slow) * _k(slow_period)) + slow
+        macd = fast - slow
+        signal = ((macd - signal) * _k(signal_period)) + signal
+        out["macd_stage"][j] = _stage(np.array([macd - signal]), np.array([hist]))[0]
+        hist = macd - signal
+        out["macd"][j], out["macd_signal"][j], out["macd_hist"][j] = macd, signal, hist
+        out["macd_ema_12"][j], out["macd_ema_26"][j] = fast, slow
+        move = x - previous_close
+        previous_close = x
+        loss *= RSI_PERIOD - 1
+        gain *= RSI_PERIOD - 1
+        if move < 0:
+            loss -= move
+        else:
+            gain += move
+        loss /= RSI_PERIOD
+        gain /= RSI_PERIOD
+        total = gain + loss
+        out["rsi_14"][j] = 100.0 * (gain / total) if not -1e-8 < total < 1e-8 else 0.0
+        out["rsi_avg_gain"][j], out["rsi_avg_loss"][j] = gain, loss
+    bands = talib.BBANDS(
+        window[LOOKBACK_52W - BB_PERIOD + 1 :], BB_PERIOD, BB_DEVIATIONS, BB_DEVIATIONS, matype=0
+    )
+    for name, values in zip(("bb_upper", "bb_middle", "bb_lower"), bands, strict=True):
+        out[name][:] = values[BB_PERIOD - 1 :]
+    first = base - LOOKBACK_52W
+    out["high_52w"][:] = talib.MAX(high[first : end - 1], LOOKBACK_52W)[LOOKBACK_52W - 1 :]
+    out["low_52w"][:] = talib.MIN(low[first : end - 1], LOOKBACK_52W)[LOOKBACK_52W - 1 :]
+    return np.array([out[name] for name in out])

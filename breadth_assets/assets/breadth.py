@@ -1,5 +1,6 @@
 """`breadth[trading_day]`: market breadth over every ticker of the universe, one row a day."""
 
+import datetime as dt
 import time
 import warnings
 
@@ -8,18 +9,20 @@ import pandas as pd
 
 from breadth_assets import schema
 from breadth_assets.analytics import breadth_report
-from breadth_assets.analytics.breadth import compute_breadth_in_chunks
+from breadth_assets.analytics.breadth import BreadthState, compute_breadth_in_chunks, state_after
 from breadth_assets.assets.column_schemas import table_asset_args
 from breadth_assets.assets.reporting import date_range_text, record_good_partitions
 from breadth_assets.calendars import TIMEZONES, UPDATE_TIMES, last_closed_day
 from breadth_assets.partitions import tickers_partitions
-from breadth_assets.resources.market_store import MarketStore
+from breadth_assets.resources.market_store import MarketStore, StaleMark
 from breadth_assets.resources.universe_file import UniverseFile
 
 BREADTH = dg.AssetKey("breadth")
 SUMMARY_COLUMNS = ["universe", "advancers", "decliners", "ad_line", "mcclellan_osc"]
 CHUNK_DAYS = 500
 """Trading days read and counted at a time: memory holds about two years of ticker-days."""
+RECENT_DAYS = 400
+"""Calendar days of stored rows read back for the UI's table and year chart."""
 
 
 def build_breadth(
@@ -54,12 +57,13 @@ def _materialize(
     universe: UniverseFile,
     trading_days: dg.DailyPartitionsDefinition,
 ) -> dg.MaterializeResult:
-    """Recomputes the series from the first trading day up to the run's last day.
+    """Computes the asked days from the stored row of the day before them.
 
-    The cumulative columns (A/D line, McClellan, Zweig) depend on every earlier day, so
-    computing them from the start is what makes one date equal to a run over the whole range.
-    The days are read and counted `CHUNK_DAYS` at a time, carrying the cumulative columns
-    over, so memory holds a chunk of ticker-days rather than the whole history.
+    The cumulative columns (A/D line, McClellan, Zweig) depend on every earlier day; a stored
+    row carries what their recursions need, so a day costs one day. When inputs changed on or
+    before that row (the store's stale mark) or no row is stored, the computation starts at the
+    first day it must: the rows equal one computation from the first trading day. The days are
+    read and counted `CHUNK_DAYS` at a time, so memory holds a chunk, not the history.
     """
     started = time.perf_counter()
     current = universe.load()
@@ -67,39 +71,65 @@ def _materialize(
     keys = [key for key in sorted(context.partition_keys) if key <= closed]
     not_over = [key for key in sorted(context.partition_keys) if key > closed]
     tickers = context.instance.get_dynamic_partitions(tickers_partitions.name)
-    wanted = pd.DataFrame(columns=list(schema.BREADTH_COLUMNS))
+    written = pd.DataFrame(columns=list(schema.BREADTH_COLUMNS))
+    recent = written
+    first = None
     if keys:
-        all_days = trading_days.get_partition_keys_in_range(
-            dg.PartitionKeyRange(trading_days.get_first_partition_key(), keys[-1])
+        days = pd.DatetimeIndex(
+            pd.to_datetime(
+                trading_days.get_partition_keys_in_range(
+                    dg.PartitionKeyRange(trading_days.get_first_partition_key(), keys[-1])
+                )
+            )
         )
+        left_or_joined = sorted(set(store.read_breadth_tickers()) ^ set(tickers))
+        if left_or_joined:
+            store.mark_breadth_stale(left_or_joined)
+        mark = store.breadth_stale()
+        begin, state = _starting_point(store, days, days.get_loc(pd.Timestamp(keys[0])), mark)
+        first = days[begin]
+        if first < pd.Timestamp(keys[0]):
+            context.log.info(
+                f"breadth: computing from {first:%Y-%m-%d}, the first day whose row is missing "
+                f"or whose inputs changed (stale mark {mark.stale_from})"
+            )
 
-        def read(first: pd.Timestamp | None, last: pd.Timestamp) -> pd.DataFrame:
-            start = first.date() if first is not None else None
-            return store.read_breadth_inputs(tickers, last.date(), start=start)
+        def read(chunk_first: pd.Timestamp, chunk_last: pd.Timestamp) -> pd.DataFrame:
+            return store.read_breadth_inputs(tickers, chunk_last.date(), start=chunk_first.date())
 
-        wanted_days = pd.to_datetime(keys)
+        previous = store.read_previous_closes(tickers, first.date())
         parts = []
-        for part in compute_breadth_in_chunks(read, pd.to_datetime(all_days), CHUNK_DAYS):
+        for part in compute_breadth_in_chunks(read, previous, days[begin:], CHUNK_DAYS, state):
             parts.append(part)
             context.log.info(f"breadth: counted up to {part['date'].iloc[-1]:%Y-%m-%d}")
         series = pd.concat(parts, ignore_index=True)
-        wanted = series[series["date"].isin(wanted_days)]
-        store.write({schema.BREADTH: wanted})
+        # Days before the asked ones are written only where a (stale) row is stored: a day
+        # Dagster has never materialized stays absent from the table.
+        stored = store.read_breadth(start=first.date(), end=pd.Timestamp(keys[0]).date())["date"]
+        written = series[series["date"].isin(stored) | (series["date"] >= pd.Timestamp(keys[0]))]
+        store.write({schema.BREADTH: written})
+        store.write_breadth_tickers(sorted(tickers))
+        _settle(store, mark, trading_days, keys[-1])
+        recent = store.read_breadth(
+            start=(pd.Timestamp(keys[-1]) - pd.Timedelta(days=RECENT_DAYS)).date(),
+            end=pd.Timestamp(keys[-1]).date(),
+        )
     seconds = time.perf_counter() - started
     metadata = {
-        "rows_written": dg.MetadataValue.int(len(wanted)),
-        "date_range": dg.MetadataValue.text(date_range_text(wanted)),
+        "rows_written": dg.MetadataValue.int(len(written)),
+        "date_range": dg.MetadataValue.text(date_range_text(written)),
         "tickers": dg.MetadataValue.int(len(tickers)),
         "seconds": dg.MetadataValue.float(round(seconds, 3)),
     }
+    if first is not None:
+        metadata["computed_from"] = dg.MetadataValue.text(f"{first:%Y-%m-%d}")
     report: dict[str, dg.MetadataValue] = {}
-    if len(wanted):
-        last = wanted.iloc[-1]
+    if len(written):
+        last = written.iloc[-1]
         for column in SUMMARY_COLUMNS:
             metadata[f"last_{column}"] = dg.MetadataValue.float(float(last[column]))
         # The table and chart go on the run's last day only: Dagster copies a ranged run's
         # metadata into every day's materialization, and the chart is tens of KB.
-        recent = series[series["date"] <= pd.Timestamp(keys[-1])]
         report = {
             "last_days": dg.MetadataValue.md(breadth_report.last_days_table(recent)),
             "chart": dg.MetadataValue.md(
@@ -108,7 +138,7 @@ def _materialize(
         }
         context.add_asset_metadata(report, partition_key=keys[-1])
     context.log.info(
-        f"breadth: {len(wanted)} days over {len(tickers)} tickers written in {seconds:.2f} s"
+        f"breadth: {len(written)} days over {len(tickers)} tickers written in {seconds:.2f} s"
     )
     if not_over:
         extra = {keys[-1]: report} if keys else {}
@@ -120,3 +150,42 @@ def _materialize(
             "materializes it then. The other days were written."
         )
     return dg.MaterializeResult(metadata=metadata)
+
+
+def _starting_point(
+    store: MarketStore, days: pd.DatetimeIndex, begin: int, mark: StaleMark
+) -> tuple[int, BreadthState]:
+    """The first day to compute and the state it goes on from.
+
+    The stored row before `days[begin]` serves when the stale mark is after it and it carries
+    the state columns; else the start moves back to the mark (or to the day after the latest
+    stored row), and ultimately to the first trading day.
+    """
+    while begin > 0:
+        row = store.read_breadth_before(days[begin].date())
+        if row is None:
+            break
+        base = pd.Timestamp(row["date"])
+        if base not in days:
+            break
+        state = state_after(row)
+        if state is None:
+            break
+        if mark.stale_from is not None and pd.Timestamp(mark.stale_from) <= base:
+            begin = int(days.searchsorted(pd.Timestamp(mark.stale_from)))
+            continue
+        return days.get_loc(base) + 1, state
+    return 0, BreadthState()
+
+
+def _settle(
+    store: MarketStore, mark: StaleMark, trading_days: dg.DailyPartitionsDefinition, last: str
+) -> None:
+    """Breadth is current up to `last`: the stale mark moves past it, to the next stored day
+    (still computed from old inputs) or away."""
+    if mark.stale_from is None or mark.stale_from.isoformat() > last:
+        return
+    after = (pd.Timestamp(last) + pd.Timedelta(days=1)).date()
+    later = store.read_breadth_before(dt.date.max)
+    still_stale = later is not None and pd.Timestamp(later["date"]).date() >= after
+    store.settle_breadth_stale(mark, after if still_stale else None)

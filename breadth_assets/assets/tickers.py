@@ -15,7 +15,12 @@ from pydantic import Field
 
 from breadth_assets import schema
 from breadth_assets.analytics.changes import apply_changes, changed_rows
-from breadth_assets.analytics.indicators import compute_indicators_by_ticker
+from breadth_assets.analytics.indicator_updates import plan_indicator_update
+from breadth_assets.analytics.indicators import (
+    LOOKBACK_52W,
+    compute_indicators_by_ticker,
+    continue_indicators,
+)
 from breadth_assets.assets.column_schemas import table_asset_args
 from breadth_assets.assets.fetching import (
     FetchRunConfig,
@@ -36,6 +41,8 @@ from breadth_assets.resources.universe_file import UniverseFile
 
 RAW_PRICES = dg.AssetKey("raw_prices")
 INDICATORS = dg.AssetKey("indicators")
+TAIL_MARGIN_BARS = 10
+"""Stored bars read beyond what an incremental update needs (the 52-week window, the overlap)."""
 TICKER_TAG = {"partitioned_by": "ticker"}
 """Marks the assets partitioned by ticker, which `ticker_job` runs together."""
 
@@ -104,10 +111,17 @@ def ticker_assets(
     failed: dict[dg.AssetKey, dict[str, str]] = {RAW_PRICES: {}, INDICATORS: {}}
     rejected: list[str] = []
 
-    prices = store.read_prices(tickers)
+    tail_bars = LOOKBACK_52W + config.overlap_bars + TAIL_MARGIN_BARS
+    incremental = not config.full_refresh and RAW_PRICES in selected
+    if incremental:
+        prices = store.read_tail(schema.PRICES, tickers, tail_bars)
+    else:
+        prices = store.read_prices(tickers)
     new_prices = prices.iloc[0:0]
     if RAW_PRICES in selected:
         fetched, rejected = _fetch(context, config, price_source, universe, prices, failed)
+        if incremental:
+            prices = _whole_where_needed(store, prices, fetched, tail_bars)
         new_prices = changed_rows(fetched, prices, schema.KEYS[schema.PRICES])
         prices = apply_changes(prices, new_prices, schema.KEYS[schema.PRICES])
 
@@ -116,9 +130,25 @@ def ticker_assets(
         for ticker, reason in failed[RAW_PRICES].items():
             failed[INDICATORS][ticker] = f"prices were not updated: {reason}"
         good = prices[~prices["ticker"].isin(list(failed[INDICATORS]))]
-        computed, broken = compute_indicators_by_ticker(good)
+        if incremental:
+            stored = store.read_tail(
+                schema.INDICATORS,
+                good["ticker"].unique().tolist(),
+                config.overlap_bars + TAIL_MARGIN_BARS,
+            )
+            plan = plan_indicator_update(good, new_prices, stored)
+            whole = apply_changes(
+                store.read_prices(plan.recompute),
+                new_prices[new_prices["ticker"].isin(plan.recompute)],
+                schema.KEYS[schema.PRICES],
+            )
+            computed, broken = compute_indicators_by_ticker(whole)
+            stored = pd.concat([stored, store.read_indicators(plan.recompute)], ignore_index=True)
+            computed = pd.concat([continue_indicators(plan.prices, plan.previous), computed])
+        else:
+            computed, broken = compute_indicators_by_ticker(good)
+            stored = store.read_indicators(computed["ticker"].unique().tolist())
         failed[INDICATORS].update(broken)
-        stored = store.read_indicators(computed["ticker"].unique().tolist())
         new_indicators = changed_rows(computed, stored, schema.KEYS[schema.INDICATORS])
 
     store.write({schema.PRICES: new_prices, schema.INDICATORS: new_indicators})
@@ -138,6 +168,23 @@ def ticker_assets(
             f"{len(failed[key])} failed, {len(written[key])} rows written in {seconds:.2f} s"
         )
     yield from finish_batch(context, tickers, metadata, failed)
+
+
+def _whole_where_needed(
+    store: MarketStore, tail: pd.DataFrame, fetched: pd.DataFrame, tail_bars: int
+) -> pd.DataFrame:
+    """The tail, with the whole history of each ticker whose fetched bars reach before it."""
+    first_fetched = fetched.groupby("ticker")["date"].min()
+    first_stored = tail.groupby("ticker")["date"].min()
+    counts = tail["ticker"].value_counts()
+    cut = counts.index[counts >= tail_bars]
+    before = first_fetched.reindex(cut) < first_stored.reindex(cut)
+    whole = before.index[before.to_numpy()].tolist()
+    if not whole:
+        return tail
+    return pd.concat(
+        [tail[~tail["ticker"].isin(whole)], store.read_prices(whole)], ignore_index=True
+    ).sort_values(["ticker", "date"], ignore_index=True)
 
 
 def _metadata(

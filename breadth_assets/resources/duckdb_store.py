@@ -16,14 +16,30 @@ import pandas as pd
 from pydantic import Field
 
 from breadth_assets import schema
-from breadth_assets.resources.market_store import MarketStore, StoreError
+from breadth_assets.resources.market_store import MarketStore, StaleMark, StoreError
 
 _POLL_SECONDS = 0.02
+_SCHEMA_CHECKED: set[str] = set()
+"""Files this process has opened for writing once, so their tables and columns exist."""
+_STALE_TABLE = "breadth_stale"
+_INPUT_TABLES = (schema.PRICES, schema.INDICATORS)
+_UNIVERSE_TABLE = "breadth_universe"
 
 
-def _create_table_sql(table: str) -> str:
-    columns = ", ".join(f"{name} {kind}" for name, kind in schema.TABLES[table].items())
-    return f"CREATE TABLE IF NOT EXISTS {table} ({columns})"
+def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Creates the tables, and adds the columns a store made by an older version lacks (their
+    rows read NULL there, which the state columns take as "unknown": computed again)."""
+    for table, columns in schema.TABLES.items():
+        declared = ", ".join(f"{name} {kind}" for name, kind in columns.items())
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({declared})")
+        present = {row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()}
+        for name, kind in columns.items():
+            if name not in present:
+                con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {_UNIVERSE_TABLE} (ticker VARCHAR)")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {_STALE_TABLE} (stale_from DATE, version BIGINT)")
+    if not con.execute(f"SELECT count(*) FROM {_STALE_TABLE}").fetchall()[0][0]:
+        con.execute(f"INSERT INTO {_STALE_TABLE} VALUES (NULL, 0)")
 
 
 class DuckDBStore(MarketStore):
@@ -66,7 +82,7 @@ class DuckDBStore(MarketStore):
 
     @contextlib.contextmanager
     def _connect(self, write: bool) -> Iterator[duckdb.DuckDBPyConnection]:
-        if not write and not os.path.exists(self.path):
+        if not write and (self.path not in _SCHEMA_CHECKED or not os.path.exists(self.path)):
             with self._connect(write=True):
                 pass
         with self._locked(exclusive=write):
@@ -76,8 +92,8 @@ class DuckDBStore(MarketStore):
                 raise StoreError(f"cannot open the DuckDB store {self.path}: {error}") from error
             try:
                 if write:
-                    for table in schema.TABLES:
-                        con.execute(_create_table_sql(table))
+                    _ensure_tables(con)
+                    _SCHEMA_CHECKED.add(self.path)
                 yield con
             finally:
                 con.close()
@@ -100,6 +116,31 @@ class DuckDBStore(MarketStore):
     def read_indicators(self, tickers: Sequence[str]) -> pd.DataFrame:
         return self._read_table(schema.INDICATORS, tickers)
 
+    def read_tail(self, table: str, tickers: Sequence[str], bars: int) -> pd.DataFrame:
+        columns = ", ".join(schema.TABLES[table])
+        window = "QUALIFY row_number() OVER (PARTITION BY ticker ORDER BY date DESC) <= ?"
+        # A calendar bound first, so the window sorts about `bars` rows per ticker rather than
+        # the history; tickers it may have cut short (halts) are read again without it.
+        days = bars * 7 // 5 + 30
+        tail = self._select(
+            f"WITH last AS (SELECT ticker, max(date) AS last FROM {table} "
+            f"WHERE ticker IN (SELECT unnest(?)) GROUP BY ticker) "
+            f"SELECT {columns} FROM {table} JOIN last USING (ticker) "
+            f"WHERE date > last - CAST(? AS INTEGER) {window} ORDER BY ticker, date",
+            [list(tickers), days, bars],
+        )
+        counts = tail["ticker"].value_counts()
+        short = counts.index[counts < bars].tolist()
+        if short:
+            again = self._select(
+                f"SELECT {columns} FROM {table} WHERE ticker IN (SELECT unnest(?)) {window} "
+                "ORDER BY ticker, date",
+                [short, bars],
+            )
+            tail = pd.concat([tail[~tail["ticker"].isin(short)], again], ignore_index=True)
+            tail = tail.sort_values(["ticker", "date"], ignore_index=True)
+        return tail
+
     def read_breadth_inputs(
         self, tickers: Sequence[str], end: dt.date, start: dt.date | None = None
     ) -> pd.DataFrame:
@@ -114,6 +155,58 @@ class DuckDBStore(MarketStore):
             "AND i.date >= coalesce(?, DATE '0001-01-01') ORDER BY i.ticker, i.date",
             [list(tickers), end, start],
         )
+
+    def read_previous_closes(self, tickers: Sequence[str], before: dt.date) -> pd.DataFrame:
+        return self._select(
+            "SELECT ticker, max(date) AS date, arg_max(close, date) AS close FROM indicators "
+            "WHERE ticker IN (SELECT unnest(?)) AND date < ? GROUP BY ticker ORDER BY ticker",
+            [list(tickers), before],
+        )
+
+    def read_breadth_before(self, day: dt.date) -> pd.Series | None:
+        columns = ", ".join(schema.BREADTH_COLUMNS)
+        rows = self._select(
+            f"SELECT {columns} FROM breadth WHERE date < ? ORDER BY date DESC LIMIT 1", [day]
+        )
+        return rows.iloc[0] if len(rows) else None
+
+    def breadth_stale(self) -> StaleMark:
+        with self._connect(write=False) as con:
+            stale_from, version = con.execute(
+                f"SELECT stale_from, version FROM {_STALE_TABLE}"
+            ).fetchall()[0]
+        return StaleMark(stale_from, version)
+
+    def mark_breadth_stale(self, tickers: Sequence[str]) -> dt.date | None:
+        with self._connect(write=True) as con:
+            first = con.execute(
+                "SELECT min(date) FROM indicators WHERE ticker IN (SELECT unnest(?))",
+                [list(tickers)],
+            ).fetchall()[0][0]
+            if first is not None:
+                _move_stale_mark(con, first)
+        return first
+
+    def read_breadth_tickers(self) -> list[str]:
+        with self._connect(write=False) as con:
+            rows = con.execute(f"SELECT ticker FROM {_UNIVERSE_TABLE} ORDER BY ticker").fetchall()
+        return [row[0] for row in rows]
+
+    def write_breadth_tickers(self, tickers: Sequence[str]) -> None:
+        with self._connect(write=True) as con:
+            con.execute("BEGIN TRANSACTION")
+            con.execute(f"DELETE FROM {_UNIVERSE_TABLE}")
+            con.execute(
+                f"INSERT INTO {_UNIVERSE_TABLE} SELECT unnest(?::VARCHAR[])", [list(tickers)]
+            )
+            con.execute("COMMIT")
+
+    def settle_breadth_stale(self, seen: StaleMark, stale_from: dt.date | None) -> None:
+        with self._connect(write=True) as con:
+            con.execute(
+                f"UPDATE {_STALE_TABLE} SET stale_from = ? WHERE version = ?",
+                [stale_from, seen.version],
+            )
 
     def read_breadth(
         self, start: dt.date | None = None, end: dt.date | None = None
@@ -151,6 +244,9 @@ class DuckDBStore(MarketStore):
             try:
                 for table, df in frames.items():
                     written[table] = self._upsert(con, table, df)
+                inputs = [frames[t]["date"].min() for t in _INPUT_TABLES if t in frames]
+                if inputs:
+                    _move_stale_mark(con, pd.Timestamp(min(inputs)).date())
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -177,8 +273,16 @@ class DuckDBStore(MarketStore):
                 raise StoreError(f"rows for {table} repeat a key {keys} {duplicates} times")
             match = " AND ".join(f"{table}.{key} = incoming.{key}" for key in keys)
             con.execute(f"DELETE FROM {table} USING incoming WHERE {match}")
-            con.execute(f"INSERT INTO {table} SELECT * FROM incoming")
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
             return len(df)
         finally:
             con.unregister("incoming_frame")
             con.execute("DROP TABLE IF EXISTS incoming")
+
+
+def _move_stale_mark(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
+    con.execute(
+        f"UPDATE {_STALE_TABLE} SET stale_from = least(coalesce(stale_from, ?), ?), "
+        "version = version + 1",
+        [day, day],
+    )

@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import ClassVar
 
 import dagster as dg
 import pandas as pd
+
+
+@dataclass(frozen=True)
+class StaleMark:
+    """The earliest day whose breadth inputs changed since breadth was computed over it.
+
+    `version` counts the writes that moved it, so breadth clears only what it has seen.
+    """
+
+    stale_from: dt.date | None
+    version: int
 
 
 class StoreError(Exception):
@@ -32,11 +44,48 @@ class MarketStore(dg.ConfigurableResource):
         """All stored indicator rows of these tickers, sorted by ticker and date."""
         raise NotImplementedError
 
+    def read_tail(self, table: str, tickers: Sequence[str], bars: int) -> pd.DataFrame:
+        """The last `bars` rows of each ticker in `prices` or `indicators`, sorted by ticker and
+        date: what an incremental update reads instead of the whole history."""
+        raise NotImplementedError
+
     def read_breadth_inputs(
         self, tickers: Sequence[str], end: dt.date, start: dt.date | None = None
     ) -> pd.DataFrame:
         """Ticker-days in [start, end] that have indicators: `schema.BREADTH_INPUT_COLUMNS`,
         sorted by ticker and date."""
+        raise NotImplementedError
+
+    def read_previous_closes(self, tickers: Sequence[str], before: dt.date) -> pd.DataFrame:
+        """Each ticker's last indicators row dated before `before`: `ticker, date, close`."""
+        raise NotImplementedError
+
+    def read_breadth_before(self, day: dt.date) -> pd.Series | None:
+        """The latest stored breadth row dated before `day`, or None."""
+        raise NotImplementedError
+
+    def breadth_stale(self) -> StaleMark:
+        """Where breadth must be recomputed from. Every write of `prices` or `indicators` rows
+        moves it back to the earliest day written, in the same transaction where there is one.
+        """
+        raise NotImplementedError
+
+    def mark_breadth_stale(self, tickers: Sequence[str]) -> dt.date | None:
+        """Marks breadth stale from these tickers' first bar (they joined or left the universe);
+        returns that day, or None when they have no rows."""
+        raise NotImplementedError
+
+    def read_breadth_tickers(self) -> list[str]:
+        """The universe the stored breadth rows were last computed over, sorted."""
+        raise NotImplementedError
+
+    def write_breadth_tickers(self, tickers: Sequence[str]) -> None:
+        """Records the universe the breadth rows just written were computed over."""
+        raise NotImplementedError
+
+    def settle_breadth_stale(self, seen: StaleMark, stale_from: dt.date | None) -> None:
+        """After breadth was computed up to a day: the mark becomes `stale_from`, unless a write
+        moved it since `seen` (then it stays, to be recomputed again)."""
         raise NotImplementedError
 
     def read_breadth(

@@ -15,7 +15,7 @@ from pymongo.errors import BulkWriteError, PyMongoError
 from pymongo.uri_parser import parse_uri
 
 from breadth_assets import schema
-from breadth_assets.resources.market_store import MarketStore, StoreError
+from breadth_assets.resources.market_store import MarketStore, StaleMark, StoreError
 
 _clients: dict[str, pymongo.MongoClient] = {}
 _clients_lock = threading.Lock()
@@ -97,6 +97,18 @@ class MongoStore(MarketStore):
     def read_indicators(self, tickers: Sequence[str]) -> pd.DataFrame:
         return self._find(schema.INDICATORS, {"ticker": {"$in": list(tickers)}}, _BY_TICKER)
 
+    def read_tail(self, table: str, tickers: Sequence[str], bars: int) -> pd.DataFrame:
+        columns = schema.TABLES[table]
+        projection = {"_id": False, **{name: True for name in columns}}
+        documents: list[dict[str, Any]] = []
+        try:
+            for ticker in tickers:
+                found = self._db()[table].find({"ticker": ticker}, projection)
+                documents.extend(reversed(list(found.sort([("date", -1)]).limit(bars))))
+        except PyMongoError as error:
+            raise self._fail(error, f"reading {table}") from None
+        return _frame(documents, columns)
+
     def read_breadth_inputs(
         self, tickers: Sequence[str], end: dt.date, start: dt.date | None = None
     ) -> pd.DataFrame:
@@ -108,6 +120,98 @@ class MongoStore(MarketStore):
         ]
         rows = indicators.merge(prices, on=["ticker", "date"], how="inner")
         return rows[list(schema.BREADTH_INPUT_COLUMNS)].reset_index(drop=True)
+
+    def read_previous_closes(self, tickers: Sequence[str], before: dt.date) -> pd.DataFrame:
+        pipeline = [
+            {"$match": {"ticker": {"$in": list(tickers)}, "date": {"$lt": _bson_date(before)}}},
+            {"$sort": {"ticker": 1, "date": 1}},
+            {
+                "$group": {
+                    "_id": "$ticker",
+                    "date": {"$last": "$date"},
+                    "close": {"$last": "$close"},
+                }
+            },
+        ]
+        try:
+            groups = list(self._db()[schema.INDICATORS].aggregate(pipeline))
+        except PyMongoError as error:
+            raise self._fail(error, "reading indicators") from None
+        columns = {name: schema.INDICATOR_COLUMNS[name] for name in ("ticker", "date", "close")}
+        rows = ({"ticker": g["_id"], "date": g["date"], "close": g["close"]} for g in groups)
+        return _frame(rows, columns).sort_values("ticker", ignore_index=True)
+
+    def read_breadth_before(self, day: dt.date) -> pd.Series | None:
+        columns = schema.BREADTH_COLUMNS
+        projection = {"_id": False, **{name: True for name in columns}}
+        try:
+            found = self._db()[schema.BREADTH].find_one(
+                {"date": {"$lt": _bson_date(day)}}, projection, sort=[("date", -1)]
+            )
+        except PyMongoError as error:
+            raise self._fail(error, "reading breadth") from None
+        return None if found is None else _frame([found], columns).iloc[0]
+
+    def breadth_stale(self) -> StaleMark:
+        try:
+            found = self._db()[_STALE].find_one({"_id": _STALE}) or {}
+        except PyMongoError as error:
+            raise self._fail(error, "reading the breadth stale mark") from None
+        stale_from = found.get("stale_from")
+        return StaleMark(stale_from.date() if stale_from else None, int(found.get("version", 0)))
+
+    def mark_breadth_stale(self, tickers: Sequence[str]) -> dt.date | None:
+        pipeline = [
+            {"$match": {"ticker": {"$in": list(tickers)}}},
+            {"$group": {"_id": None, "first": {"$min": "$date"}}},
+        ]
+        try:
+            groups = list(self._db()[schema.INDICATORS].aggregate(pipeline))
+        except PyMongoError as error:
+            raise self._fail(error, "reading indicators") from None
+        if not groups or groups[0]["first"] is None:
+            return None
+        first = groups[0]["first"].date()
+        self._move_stale_mark(first)
+        return first
+
+    def read_breadth_tickers(self) -> list[str]:
+        try:
+            found = self._db()[_STALE].find_one({"_id": _UNIVERSE}) or {}
+        except PyMongoError as error:
+            raise self._fail(error, "reading the breadth universe") from None
+        return sorted(found.get("tickers", []))
+
+    def write_breadth_tickers(self, tickers: Sequence[str]) -> None:
+        try:
+            self._db()[_STALE].replace_one(
+                {"_id": _UNIVERSE}, {"_id": _UNIVERSE, "tickers": list(tickers)}, upsert=True
+            )
+        except PyMongoError as error:
+            raise self._fail(error, "writing the breadth universe") from None
+
+    def settle_breadth_stale(self, seen: StaleMark, stale_from: dt.date | None) -> None:
+        change = (
+            {"$set": {"stale_from": _bson_date(stale_from)}}
+            if stale_from
+            else {"$unset": {"stale_from": ""}}
+        )
+        try:
+            self._db()[_STALE].update_one({"_id": _STALE, "version": seen.version}, change)
+        except PyMongoError as error:
+            raise self._fail(error, "settling the breadth stale mark") from None
+
+    def _move_stale_mark(self, day: dt.date) -> None:
+        """Before the write (there is no transaction): a failed write leaves a mark too early,
+        which costs a recomputation, never a stale row."""
+        try:
+            self._db()[_STALE].update_one(
+                {"_id": _STALE},
+                {"$min": {"stale_from": _bson_date(day)}, "$inc": {"version": 1}},
+                upsert=True,
+            )
+        except PyMongoError as error:
+            raise self._fail(error, "moving the breadth stale mark") from None
 
     def read_breadth(
         self, start: dt.date | None = None, end: dt.date | None = None
@@ -141,6 +245,9 @@ class MongoStore(MarketStore):
     def write(self, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
         written: dict[str, int] = {}
         lost: list[str] = []
+        inputs = [df["date"].min() for t, df in frames.items() if t in _INPUT_TABLES and len(df)]
+        if inputs:
+            self._move_stale_mark(pd.Timestamp(min(inputs)).date())
         for table, df in frames.items():
             keys = schema.KEYS[table]
             documents = _documents(df, schema.TABLES[table])
@@ -172,6 +279,9 @@ class MongoStore(MarketStore):
 
 
 _BY_TICKER = [("ticker", 1), ("date", 1)]
+_STALE = "breadth_stale"
+_UNIVERSE = "breadth_universe"
+_INPUT_TABLES = (schema.PRICES, schema.INDICATORS)
 
 
 def _credentials(uri: str) -> list[str]:

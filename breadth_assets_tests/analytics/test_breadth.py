@@ -343,8 +343,9 @@ def test_zweig_ema_smooths_the_advancing_share_with_alpha_2_over_11():
 
 
 def reference_mcclellan_and_zweig(a_and_d: list[tuple[int, int]]):
-    """The recursion of docs/design.md "Breadth", written out day by day."""
-    osc, total, zweig = [], [], []
+    """The recursion of docs/design.md "Breadth", written out day by day: the oscillator, the
+    summation, the Zweig EMA and the two EMAs the oscillator is made of."""
+    osc, total, zweig, fast, slow = [], [], [], [], []
     e19 = e39 = z = None
     running = 0.0
     for a, d in a_and_d:
@@ -356,15 +357,16 @@ def reference_mcclellan_and_zweig(a_and_d: list[tuple[int, int]]):
                 e19, e39 = e19 + 0.1 * (x - e19), e39 + 0.05 * (x - e39)
                 z = z + 2 / 11 * (share - z)
         if e19 is None:
-            osc.append(NAN)
-            total.append(NAN)
-            zweig.append(NAN)
+            for series in (osc, total, zweig, fast, slow):
+                series.append(NAN)
         else:
             running += e19 - e39
             osc.append(e19 - e39)
             total.append(running)
             zweig.append(z)
-    return osc, total, zweig
+            fast.append(e19)
+            slow.append(e39)
+    return osc, total, zweig, fast, slow
 
 
 def test_mcclellan_and_zweig_follow_the_recursion_over_many_days():
@@ -386,9 +388,11 @@ def test_mcclellan_and_zweig_follow_the_recursion_over_many_days():
     )
     result = compute_breadth(rows, days)
 
-    osc, total, zweig = reference_mcclellan_and_zweig(
+    osc, total, zweig, fast, slow = reference_mcclellan_and_zweig(
         list(zip(result["advancers"], result["decliners"], strict=True))
     )
+    assert_allclose(result["mcclellan_ema_19"], fast, rtol=1e-12, equal_nan=True)
+    assert_allclose(result["mcclellan_ema_39"], slow, rtol=1e-12, equal_nan=True)
     assert_allclose(result["mcclellan_osc"], osc, rtol=1e-12, atol=1e-9, equal_nan=True)
     assert_allclose(result["mcclellan_sum"], total, rtol=1e-12, atol=1e-9, equal_nan=True)
     assert_allclose(result["zweig_ema"], zweig, rtol=1e-12, equal_nan=True)
@@ -525,11 +529,16 @@ def reference_breadth(rows: pd.DataFrame, dates: list[pd.Timestamp]) -> pd.DataF
         for k in range(1, 7):
             row[f"macd_stage_{k}"] = 100 * staged.count(k) / len(staged) if staged else NAN
         out.append(row)
-    osc, total, zweig = reference_mcclellan_and_zweig(
+    osc, total, zweig, fast, slow = reference_mcclellan_and_zweig(
         [(r["advancers"], r["decliners"]) for r in out]
     )
     frame = pd.DataFrame(out).assign(
-        date=dates, mcclellan_osc=osc, mcclellan_sum=total, zweig_ema=zweig
+        date=dates,
+        mcclellan_osc=osc,
+        mcclellan_sum=total,
+        zweig_ema=zweig,
+        mcclellan_ema_19=fast,
+        mcclellan_ema_39=slow,
     )
     return frame[list(BREADTH_COLUMNS)]
 

@@ -1,8 +1,10 @@
-"""Breadth counted in chunks of dates equals breadth counted at once (docs/design.md "Breadth").
+"""Breadth counted from a stored row and in chunks equals breadth counted at once
+(docs/design.md "History and recomputation").
 
 Property: for random universes (tickers listing and delisting mid-history, gaps, ties, missing
-indicators) and random chunk sizes, `compute_breadth_in_chunks` gives exactly the rows of one
-`compute_breadth` (counts equal, floats within 1e-9).
+indicators), random cut points and random chunk sizes, going on from the row of the day before
+the cut (`state_after`) and counting in chunks gives exactly the rows of one `compute_breadth`
+(counts equal, floats within 1e-9).
 """
 
 from __future__ import annotations
@@ -11,7 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from breadth_assets.analytics.breadth import compute_breadth, compute_breadth_in_chunks
+from breadth_assets.analytics.breadth import (
+    compute_breadth,
+    compute_breadth_in_chunks,
+    state_after,
+)
 from breadth_assets.schema import BREADTH_INPUT_COLUMNS
 
 DAYS = pd.bdate_range("2024-01-01", periods=80)
@@ -40,12 +46,18 @@ def _universe(seed: int) -> pd.DataFrame:
     return rows.sort_values(["ticker", "date"], ignore_index=True)
 
 
-def _in_chunks(rows: pd.DataFrame, dates: pd.DatetimeIndex, chunk_days: int) -> pd.DataFrame:
-    def read(first: pd.Timestamp | None, last: pd.Timestamp) -> pd.DataFrame:
-        after = rows["date"] >= first if first is not None else True
-        return rows[after & (rows["date"] <= last)].reset_index(drop=True)
+def _in_chunks(
+    rows: pd.DataFrame, dates: pd.DatetimeIndex, chunk_days: int, stored_row=None
+) -> pd.DataFrame:
+    """What the breadth asset does: previous closes and state from the store, rows by chunk."""
 
-    parts = list(compute_breadth_in_chunks(read, dates, chunk_days))
+    def read(first: pd.Timestamp, last: pd.Timestamp) -> pd.DataFrame:
+        return rows[(rows["date"] >= first) & (rows["date"] <= last)].reset_index(drop=True)
+
+    before = rows[rows["date"] < dates[0]]
+    previous = before.groupby("ticker").tail(1)[["ticker", "date", "close"]]
+    state = state_after(stored_row) if stored_row is not None else None
+    parts = list(compute_breadth_in_chunks(read, previous, dates, chunk_days, state))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -67,3 +79,25 @@ def test_a_chunk_without_any_bar_carries_the_cumulative_columns_unchanged():
     rows = rows[~rows["date"].isin(quiet)]
     whole = compute_breadth(rows, DAYS)
     pd.testing.assert_frame_equal(_in_chunks(rows, DAYS, 10), whole, atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_going_on_from_the_row_before_any_cut_gives_the_rows_of_one_computation(seed):
+    rows = _universe(seed)
+    rng = np.random.default_rng(2000 + seed)
+    whole = compute_breadth(rows, DAYS)
+    for cut in sorted({1, *rng.integers(1, DAYS.size, size=3).tolist(), DAYS.size - 1}):
+        stored_row = whole.iloc[cut - 1]
+        chunk_days = int(rng.integers(1, 40))
+        rest = _in_chunks(rows, DAYS[cut:], chunk_days, stored_row)
+        pd.testing.assert_frame_equal(
+            rest, whole.iloc[cut:].reset_index(drop=True), check_exact=False, rtol=0, atol=1e-9
+        )
+
+
+def test_a_row_stored_without_the_state_columns_cannot_be_gone_on_from():
+    whole = compute_breadth(_universe(5), DAYS)
+    seeded = whole[whole["mcclellan_osc"].notna()].iloc[-1].copy()
+    seeded[["mcclellan_ema_19", "mcclellan_ema_39"]] = np.nan
+
+    assert state_after(seeded) is None

@@ -100,3 +100,65 @@ def test_a_day_before_its_update_time_fails_alone_and_the_earlier_days_are_writt
     assert "2024-06-28: the DEMO trading day has not reached its update time" in (
         failure.step_failure_data.error.message
     )
+
+
+# --- from the stored state -----------------------------------------------------------------------
+
+
+def _fresh_copy(store: DuckDBStore, tmp_path, name: str) -> DuckDBStore:
+    """The prices and indicators of `store` in a new file without breadth rows."""
+    copy = DuckDBStore(path=str(tmp_path / name))
+    copy.write(
+        {
+            schema.PRICES: store.read_prices(TICKERS),
+            schema.INDICATORS: store.read_indicators(TICKERS),
+        }
+    )
+    return copy
+
+
+def test_a_new_day_is_computed_from_the_stored_row_of_the_day_before(
+    instance_with_tickers, filled_store, tmp_path
+):
+    materialize_breadth(instance_with_tickers, filled_store, "2024-06-03", "2024-06-27")
+
+    result = materialize_breadth(instance_with_tickers, filled_store, END, END)
+
+    assert metadata_of(result, "breadth")["computed_from"] == END
+    whole = _fresh_copy(filled_store, tmp_path, "whole.duckdb")
+    materialize_breadth(instance_with_tickers, whole, "2024-06-03", END)
+    pd.testing.assert_frame_equal(filled_store.read_breadth(), whole.read_breadth())
+
+
+def test_a_changed_bar_recomputes_breadth_from_its_day_and_no_earlier(
+    instance_with_tickers, filled_store, tmp_path
+):
+    materialize_breadth(instance_with_tickers, filled_store, "2024-06-03", "2024-06-27")
+    before = filled_store.read_breadth()
+    changed = filled_store.read_indicators(["ALPHA"])
+    changed = changed[changed["date"] == "2024-06-12"].assign(close=lambda d: d["close"] * 1.5)
+    filled_store.write({schema.INDICATORS: changed})
+
+    result = materialize_breadth(instance_with_tickers, filled_store, END, END)
+
+    assert metadata_of(result, "breadth")["computed_from"] == "2024-06-12"
+    after = filled_store.read_breadth()
+    untouched = after["date"] < "2024-06-12"
+    pd.testing.assert_frame_equal(after[untouched], before[before["date"] < "2024-06-12"])
+    whole = _fresh_copy(filled_store, tmp_path, "whole.duckdb")
+    materialize_breadth(instance_with_tickers, whole, "2024-06-03", END)
+    pd.testing.assert_frame_equal(after, whole.read_breadth())
+    assert filled_store.breadth_stale().stale_from is None
+
+
+def test_a_ticker_leaving_the_universe_recomputes_from_its_first_bar(
+    instance_with_tickers, filled_store
+):
+    materialize_breadth(instance_with_tickers, filled_store, "2022-12-01", "2024-06-27")
+    instance_with_tickers.delete_dynamic_partition(tickers_partitions.name, "ECHO")
+    first_bar = filled_store.read_indicators(["ECHO"])["date"].min()
+
+    result = materialize_breadth(instance_with_tickers, filled_store, END, END)
+
+    assert metadata_of(result, "breadth")["computed_from"] == f"{first_bar:%Y-%m-%d}"
+    assert (filled_store.read_breadth()["universe"] <= len(TICKERS) - 1).all()

@@ -156,3 +156,108 @@ def test_a_partly_failed_mongodb_bulk_write_names_the_lost_keys_and_a_rerun_comp
     monkeypatch.setattr(collection_type, "bulk_write", real_bulk_write)
     store.write({schema.PRICES: prices})
     pd.testing.assert_frame_equal(store.read_prices(["AAA"]), prices, check_dtype=False)
+
+
+# --- incremental reads and the breadth stale mark ------------------------------------------------
+
+
+def test_read_tail_returns_each_tickers_last_bars_in_date_order(store):
+    store.write(
+        {
+            schema.PRICES: pd.concat(
+                [
+                    make_prices("AAA", "2024-01-01", [1.0, 2.0, 3.0, 4.0, 5.0]),
+                    make_prices("BBB", "2024-01-01", [7.0, 8.0]),
+                ]
+            )
+        }
+    )
+
+    tail = store.read_tail(schema.PRICES, ["AAA", "BBB"], 3)
+
+    assert tail["ticker"].tolist() == ["AAA", "AAA", "AAA", "BBB", "BBB"]
+    assert tail["close"].tolist() == [3.0, 4.0, 5.0, 7.0, 8.0]
+
+
+def test_read_tail_counts_bars_not_calendar_days_across_a_long_halt(store):
+    before = make_prices("AAA", "2020-01-01", [1.0, 2.0, 3.0])
+    after = make_prices("AAA", "2024-01-01", [4.0])
+    store.write({schema.PRICES: pd.concat([before, after])})
+
+    assert store.read_tail(schema.PRICES, ["AAA"], 3)["close"].tolist() == [2.0, 3.0, 4.0]
+
+
+def test_previous_closes_are_each_tickers_last_indicators_row_before_the_day(store):
+    store.write(
+        {
+            schema.INDICATORS: pd.concat(
+                [_indicator_days("AAA", "2024-01-01", 4), _indicator_days("BBB", "2024-01-03", 1)]
+            )
+        }
+    )
+
+    previous = store.read_previous_closes(["AAA", "BBB"], dt.date(2024, 1, 3))
+
+    assert previous["ticker"].tolist() == ["AAA"]
+    assert previous["date"].dt.date.tolist() == [dt.date(2024, 1, 2)]
+
+
+def test_a_new_store_has_no_stale_breadth(store):
+    assert store.breadth_stale().stale_from is None
+
+
+def test_writing_prices_or_indicators_marks_breadth_stale_from_the_earliest_day_written(store):
+    store.write({schema.PRICES: make_prices("AAA", "2024-01-03", [1.0])})
+    store.write({schema.INDICATORS: _indicator_days("BBB", "2024-01-02", 2)})
+    store.write({schema.PRICES: make_prices("AAA", "2024-01-08", [1.0])})
+
+    assert store.breadth_stale().stale_from == dt.date(2024, 1, 2)
+
+
+def test_settling_the_stale_mark_clears_it_unless_a_write_came_in_between(store):
+    store.write({schema.PRICES: make_prices("AAA", "2024-01-03", [1.0])})
+    seen = store.breadth_stale()
+    store.settle_breadth_stale(seen, None)
+    assert store.breadth_stale().stale_from is None
+
+    store.write({schema.PRICES: make_prices("AAA", "2024-01-05", [1.0])})
+    seen = store.breadth_stale()
+    store.write({schema.PRICES: make_prices("AAA", "2024-01-04", [1.0])})
+    store.settle_breadth_stale(seen, None)
+    assert store.breadth_stale().stale_from == dt.date(2024, 1, 4)
+
+
+def test_marking_tickers_stale_starts_at_their_first_indicators_row(store):
+    store.write({schema.INDICATORS: _indicator_days("AAA", "2024-01-02", 3)})
+    store.settle_breadth_stale(store.breadth_stale(), None)
+
+    assert store.mark_breadth_stale(["AAA", "ZZZ"]) == dt.date(2024, 1, 2)
+    assert store.breadth_stale().stale_from == dt.date(2024, 1, 2)
+    assert store.mark_breadth_stale(["ZZZ"]) is None
+
+
+def test_the_breadth_row_before_a_day_is_the_latest_stored_one(store):
+    rows = pd.DataFrame(
+        {
+            name: (np.arange(3) if kind == "BIGINT" else np.full(3, 0.5))
+            for name, kind in schema.BREADTH_COLUMNS.items()
+            if name != "date"
+        }
+    )
+    rows.insert(0, "date", pd.to_datetime(["2024-01-02", "2024-01-03", "2024-01-08"]))
+    store.write({schema.BREADTH: rows})
+
+    assert store.read_breadth_before(dt.date(2024, 1, 8))["date"] == pd.Timestamp("2024-01-03")
+    assert store.read_breadth_before(dt.date(2024, 1, 2)) is None
+
+
+def _indicator_days(ticker: str, start: str, days: int) -> pd.DataFrame:
+    return _indicator_rows(make_prices(ticker, start, [10.0 + i for i in range(days)]))
+
+
+def test_the_breadth_universe_reads_back_as_written(store):
+    assert store.read_breadth_tickers() == []
+    store.write_breadth_tickers(["BBB", "AAA"])
+    store.write_breadth_tickers(["CCC", "AAA"])
+
+    assert store.read_breadth_tickers() == ["AAA", "CCC"]
