@@ -44,12 +44,18 @@ TAIL_COLUMNS = [
 ]
 
 
-def run_main_job(instance: dg.DagsterInstance, full: bool = False, out=sys.stdout) -> bool:
+def run_main_job(
+    instance: dg.DagsterInstance,
+    full: bool = False,
+    out=sys.stdout,
+    end_date: dt.date | None = None,
+) -> bool:
     """Every ticker partition in batches, then breadth; True when every run succeeds.
 
     Breadth is materialized from the earliest day whose inputs changed (or that was never
     materialized) to the last trading day; `full` redoes every day. The universe file is read
-    once, here: its batch size and tickers are those of this run.
+    once, here: its batch size and tickers are those of this run. `end_date` stops prices and
+    breadth at that day instead of the last closed one.
     """
     started = time.perf_counter()
     universe = load_universe()
@@ -61,8 +67,10 @@ def run_main_job(instance: dg.DagsterInstance, full: bool = False, out=sys.stdou
         f"({len(added)} added, {len(removed)} removed), history from {universe.start_date}",
         file=out,
     )
-    tickers_ok, first_changed = _run_ticker_batches(instance, universe, out)
+    tickers_ok, first_changed = _run_ticker_batches(instance, universe, out, end_date)
     last = last_closed_day(universe.market, extra_closures=universe.extra_closures).isoformat()
+    if end_date is not None:
+        last = min(last, end_date.isoformat())
     days = [day for day in build_trading_days(universe).get_partition_keys() if day <= last]
     first = days[0] if (full or removed) else _first_stale_day(instance, days, first_changed)
     if first is None:
@@ -73,7 +81,7 @@ def run_main_job(instance: dg.DagsterInstance, full: bool = False, out=sys.stdou
 
 
 def _run_ticker_batches(
-    instance: dg.DagsterInstance, universe: Universe, out
+    instance: dg.DagsterInstance, universe: Universe, out, end_date: dt.date | None = None
 ) -> tuple[bool, dt.date | None]:
     """Runs `ticker_job` per batch; returns success and the earliest date written."""
     keys = instance.get_dynamic_partitions(tickers_partitions.name)
@@ -81,7 +89,13 @@ def _run_ticker_batches(
     all_ok, first_changed = True, None
     for number, batch in enumerate(batches, start=1):
         started = time.perf_counter()
-        result = _execute("ticker_job", instance, range_tags(batch[0], batch[-1]))
+        config = {"end_date": end_date.isoformat()} if end_date else {}
+        result = _execute(
+            "ticker_job",
+            instance,
+            range_tags(batch[0], batch[-1]),
+            {"ops": {"ticker_assets": {"config": config}}},
+        )
         print(
             f"tickers batch {number}/{len(batches)} "
             f"({batch[0]}..{batch[-1]}, {len(batch)} tickers): "
@@ -109,7 +123,9 @@ def _first_stale_day(
     return next((d for d in days if d not in done or (changed and d >= changed)), None)
 
 
-def _execute(job: str, instance: dg.DagsterInstance, tags: dict[str, str]) -> dg.ExecutionResult:
+def _execute(
+    job: str, instance: dg.DagsterInstance, tags: dict[str, str], run_config: dict | None = None
+) -> dg.ExecutionResult:
     """Runs the job in this process with its own executor (`execute_in_process` would swap in
     Dagster's, which records no run location and spins while waiting for a pool slot)."""
     recon = ReconstructableRepository.for_module(DEFINITIONS_MODULE, "defs", os.getcwd())
@@ -117,7 +133,7 @@ def _execute(job: str, instance: dg.DagsterInstance, tags: dict[str, str]) -> dg
         recon.get_reconstructable_job(job),
         instance=instance,
         tags=tags,
-        run_config=QUIET_LOGS,
+        run_config={**QUIET_LOGS, **(run_config or {})},
         raise_on_error=False,
     ) as result:
         if any(_interrupted(event) for event in result.all_events):
@@ -175,6 +191,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument(
         "--full", action="store_true", help="materialize every breadth day, not only stale ones"
     )
+    run.add_argument(
+        "--end-date",
+        type=dt.date.fromisoformat,
+        help="update prices and breadth up to this day (YYYY-MM-DD) instead of the last closed one",
+    )
     state = commands.add_parser(
         "status", help="runs in progress, claimed pool slots and who holds them"
     )
@@ -195,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(status_text(status(instance)))
         return 0
     try:
-        ok = run_main_job(instance, full=args.full)
+        ok = run_main_job(instance, full=args.full, end_date=args.end_date)
     except UniverseError as error:
         print(f"breadth-assets: {error}", file=sys.stderr)
         return 2

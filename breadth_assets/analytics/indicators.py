@@ -256,7 +256,10 @@ def continue_indicators(prices: pd.DataFrame, previous: pd.DataFrame) -> pd.Data
         rows.append(block)
         picked.append(np.arange(base, end))
     if not rows:
-        return pd.DataFrame(columns=list(INDICATOR_COLUMNS))
+        empty = pd.DataFrame(np.empty((0, len(names))), columns=names)
+        empty.insert(0, "ticker", prices["ticker"].iloc[0:0].to_numpy())
+        empty.insert(1, "date", prices["date"].iloc[0:0].to_numpy())
+        return empty
     where = np.concatenate(picked)
     result = pd.DataFrame(np.concatenate(rows, axis=1).T, columns=names)
     source = order[where] if order is not None else where

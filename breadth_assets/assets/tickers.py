@@ -143,8 +143,15 @@ def ticker_assets(
                 schema.KEYS[schema.PRICES],
             )
             computed, broken = compute_indicators_by_ticker(whole)
-            stored = pd.concat([stored, store.read_indicators(plan.recompute)], ignore_index=True)
-            computed = pd.concat([continue_indicators(plan.prices, plan.previous), computed])
+            stored = pd.concat(
+                [
+                    stored[~stored["ticker"].isin(plan.recompute)],
+                    store.read_indicators(plan.recompute),
+                ],
+                ignore_index=True,
+            )
+            going_on = continue_indicators(plan.prices, plan.previous)
+            computed = pd.concat([f for f in (going_on, computed) if len(f)] or [computed])
         else:
             computed, broken = compute_indicators_by_ticker(good)
             stored = store.read_indicators(computed["ticker"].unique().tolist())

@@ -189,3 +189,13 @@ def test_a_partition_key_missing_from_the_universe_fails_alone(
     assert f"ZULU: partition 'ZULU' is not in the universe file {universe_path}" in (
         _failure_message(result)
     )
+
+
+def test_an_incremental_run_over_short_histories_recomputes_them_and_equals_a_full_one(
+    instance_with_tickers, store, universe_path, tmp_path
+):
+    materialize_tickers(instance_with_tickers, store, universe_path, "2023-06-01")
+    materialize_tickers(instance_with_tickers, store, universe_path, "2023-06-09")
+    full = DuckDBStore(path=str(tmp_path / "full.duckdb"))
+    materialize_tickers(instance_with_tickers, full, universe_path, "2023-06-09")
+    pd.testing.assert_frame_equal(store.read_indicators(TICKERS), full.read_indicators(TICKERS))
