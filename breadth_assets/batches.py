@@ -34,3 +34,17 @@ def ticker_batches(keys: Sequence[str], wanted: Sequence[str], size: int) -> lis
     if current:
         batches.append(current)
     return batches
+
+
+def update_batches(
+    keys: Sequence[str],
+    wanted: Sequence[str],
+    with_history: set[str],
+    batch_size: int,
+    update_batch_size: int,
+) -> list[list[str]]:
+    """Batches for an update: tickers that have history in runs of `update_batch_size` (each
+    reads a few bars), the others in runs of `batch_size` (each fetches a whole history)."""
+    updates = [key for key in wanted if key in with_history]
+    new = [key for key in wanted if key not in with_history]
+    return ticker_batches(keys, updates, update_batch_size) + ticker_batches(keys, new, batch_size)

@@ -19,8 +19,8 @@ import pandas as pd
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 from dagster._core.events import RunFailureReason
 
-from breadth_assets.assets import BREADTH
-from breadth_assets.batches import range_tags, ticker_batches
+from breadth_assets.assets import BREADTH, RAW_PRICES
+from breadth_assets.batches import range_tags, update_batches
 from breadth_assets.calendars import last_closed_day
 from breadth_assets.partitions import build_trading_days, sync_ticker_partitions, tickers_partitions
 from breadth_assets.recovery import repair, status, status_text
@@ -85,7 +85,10 @@ def _run_ticker_batches(
 ) -> tuple[bool, dt.date | None]:
     """Runs `ticker_job` per batch; returns success and the earliest date written."""
     keys = instance.get_dynamic_partitions(tickers_partitions.name)
-    batches = ticker_batches(keys, universe.symbols, universe.batch_size)
+    with_history = instance.get_materialized_partitions(RAW_PRICES)
+    batches = update_batches(
+        keys, universe.symbols, with_history, universe.batch_size, universe.update_batch_size
+    )
     all_ok, first_changed = True, None
     for number, batch in enumerate(batches, start=1):
         started = time.perf_counter()

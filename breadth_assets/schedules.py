@@ -4,7 +4,8 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from breadth_assets.batches import BATCHES_TAG, DAY_TAG, range_tags, ticker_batches
+from breadth_assets.assets import RAW_PRICES
+from breadth_assets.batches import BATCHES_TAG, DAY_TAG, range_tags, update_batches
 from breadth_assets.calendars import TIMEZONES, UPDATE_TIMES, is_trading_day
 from breadth_assets.jobs import ticker_job
 from breadth_assets.partitions import tickers_partitions
@@ -29,7 +30,7 @@ def build_daily_update(universe: Universe) -> dg.ScheduleDefinition:
         execution_timezone=timezone,
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description=f"Every {universe.market} trading day at {at:%H:%M} {timezone}: prices and "
-        "indicators of every ticker in runs of the batch size; daily_breadth_sensor then "
+        "indicators of every ticker in runs of the update batch size; daily_breadth_sensor then "
         "materializes that day's breadth.",
     )
     def daily_update(context: dg.ScheduleEvaluationContext, universe: UniverseFile):
@@ -39,7 +40,10 @@ def build_daily_update(universe: Universe) -> dg.ScheduleDefinition:
         if not is_trading_day(current.market, day, current.extra_closures):
             return dg.SkipReason(f"{day} is not a trading day on {current.market}")
         keys = context.instance.get_dynamic_partitions(tickers_partitions.name)
-        batches = ticker_batches(keys, keys, current.batch_size)
+        with_history = context.instance.get_materialized_partitions(RAW_PRICES)
+        batches = update_batches(
+            keys, keys, with_history, current.batch_size, current.update_batch_size
+        )
         if not batches:
             return dg.SkipReason("the universe has no tickers yet")
         day_tags = {DAY_TAG: day.isoformat(), BATCHES_TAG: str(len(batches))}

@@ -7,6 +7,7 @@ the line and the field, so a typo is fixed before a run starts rather than found
 market: DEMO            # DEMO, NSE or HOSE
 start_date: 2015-01-01  # first date of history, not in the future
 batch_size: 50          # tickers per run; optional, default 50, 1..1000
+update_batch_size: 500  # tickers per run of an update; optional, default 500, 1..5000
 source:
   kind: demo            # demo (optional: seed: 0) | csv | upstox
   # csv only:
@@ -83,6 +84,8 @@ _ALL_SOURCE_KEYS = tuple(
 
 DEFAULT_BATCH_SIZE = 50
 MAX_BATCH_SIZE = 1000
+DEFAULT_UPDATE_BATCH_SIZE = 500
+MAX_UPDATE_BATCH_SIZE = 5000
 ENV_VAR = "BREADTH_UNIVERSE"
 
 _SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9&._-]{0,39}$")
@@ -112,6 +115,8 @@ class Universe:
     tickers: tuple[TickerEntry, ...]
     timeframes: tuple[Timeframe, ...] = ()
     """Intraday candle sizes to keep in `intraday_prices` (Upstox only)."""
+    update_batch_size: int = DEFAULT_UPDATE_BATCH_SIZE
+    """Tickers per run when they already have history: an update reads a few bars per ticker."""
 
     @property
     def symbols(self) -> list[str]:
@@ -260,6 +265,7 @@ def _universe(
         extra_closures=tuple(sorted(set(model.extra_closures))),
         tickers=tuple(entries),
         timeframes=model.source.timeframe_list(),
+        update_batch_size=model.update_batch_size,
     )
 
 
@@ -287,11 +293,18 @@ def _start_date(value: Any) -> dt.date:
     return day
 
 
-def _batch_size(value: Any) -> int:
-    size = typed(value)
-    if type(size) is not int or not 1 <= size <= MAX_BATCH_SIZE:
-        raise ValueError(f"{shown(value)!r} is not a whole number from 1 to {MAX_BATCH_SIZE}")
-    return size
+def _whole_number_up_to(most: int):
+    def check(value: Any) -> int:
+        size = typed(value)
+        if type(size) is not int or not 1 <= size <= most:
+            raise ValueError(f"{shown(value)!r} is not a whole number from 1 to {most}")
+        return size
+
+    return check
+
+
+_batch_size = _whole_number_up_to(MAX_BATCH_SIZE)
+_update_batch_size = _whole_number_up_to(MAX_UPDATE_BATCH_SIZE)
 
 
 def _source(value: Any) -> dict[str, Any]:
@@ -361,6 +374,9 @@ class _UniverseFile(Strict):
     market: Annotated[str, PlainValidator(_market)]
     start_date: Annotated[dt.date, PlainValidator(_start_date)]
     batch_size: Annotated[int, PlainValidator(_batch_size)] = DEFAULT_BATCH_SIZE
+    update_batch_size: Annotated[int, PlainValidator(_update_batch_size)] = (
+        DEFAULT_UPDATE_BATCH_SIZE
+    )
     source: Annotated[
         DemoSettings | CsvSettings | UpstoxSettings,
         Field(discriminator="kind"),

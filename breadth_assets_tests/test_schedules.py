@@ -16,8 +16,9 @@ from breadth_assets_tests.support import add_tickers
 TICKERS = ["AAA", "BBB", "CCC"]
 
 
-def _write(folder: Path, market: str, batch_size: int = 2) -> Path:
-    text = f"market: {market}\nstart_date: 2020-01-01\nbatch_size: {batch_size}\nsource: demo\n"
+def _write(folder: Path, market: str, batch_size: int = 2, update_batch_size: int = 500) -> Path:
+    text = f"market: {market}\nstart_date: 2020-01-01\nbatch_size: {batch_size}\n"
+    text += f"update_batch_size: {update_batch_size}\nsource: demo\n"
     text += "tickers: [" + ", ".join(TICKERS) + "]\n"
     path = folder / "universe.yaml"
     path.write_text(text)
@@ -114,3 +115,25 @@ def test_a_new_batch_size_in_the_file_applies_at_the_next_tick_without_a_reload(
     _write(tmp_path, "NSE", batch_size=3)
     [request] = _tick(schedule, path, day, instance_with_tickers).run_requests
     assert request.tags[BATCHES_TAG] == "1"
+
+
+def test_tickers_with_history_are_updated_in_runs_of_the_update_batch_size(
+    instance_with_tickers, tmp_path
+):
+    for ticker in ("AAA", "BBB"):
+        instance_with_tickers.report_runless_asset_event(
+            dg.AssetMaterialization("raw_prices", partition=ticker)
+        )
+    path = _write(tmp_path, "NSE", batch_size=1, update_batch_size=3)
+
+    result = _tick(
+        build_daily_update(load_universe(path)),
+        path,
+        dt.datetime(2024, 1, 25, 18),
+        instance_with_tickers,
+    )
+
+    assert [
+        (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+        for r in result.run_requests
+    ] == [("AAA", "BBB"), ("CCC", "CCC")]

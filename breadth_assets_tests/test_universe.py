@@ -145,7 +145,8 @@ REFUSALS = {
         HEADER + "tickers: [A]\nticker_count: 1\n",
         5,
         "ticker_count",
-        "allowed keys are market, start_date, batch_size, source, extra_closures, tickers",
+        "allowed keys are market, start_date, batch_size, update_batch_size, source, "
+        "extra_closures, tickers",
     ),
     "missing_market": (
         "start_date: 2015-01-01\nsource: demo\ntickers: [A]\n",
@@ -201,6 +202,12 @@ REFUSALS = {
         4,
         "batch_size",
         "not a whole number from 1 to 1000",
+    ),
+    "update_batch_size_too_big": (
+        HEADER + "update_batch_size: 5001\ntickers: [A]\n",
+        4,
+        "update_batch_size",
+        "not a whole number from 1 to 5000",
     ),
     "batch_size_too_big": (
         HEADER + "batch_size: 1001\ntickers: [A]\n",

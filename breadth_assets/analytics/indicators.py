@@ -235,6 +235,7 @@ def continue_indicators(prices: pd.DataFrame, previous: pd.DataFrame) -> pd.Data
         for name in ("close", "high", "low")
     )
     before = dict(zip(previous["ticker"], previous.to_dict("records"), strict=True))
+    before_day = dict(zip(previous["ticker"], day_numbers(previous["date"]).tolist(), strict=True))
     ends = np.append(starts[1:], close.size) if close.size else starts
     names = [c for c in INDICATOR_COLUMNS if c not in ("ticker", "date")]
     rows: list[np.ndarray] = []
@@ -243,9 +244,7 @@ def continue_indicators(prices: pd.DataFrame, previous: pd.DataFrame) -> pd.Data
         state = before.get(tickers[start])
         if state is None:
             raise ValueError(f"{tickers[start]}: no stored indicators row to go on from")
-        base = start + int(
-            np.searchsorted(days[start:end], day_numbers([state["date"]])[0], "right")
-        )
+        base = start + int(np.searchsorted(days[start:end], before_day[tickers[start]], "right"))
         if base - start < LOOKBACK_52W or base == end:
             if base == end:
                 continue
