@@ -7,8 +7,8 @@ write; Dagster's bookkeeping excluded), the ticker and breadth parts of it, the 
 and the peak RSS of the process. `floor` does the history's data work without Dagster: the demo
 bars, one bulk write, TA-Lib over every ticker, one write, one query and the breadth count.
 
-    .venv/bin/python benchmarks/scale.py --tickers 2000 --years 20 [--batch-size 500]
-        [--instance sqlite|postgres] [--no-floor]
+    .venv/bin/python benchmarks/scale.py --tickers 2000 --years 20 [--batch-size 50]
+        [--update-batch-size 500] [--instance sqlite|postgres] [--no-floor]
 """
 
 from __future__ import annotations
@@ -118,7 +118,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickers", type=int, default=2000)
     parser.add_argument("--years", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument("--update-batch-size", type=int, default=500)
     parser.add_argument("--instance", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--no-floor", action="store_true", help="skip the plain floor")
     parser.add_argument("--floor-only", action="store_true", help=argparse.SUPPRESS)
@@ -137,12 +138,19 @@ def main() -> None:
             **os.environ,
             **home_env,
             "BREADTH_UNIVERSE": str(
-                write_demo_universe(root, symbols, first.date(), batch_size=args.batch_size)
+                write_demo_universe(
+                    root,
+                    symbols,
+                    first.date(),
+                    batch_size=args.batch_size,
+                    update_batch_size=args.update_batch_size,
+                )
             ),
             "BREADTH_DUCKDB_PATH": str(root / "breadth.duckdb"),
         }
         print(
-            f"# {args.tickers} demo tickers from {first:%Y-%m-%d}, batch size {args.batch_size}, "
+            f"# {args.tickers} demo tickers from {first:%Y-%m-%d}, batch size {args.batch_size} "
+            f"(updates {args.update_batch_size}), "
             f"Dagster home {args.instance}; history to {previous:%Y-%m-%d}, new day "
             f"{new_day:%Y-%m-%d}",
             flush=True,

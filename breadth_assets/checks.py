@@ -2,10 +2,11 @@
 
 The rules live in `breadth_assets.analytics.quality`; here a table names each check, and one
 check step reads each stored table it needs once, for the universe's current tickers
-(the `tickers` partitions), and reports every selected check's offenders as a markdown table (the
-first 50) with their counts. The checks are non-blocking: run them from the UI ("Execute
-checks") or with `quality_checks_job`; the ticker and breadth jobs do not run them, so a batch of
-50 tickers never rereads the whole universe.
+(the `tickers` partitions), `CHUNK_TICKERS` tickers at a time (every rule on prices and indicators
+looks at one ticker's rows, so memory holds a chunk, not the table), and reports every selected
+check's offenders as a markdown table (the first 50) with their counts. The checks are
+non-blocking: run them from the UI ("Execute checks") or with `quality_checks_job`; the ticker and
+breadth jobs do not run them, so a batch of 50 tickers never rereads the whole universe.
 """
 
 import datetime as dt
@@ -28,6 +29,8 @@ from breadth_assets.universe import Universe
 
 ERROR = dg.AssetCheckSeverity.ERROR
 WARN = dg.AssetCheckSeverity.WARN
+CHUNK_TICKERS = 100
+"""Tickers whose prices and indicators are read and checked at a time."""
 
 
 @dataclass
@@ -37,6 +40,8 @@ class Tables:
     store: MarketStore
     universe: Universe
     tickers: list[str]
+    first_bars: pd.Series | None = None
+    """Each ticker's first bar, gathered over the chunks for the breadth checks."""
 
     @cached_property
     def prices(self) -> pd.DataFrame:
@@ -83,7 +88,9 @@ class Check:
 
 
 def _coverage(tables: Tables) -> Finding:
-    first_bars = tables.prices.groupby("ticker")["date"].min()
+    first_bars = tables.first_bars
+    if first_bars is None:
+        first_bars = tables.prices.groupby("ticker")["date"].min()
     return Finding(
         quality.coverage_shortfalls(tables.breadth, first_bars),
         f"days covering under {quality.MIN_COVERAGE:.0%} of the listed tickers",
@@ -215,6 +222,21 @@ CHECKS: Sequence[Check] = (
 )
 
 
+def _merged(parts: list[Finding]) -> Finding:
+    """The findings of the chunks as one: problems together, counts added up."""
+    if len(parts) == 1:
+        return parts[0]
+    if not parts:
+        return Finding(pd.DataFrame(), "problems", {})
+    counts = {name: sum(part.counts[name] for part in parts) for name in parts[0].counts}
+    problems = pd.concat([part.problems for part in parts], ignore_index=True)
+    return Finding(problems, parts[0].what, counts, parts[0].texts)
+
+
+def _concat(series: list[pd.Series]) -> pd.Series:
+    return pd.concat(series) if series else pd.Series(dtype="datetime64[us]")
+
+
 def _result(check: Check, found: Finding) -> dg.AssetCheckResult:
     """Passed when there is no problem; otherwise counts, offending tickers and the table."""
     problems = found.problems
@@ -266,10 +288,26 @@ def build_checks() -> list[dg.AssetChecksDefinition]:
             )
             return
         tickers = context.instance.get_dynamic_partitions(tickers_partitions.name)
-        tables = Tables(store, universe.load(), tickers)
-        selected = context.selected_asset_check_keys
-        for check in CHECKS:
-            if dg.AssetCheckKey(check.asset, check.name) in selected:
-                yield _result(check, check.find(tables))
+        current = universe.load()
+        selected = [
+            check
+            for check in CHECKS
+            if dg.AssetCheckKey(check.asset, check.name) in context.selected_asset_check_keys
+        ]
+        by_ticker = [check for check in selected if check.asset != BREADTH]
+        found: dict[str, list[Finding]] = {check.name: [] for check in by_ticker}
+        first_bars = []
+        for start in range(0, len(tickers), CHUNK_TICKERS):
+            chunk = Tables(store, current, tickers[start : start + CHUNK_TICKERS])
+            for check in by_ticker:
+                found[check.name].append(check.find(chunk))
+            if len(selected) > len(by_ticker):
+                first_bars.append(chunk.prices.groupby("ticker")["date"].min())
+        for check in by_ticker:
+            yield _result(check, _merged(found[check.name]))
+        whole = Tables(store, current, tickers, _concat(first_bars))
+        for check in selected:
+            if check.asset == BREADTH:
+                yield _result(check, check.find(whole))
 
     return [quality_checks]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import dagster as dg
 import pandas as pd
 import pytest
@@ -170,3 +172,25 @@ def test_a_backfill_batch_run_leaves_the_checks_for_the_end_of_the_backfill(
     assert result.success
     assert result.get_asset_check_evaluations() == []
     assert len(store.read_prices(TICKERS)) > 0
+
+
+def test_checks_read_in_chunks_of_tickers_report_what_one_read_reports(loaded, monkeypatch):
+    instance, store = loaded
+    bar = store.read_prices(["CHARLIE"]).iloc[[100]].assign(high=lambda d: d["close"] - 1)
+    store.write({schema.PRICES: bar})
+    names = [
+        "raw_prices:ohlc_consistent",
+        "raw_prices:fresh",
+        "indicators:one_row_per_price",
+        "breadth:universe_coverage",
+    ]
+    whole = run_checks(instance, store, *names)
+    monkeypatch.setattr(importlib.import_module("breadth_assets.checks"), "CHUNK_TICKERS", 2)
+
+    chunked = run_checks(instance, store, *names)
+
+    for name in names:
+        assert chunked[name].passed == whole[name].passed
+        assert {k: v.value for k, v in chunked[name].metadata.items()} == {
+            k: v.value for k, v in whole[name].metadata.items()
+        }
