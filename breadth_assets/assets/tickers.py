@@ -58,13 +58,11 @@ class TickerRunConfig(FetchRunConfig):
     )
 
 
-def _fetch_start(
-    stored_dates: pd.Series | None, history_start: dt.date, overlap_bars: int
-) -> dt.date:
-    if stored_dates is None or stored_dates.empty:
-        return history_start
-    back = min(overlap_bars, len(stored_dates) - 1)
-    return max(stored_dates.iloc[-1 - back].date(), history_start)
+def _fetch_starts(stored: pd.DataFrame, history_start: dt.date, overlap_bars: int) -> dict:
+    """Per stored ticker, the date of its bar `overlap_bars` before the last (or its first)."""
+    last_bars = stored.groupby("ticker", sort=False).tail(overlap_bars + 1)
+    firsts = last_bars.groupby("ticker", sort=False)["date"].min()
+    return {ticker: max(day.date(), history_start) for ticker, day in firsts.items()}
 
 
 def build_ticker_assets(batch_size: int, store_kind: str) -> dg.AssetsDefinition:
@@ -223,13 +221,13 @@ def _fetch(
     failures.update(refused_partitions(context, context.partition_keys, current))
     instrument_keys = {entry.symbol: entry.instrument_key for entry in current.tickers}
     end = run_end_date(config.end_date, current)
-    stored_dates = {ticker: group["date"] for ticker, group in stored.groupby("ticker")}
+    starts = _fetch_starts(stored, current.start_date, config.overlap_bars)
     requests = [
         PriceRequest(
             ticker=ticker,
             start=current.start_date
             if config.full_refresh
-            else _fetch_start(stored_dates.get(ticker), current.start_date, config.overlap_bars),
+            else starts.get(ticker, current.start_date),
             end=end,
             instrument_key=instrument_keys.get(ticker),
         )

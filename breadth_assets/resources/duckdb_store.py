@@ -26,12 +26,19 @@ _INPUT_TABLES = (schema.PRICES, schema.INDICATORS)
 _UNIVERSE_TABLE = "breadth_universe"
 
 
+_EMPTY: dict[str, pd.DataFrame] = {}
+
+
+def _create_sql(table: str) -> str:
+    declared = ", ".join(f"{name} {kind}" for name, kind in schema.TABLES[table].items())
+    return f"CREATE TABLE IF NOT EXISTS {table} ({declared})"
+
+
 def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Creates the tables, and adds the columns a store made by an older version lacks (their
     rows read NULL there, which the state columns take as "unknown": computed again)."""
     for table, columns in schema.TABLES.items():
-        declared = ", ".join(f"{name} {kind}" for name, kind in columns.items())
-        con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({declared})")
+        con.execute(_create_sql(table))
         present = {row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()}
         for name, kind in columns.items():
             if name not in present:
@@ -102,8 +109,18 @@ class DuckDBStore(MarketStore):
         with self._connect(write=False) as con:
             return con.execute(sql, params).df()
 
+    def _empty(self, table: str) -> pd.DataFrame:
+        """The table's columns with their pandas dtypes and no row, without opening the file."""
+        if table not in _EMPTY:
+            with duckdb.connect() as con:
+                con.execute(_create_sql(table))
+                _EMPTY[table] = con.execute(f"SELECT * FROM {table}").df()
+        return _EMPTY[table].copy()
+
     def _read_table(self, table: str, tickers: Sequence[str]) -> pd.DataFrame:
         columns = ", ".join(schema.TABLES[table])
+        if not len(tickers):
+            return self._empty(table)
         return self._select(
             f"SELECT {columns} FROM {table} WHERE ticker IN (SELECT unnest(?)) "
             "ORDER BY ticker, date",
@@ -118,28 +135,38 @@ class DuckDBStore(MarketStore):
 
     def read_tail(self, table: str, tickers: Sequence[str], bars: int) -> pd.DataFrame:
         columns = ", ".join(schema.TABLES[table])
-        window = "QUALIFY row_number() OVER (PARTITION BY ticker ORDER BY date DESC) <= ?"
-        # A calendar bound first, so the window sorts about `bars` rows per ticker rather than
-        # the history; tickers it may have cut short (halts) are read again without it.
-        days = bars * 7 // 5 + 30
-        tail = self._select(
-            f"WITH last AS (SELECT ticker, max(date) AS last FROM {table} "
-            f"WHERE ticker IN (SELECT unnest(?)) GROUP BY ticker) "
-            f"SELECT {columns} FROM {table} JOIN last USING (ticker) "
-            f"WHERE date > last - CAST(? AS INTEGER) {window} ORDER BY ticker, date",
-            [list(tickers), days, bars],
-        )
-        counts = tail["ticker"].value_counts()
-        short = counts.index[counts < bars].tolist()
-        if short:
-            again = self._select(
-                f"SELECT {columns} FROM {table} WHERE ticker IN (SELECT unnest(?)) {window} "
+        # Rows after one date bound (a filter DuckDB pushes into the scan, so it decodes the
+        # other columns of recent rows only), cut to `bars` per ticker in pandas; the tickers
+        # the bound cut short (a long halt, a history that ended earlier) are read again with a
+        # window over their rows alone.
+        with self._connect(write=False) as con:
+            counts = con.execute(
+                f"SELECT ticker, count(*) AS n, max(date) AS last FROM {table} "
+                "WHERE ticker IN (SELECT unnest(?)) GROUP BY ticker",
+                [list(tickers)],
+            ).df()
+            if counts.empty:
+                return self._empty(table)
+            bound = counts["last"].max() - pd.Timedelta(days=bars * 7 // 5 + 30)
+            recent = con.execute(
+                f"SELECT {columns} FROM {table} WHERE ticker IN (SELECT unnest(?)) AND date > ? "
+                "ORDER BY ticker, date",
+                [list(tickers), bound.date()],
+            ).df()
+            tail = recent.groupby("ticker", sort=False).tail(bars)
+            got = tail["ticker"].value_counts().reindex(counts["ticker"], fill_value=0)
+            wanted = counts.set_index("ticker")["n"].clip(upper=bars)
+            short = got.index[got < wanted].tolist()
+            if not short:
+                return tail.reset_index(drop=True)
+            again = con.execute(
+                f"SELECT {columns} FROM {table} WHERE ticker IN (SELECT unnest(?)) "
+                "QUALIFY row_number() OVER (PARTITION BY ticker ORDER BY date DESC) <= ? "
                 "ORDER BY ticker, date",
                 [short, bars],
-            )
-            tail = pd.concat([tail[~tail["ticker"].isin(short)], again], ignore_index=True)
-            tail = tail.sort_values(["ticker", "date"], ignore_index=True)
-        return tail
+            ).df()
+        tail = pd.concat([tail[~tail["ticker"].isin(short)], again], ignore_index=True)
+        return tail.sort_values(["ticker", "date"], ignore_index=True)
 
     def read_breadth_inputs(
         self, tickers: Sequence[str], end: dt.date, start: dt.date | None = None
