@@ -114,17 +114,30 @@ def state_after(row: pd.Series) -> BreadthState | None:
     return BreadthState(ad_line=int(row["ad_line"]), smoothing=smoothing)
 
 
-def compute_breadth(
-    rows: pd.DataFrame, dates: Sequence | pd.DatetimeIndex, state: BreadthState | None = None
-) -> pd.DataFrame:
-    """One breadth row per date in `dates`, from the ticker-day `rows` of one universe.
+COUNT_COLUMNS: tuple[str, ...] = (
+    "universe",
+    "advancers",
+    "decliners",
+    "unchanged",
+    *(f"above_ema_{period}" for period in EMA_PERIODS_ABOVE),
+    *(f"with_ema_{period}" for period in EMA_PERIODS_ABOVE),
+    "new_highs_52w",
+    "new_lows_52w",
+    "rsi_overbought",
+    "rsi_oversold",
+    "staged",
+    *(f"stage_{k}" for k in MACD_STAGES),
+)
+"""What breadth counts per day, before the ratios and the cumulative columns; a store may count
+these in its own query (docs/design.md "Breadth columns")."""
+VOLUME_COLUMNS: tuple[str, ...] = ("up_volume", "down_volume")
 
-    `rows` hold each ticker's history up to the last date; rows before `dates[0]` (or on days not
-    in `dates`) only serve as a ticker's previous bar. The cumulative columns go on from `state`
-    (the day before `dates[0]`; none: they start at `dates[0]`), which is left at the last date.
-    """
-    state = state if state is not None else BreadthState()
-    missing = [c for c in BREADTH_INPUT_COLUMNS if c not in rows.columns]
+
+def count_breadth(rows: pd.DataFrame, dates: Sequence | pd.DatetimeIndex) -> pd.DataFrame:
+    """The daily counts (`COUNT_COLUMNS`, `VOLUME_COLUMNS`) per date in `dates` from the
+    ticker-day `rows` of one universe; rows before `dates[0]` (or on days not in `dates`) only
+    serve as a ticker's previous bar."""
+    missing = [c for c in ("ticker", "date", "close") if c not in rows.columns]
     if missing:
         raise ValueError(f"breadth rows lack columns {missing}")
     out_dates = pd.DatetimeIndex(pd.to_datetime(dates))
@@ -139,6 +152,8 @@ def compute_breadth(
         row_days = row_days[order]
 
     def column(name: str) -> np.ndarray:
+        if name not in rows.columns:
+            return np.full(row_days.size, np.nan)
         values = rows[name].to_numpy(dtype=np.float64)
         return values if order is None else values[order]
 
@@ -162,45 +177,74 @@ def compute_breadth(
     with np.errstate(invalid="ignore"):
         rising = has_prev & (close > prev_close)
         falling = has_prev & (close < prev_close)
-        flat = has_prev & (close == prev_close)
         volume = np.nan_to_num(column("volume"), nan=0.0)
-        result: dict[str, np.ndarray] = {"universe": per_day(np.ones(close.size, dtype=bool))}
-        advancers, decliners = per_day(rising), per_day(falling)
-        result.update(advancers=advancers, decliners=decliners, unchanged=per_day(flat))
-        result["net_advances"] = advancers - decliners
-        result["ad_line"] = state.ad_line + np.cumsum(result["net_advances"])
-        if n:
-            state.ad_line = int(result["ad_line"][-1])
-        result["ad_ratio"] = _ratio(advancers.astype(np.float64), decliners)
-        result.update(_smoothed(advancers, decliners, state.smoothing))
-
+        counts: dict[str, np.ndarray] = {
+            "universe": per_day(np.ones(close.size, dtype=bool)),
+            "advancers": per_day(rising),
+            "decliners": per_day(falling),
+            "unchanged": per_day(has_prev & (close == prev_close)),
+            "new_highs_52w": per_day(column("high") > column("high_52w")),
+            "new_lows_52w": per_day(column("low") < column("low_52w")),
+            "up_volume": per_day(rising, volume),
+            "down_volume": per_day(falling, volume),
+        }
         for period in EMA_PERIODS_ABOVE:
             ema = column(f"ema_{period}")
-            result[f"pct_above_ema_{period}"] = _ratio(
-                per_day(close > ema), per_day(~np.isnan(ema)), 100.0
-            )
-        result["new_highs_52w"] = per_day(column("high") > column("high_52w"))
-        result["new_lows_52w"] = per_day(column("low") < column("low_52w"))
+            counts[f"above_ema_{period}"] = per_day(close > ema)
+            counts[f"with_ema_{period}"] = per_day(~np.isnan(ema))
+        rsi = column("rsi_14")
+        counts["rsi_overbought"] = per_day(rsi > RSI_OVERBOUGHT)
+        counts["rsi_oversold"] = per_day(rsi < RSI_OVERSOLD)
+        stage = column("macd_stage")
+        counts["staged"] = per_day(~np.isnan(stage))
+        for k in MACD_STAGES:
+            counts[f"stage_{k}"] = per_day(stage == k)
+    ordered = {name: counts[name] for name in (*COUNT_COLUMNS, *VOLUME_COLUMNS)}
+    return pd.DataFrame({"date": out_dates, **ordered}, index=pd.RangeIndex(n))
 
-        up_volume, down_volume = per_day(rising, volume), per_day(falling, volume)
-        result.update(up_volume=up_volume, down_volume=down_volume)
+
+def finish_breadth(counts: pd.DataFrame, state: BreadthState | None = None) -> pd.DataFrame:
+    """Breadth rows from the daily counts: ratios, percentages and the cumulative columns, which
+    go on from `state` (the day before the first count; none: they start there) and leave it at
+    the last day."""
+    state = state if state is not None else BreadthState()
+    n = len(counts)
+
+    def count(name: str) -> np.ndarray:
+        return counts[name].to_numpy(dtype=np.int64)
+
+    advancers, decliners = count("advancers"), count("decliners")
+    up_volume = counts["up_volume"].to_numpy(dtype=np.float64)
+    down_volume = counts["down_volume"].to_numpy(dtype=np.float64)
+    result: dict[str, np.ndarray] = {
+        name: count(name)
+        for name in (
+            *("universe", "advancers", "decliners", "unchanged"),
+            *("new_highs_52w", "new_lows_52w", "rsi_overbought", "rsi_oversold"),
+        )
+    }
+    result.update(up_volume=up_volume, down_volume=down_volume)
+    result["net_advances"] = advancers - decliners
+    result["ad_line"] = state.ad_line + np.cumsum(result["net_advances"])
+    if n:
+        state.ad_line = int(result["ad_line"][-1])
+    result["ad_ratio"] = _ratio(advancers.astype(np.float64), decliners)
+    result.update(_smoothed(advancers, decliners, state.smoothing))
+    for period in EMA_PERIODS_ABOVE:
+        result[f"pct_above_ema_{period}"] = _ratio(
+            count(f"above_ema_{period}"), count(f"with_ema_{period}"), 100.0
+        )
+    with np.errstate(invalid="ignore", divide="ignore"):
         defined = (advancers > 0) & (decliners > 0) & (up_volume > 0) & (down_volume > 0)
         trin = np.full(n, np.nan)
         trin[defined] = (advancers[defined] / decliners[defined]) / (
             up_volume[defined] / down_volume[defined]
         )
-        result["trin"] = trin
+    result["trin"] = trin
+    for k in MACD_STAGES:
+        result[f"macd_stage_{k}"] = _ratio(count(f"stage_{k}"), count("staged"), 100.0)
 
-        rsi = column("rsi_14")
-        result["rsi_overbought"] = per_day(rsi > RSI_OVERBOUGHT)
-        result["rsi_oversold"] = per_day(rsi < RSI_OVERSOLD)
-
-        stage = column("macd_stage")
-        staged = per_day(~np.isnan(stage))
-        for k in MACD_STAGES:
-            result[f"macd_stage_{k}"] = _ratio(per_day(stage == k), staged, 100.0)
-
-    columns: dict[str, object] = {"date": out_dates}
+    columns: dict[str, object] = {"date": pd.DatetimeIndex(counts["date"])}
     for name, sql_type in BREADTH_COLUMNS.items():
         if name != "date":
             dtype = np.int64 if sql_type == _COUNT_TYPE else np.float64
@@ -208,38 +252,38 @@ def compute_breadth(
     return pd.DataFrame(columns, index=pd.RangeIndex(n))
 
 
+def compute_breadth(
+    rows: pd.DataFrame, dates: Sequence | pd.DatetimeIndex, state: BreadthState | None = None
+) -> pd.DataFrame:
+    """One breadth row per date in `dates`, from the ticker-day `rows` of one universe.
+
+    `rows` hold each ticker's history up to the last date; rows before `dates[0]` (or on days not
+    in `dates`) only serve as a ticker's previous bar. The cumulative columns go on from `state`
+    (the day before `dates[0]`; none: they start at `dates[0]`), which is left at the last date.
+    """
+    missing = [c for c in BREADTH_INPUT_COLUMNS if c not in rows.columns]
+    if missing:
+        raise ValueError(f"breadth rows lack columns {missing}")
+    return finish_breadth(count_breadth(rows, dates), state)
+
+
 def compute_breadth_in_chunks(
-    read_rows: Callable[[pd.Timestamp, pd.Timestamp], pd.DataFrame],
-    previous_bars: pd.DataFrame,
+    count_days: Callable[[pd.DatetimeIndex], pd.DataFrame],
     dates: Sequence | pd.DatetimeIndex,
     chunk_days: int,
     state: BreadthState | None = None,
 ) -> Iterator[pd.DataFrame]:
-    """`compute_breadth` over `dates`, reading and counting `chunk_days` dates at a time.
+    """Breadth rows over `dates`, counted `chunk_days` dates at a time.
 
-    `read_rows(first, last)` gives the ticker-day rows dated in [first, last]; `previous_bars`
-    holds each ticker's last bar before `dates[0]` (`ticker`, `date`, `close` suffice) and
-    `state` what the cumulative columns stand at on the day before `dates[0]` (none: they start
-    at `dates[0]`). Each chunk is counted with every ticker's last bar before it as its previous
-    bar and carries the cumulative columns on, so the rows equal one `compute_breadth` over all
-    the rows while memory holds one chunk of rows at a time. Yields the rows chunk by chunk.
+    `count_days(chunk)` gives the daily counts of the chunk (`count_breadth` over its ticker-days
+    with each ticker's last bar before it, or a store's own query); `state` is where the
+    cumulative columns stand on the day before `dates[0]` (none: they start at `dates[0]`). The
+    rows equal one `compute_breadth` over all the rows while memory holds one chunk at a time.
+    Yields the rows chunk by chunk.
     """
     out_dates = pd.DatetimeIndex(pd.to_datetime(dates))
     if chunk_days < 1:
         raise ValueError("chunk_days must be at least 1")
     state = state if state is not None else BreadthState()
-    last_bars = previous_bars.reindex(columns=list(BREADTH_INPUT_COLUMNS))
     for first in range(0, out_dates.size, chunk_days):
-        chunk = out_dates[first : first + chunk_days]
-        rows = read_rows(chunk[0], chunk[-1])
-        if len(last_bars):
-            rows = pd.concat([last_bars, rows], ignore_index=True) if len(rows) else last_bars
-        yield compute_breadth(rows, chunk, state)
-        if len(rows):
-            last_bars = _latest_per_ticker(rows)
-
-
-def _latest_per_ticker(rows: pd.DataFrame) -> pd.DataFrame:
-    """Each ticker's row with the latest date."""
-    latest = rows["date"].groupby(rows["ticker"], sort=False).idxmax()
-    return rows.loc[latest.to_numpy()].reset_index(drop=True)
+        yield finish_breadth(count_days(out_dates[first : first + chunk_days]), state)

@@ -94,12 +94,11 @@ def _materialize(
                 f"or whose inputs changed (stale mark {mark.stale_from})"
             )
 
-        def read(chunk_first: pd.Timestamp, chunk_last: pd.Timestamp) -> pd.DataFrame:
-            return store.read_breadth_inputs(tickers, chunk_last.date(), start=chunk_first.date())
+        def count(chunk: pd.DatetimeIndex) -> pd.DataFrame:
+            return store.count_breadth(tickers, chunk)
 
-        previous = store.read_previous_closes(tickers, first.date())
         parts = []
-        for part in compute_breadth_in_chunks(read, previous, days[begin:], CHUNK_DAYS, state):
+        for part in compute_breadth_in_chunks(count, days[begin:], CHUNK_DAYS, state):
             parts.append(part)
             context.log.info(f"breadth: counted up to {part['date'].iloc[-1]:%Y-%m-%d}")
         series = pd.concat(parts, ignore_index=True)

@@ -10,6 +10,8 @@ from typing import ClassVar
 import dagster as dg
 import pandas as pd
 
+from breadth_assets.analytics.breadth import count_breadth
+
 
 @dataclass(frozen=True)
 class StaleMark:
@@ -59,6 +61,20 @@ class MarketStore(dg.ConfigurableResource):
     def read_previous_closes(self, tickers: Sequence[str], before: dt.date) -> pd.DataFrame:
         """Each ticker's last indicators row dated before `before`: `ticker, date, close`."""
         raise NotImplementedError
+
+    def count_breadth(self, tickers: Sequence[str], dates: pd.DatetimeIndex) -> pd.DataFrame:
+        """The daily counts of breadth (`analytics.breadth.count_breadth`) over these trading
+        days, each ticker's last bar before them serving as its previous bar.
+
+        This default reads the days' ticker-days into pandas; a store may count in its own
+        query instead, with the same result.
+        """
+        first, last = dates[0].date(), dates[-1].date()
+        rows = self.read_breadth_inputs(tickers, last, start=first)
+        previous = self.read_previous_closes(tickers, first)
+        if len(previous):
+            rows = pd.concat([previous.reindex(columns=rows.columns), rows], ignore_index=True)
+        return count_breadth(rows, dates)
 
     def read_breadth_before(self, day: dt.date) -> pd.Series | None:
         """The latest stored breadth row dated before `day`, or None."""

@@ -16,6 +16,7 @@ import pytest
 from breadth_assets.analytics.breadth import (
     compute_breadth,
     compute_breadth_in_chunks,
+    count_breadth,
     state_after,
 )
 from breadth_assets.schema import BREADTH_INPUT_COLUMNS
@@ -49,15 +50,16 @@ def _universe(seed: int) -> pd.DataFrame:
 def _in_chunks(
     rows: pd.DataFrame, dates: pd.DatetimeIndex, chunk_days: int, stored_row=None
 ) -> pd.DataFrame:
-    """What the breadth asset does: previous closes and state from the store, rows by chunk."""
+    """What the breadth asset does: the state from the stored row, each chunk counted from its
+    ticker-days and each ticker's last bar before it."""
 
-    def read(first: pd.Timestamp, last: pd.Timestamp) -> pd.DataFrame:
-        return rows[(rows["date"] >= first) & (rows["date"] <= last)].reset_index(drop=True)
+    def count_days(chunk: pd.DatetimeIndex) -> pd.DataFrame:
+        inside = rows[(rows["date"] >= chunk[0]) & (rows["date"] <= chunk[-1])]
+        previous = rows[rows["date"] < chunk[0]].groupby("ticker").tail(1)
+        return count_breadth(pd.concat([previous[["ticker", "date", "close"]], inside]), chunk)
 
-    before = rows[rows["date"] < dates[0]]
-    previous = before.groupby("ticker").tail(1)[["ticker", "date", "close"]]
     state = state_after(stored_row) if stored_row is not None else None
-    parts = list(compute_breadth_in_chunks(read, previous, dates, chunk_days, state))
+    parts = list(compute_breadth_in_chunks(count_days, dates, chunk_days, state))
     return pd.concat(parts, ignore_index=True)
 
 

@@ -14,6 +14,7 @@ import pytest
 from pymongo.errors import BulkWriteError
 
 from breadth_assets import schema
+from breadth_assets.analytics.breadth import count_breadth
 from breadth_assets.resources.market_store import StoreError
 from breadth_assets_tests.support import STORE_KINDS, make_prices, make_store
 
@@ -261,3 +262,48 @@ def test_the_breadth_universe_reads_back_as_written(store):
     store.write_breadth_tickers(["CCC", "AAA"])
 
     assert store.read_breadth_tickers() == ["AAA", "CCC"]
+
+
+def _random_ticker_days(seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Prices and indicators with listings, gaps, ties and NULL indicators."""
+    rng = np.random.default_rng(seed)
+    days = pd.bdate_range("2024-01-01", periods=60)
+    frames = []
+    for t in range(6):
+        first, last = sorted(rng.integers(0, days.size, size=2))
+        span = days[first : last + 1]
+        span = span[rng.random(span.size) > 0.2]
+        n = span.size
+        close = np.round(100 + np.cumsum(rng.normal(0, 1, n)))
+        frame = pd.DataFrame({"ticker": f"T{t}", "date": span, "close": close})
+        frame["open"] = close
+        frame["high"] = close + rng.integers(0, 3, n)
+        frame["low"] = close - rng.integers(0, 3, n)
+        frame["volume"] = np.where(rng.random(n) < 0.1, np.nan, rng.integers(1, 1000, n))
+        for name in ("ema_20", "ema_50", "ema_200", "high_52w", "low_52w", "rsi_14"):
+            values = close + rng.normal(0, 2, n) if name != "rsi_14" else rng.uniform(0, 100, n)
+            values[rng.random(n) < 0.25] = np.nan
+            frame[name] = values
+        frame["macd_stage"] = np.where(rng.random(n) < 0.2, np.nan, rng.integers(1, 7, n))
+        frames.append(frame)
+    rows = pd.concat(frames, ignore_index=True)
+    indicators = rows.reindex(columns=list(schema.INDICATOR_COLUMNS))
+    return rows[list(schema.PRICE_COLUMNS)], indicators
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_breadth_counts_equal_the_analytics_counts_over_the_same_rows(store, seed):
+    prices, indicators = _random_ticker_days(seed)
+    store.write({schema.PRICES: prices, schema.INDICATORS: indicators})
+    closures = {pd.Timestamp("2024-01-17"), pd.Timestamp("2024-02-05")}
+    dates = pd.DatetimeIndex(
+        [d for d in pd.bdate_range("2024-01-15", "2024-03-01") if d not in closures]
+    )
+    tickers = ["T0", "T1", "T2", "T3", "T5"]  # T4 is not in the universe
+
+    counted = store.count_breadth(tickers, dates)
+
+    rows = prices.merge(indicators.drop(columns="close"), on=["ticker", "date"])
+    rows = rows[rows["ticker"].isin(tickers) & (rows["date"] <= dates[-1])]
+    expected = count_breadth(rows.sort_values(["ticker", "date"]), dates)
+    pd.testing.assert_frame_equal(counted, expected, check_dtype=False, rtol=1e-12)
