@@ -48,7 +48,7 @@ class Tree:
 
 def read_tree(text: str) -> Tree | None:
     """The document as a `Tree`, None when it is empty; yaml.YAMLError when it is not YAML."""
-    loader = yaml.SafeLoader(text)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)  # libyaml: 10x faster
     lines: dict[Loc, int] = {}
     key_lines: dict[Loc, int] = {}
 

@@ -60,9 +60,13 @@ class TickerRunConfig(FetchRunConfig):
 
 def _fetch_starts(stored: pd.DataFrame, history_start: dt.date, overlap_bars: int) -> dict:
     """Per stored ticker, the date of its bar `overlap_bars` before the last (or its first)."""
-    last_bars = stored.groupby("ticker", sort=False).tail(overlap_bars + 1)
-    firsts = last_bars.groupby("ticker", sort=False)["date"].min()
-    return {ticker: max(day.date(), history_start) for ticker, day in firsts.items()}
+    ordered = stored.sort_values(["ticker", "date"])
+    last_bars = ordered.groupby("ticker", sort=False).tail(overlap_bars + 1)
+    firsts = last_bars.drop_duplicates("ticker")
+    return {
+        ticker: max(day.date(), history_start)
+        for ticker, day in zip(firsts["ticker"], firsts["date"], strict=True)
+    }
 
 
 def build_ticker_assets(batch_size: int, store_kind: str) -> dg.AssetsDefinition:
@@ -129,27 +133,9 @@ def ticker_assets(
             failed[INDICATORS][ticker] = f"prices were not updated: {reason}"
         good = prices[~prices["ticker"].isin(list(failed[INDICATORS]))]
         if incremental:
-            stored = store.read_tail(
-                schema.INDICATORS,
-                good["ticker"].unique().tolist(),
-                config.overlap_bars + TAIL_MARGIN_BARS,
+            computed, stored, broken = _indicators_from_state(
+                store, good, new_prices, config.overlap_bars + TAIL_MARGIN_BARS
             )
-            plan = plan_indicator_update(good, new_prices, stored)
-            whole = apply_changes(
-                store.read_prices(plan.recompute),
-                new_prices[new_prices["ticker"].isin(plan.recompute)],
-                schema.KEYS[schema.PRICES],
-            )
-            computed, broken = compute_indicators_by_ticker(whole)
-            stored = pd.concat(
-                [
-                    stored[~stored["ticker"].isin(plan.recompute)],
-                    store.read_indicators(plan.recompute),
-                ],
-                ignore_index=True,
-            )
-            going_on = continue_indicators(plan.prices, plan.previous)
-            computed = pd.concat([f for f in (going_on, computed) if len(f)] or [computed])
         else:
             computed, broken = compute_indicators_by_ticker(good)
             stored = store.read_indicators(computed["ticker"].unique().tolist())
@@ -173,6 +159,36 @@ def ticker_assets(
             f"{len(failed[key])} failed, {len(written[key])} rows written in {seconds:.2f} s"
         )
     yield from finish_batch(context, tickers, metadata, failed)
+
+
+def _indicators_from_state(
+    store: MarketStore, prices: pd.DataFrame, new_prices: pd.DataFrame, stored_bars: int
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
+    """Indicator rows from each ticker's first new bar on, going on from its stored state, and
+    the whole history of the tickers that cannot (docs/design.md "Indicators from state").
+
+    Returns the computed rows, the stored rows they replace, and the tickers that failed.
+    """
+    tickers = prices["ticker"].unique().tolist()
+    stored = store.read_tail(schema.INDICATORS, tickers, stored_bars)
+    plan = plan_indicator_update(prices, new_prices, stored)
+    recompute = plan.recompute
+    try:
+        going_on = continue_indicators(plan.prices, plan.previous)
+    except Exception:  # computed again below, where a broken ticker is named alone
+        going_on, recompute = plan.prices.iloc[0:0], sorted({*recompute, *plan.previous["ticker"]})
+    whole = apply_changes(
+        store.read_prices(recompute),
+        new_prices[new_prices["ticker"].isin(recompute)],
+        schema.KEYS[schema.PRICES],
+    )
+    computed, broken = compute_indicators_by_ticker(whole)
+    stored = pd.concat(
+        [stored[~stored["ticker"].isin(recompute)], store.read_indicators(recompute)],
+        ignore_index=True,
+    )
+    computed = pd.concat([f for f in (going_on, computed) if len(f)] or [computed])
+    return computed, stored, broken
 
 
 def _whole_where_needed(

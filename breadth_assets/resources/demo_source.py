@@ -84,9 +84,9 @@ def _market_returns(seed: int) -> np.ndarray:
 
 
 def _demo_arrays(
-    ticker: str, seed: int, stop: int = _N
+    ticker: str, seed: int, stop: int = _N, start: int = 0
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Positions into DAYS of the ticker's bars before `stop`, and its OHLCV at those positions.
+    """Positions into DAYS of the ticker's bars in [start, stop), and its OHLCV there.
 
     Day t uses only word t of the stream and a running sum, so a shorter `stop` gives the same
     bars for the days it covers (the series is generated at least up to the price anchor).
@@ -158,7 +158,7 @@ def _demo_arrays(
     if p[9] < 0.3:
         halt_start = event_lo + int(p[10] * (event_hi - event_lo))
         keep[halt_start : halt_start + 5 + int(p[11] * 11)] = False
-    positions = np.flatnonzero(keep)
+    positions = np.flatnonzero(keep[start:]) + start
     columns = {"open": open_, "high": high, "low": low, "close": close, "volume": volume}
     return positions, {name: values[positions] for name, values in columns.items()}
 
@@ -185,7 +185,5 @@ class DemoSource(PriceSource):
     def fetch(self, request: PriceRequest) -> TickerBars:
         start = int(np.searchsorted(DAYS, np.datetime64(request.start, "D"), side="left"))
         stop = int(np.searchsorted(DAYS, np.datetime64(request.end, "D"), side="right"))
-        positions, columns = _demo_arrays(request.ticker, self.seed, stop)
-        lo = int(np.searchsorted(positions, start))
-        sliced = {name: values[lo:] for name, values in columns.items()}
-        return TickerBars(request.ticker, _frame(request.ticker, positions[lo:], sliced))
+        positions, columns = _demo_arrays(request.ticker, self.seed, stop, start)
+        return TickerBars(request.ticker, _frame(request.ticker, positions, columns))

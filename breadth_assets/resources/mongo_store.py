@@ -122,23 +122,17 @@ class MongoStore(MarketStore):
         return rows[list(schema.BREADTH_INPUT_COLUMNS)].reset_index(drop=True)
 
     def read_previous_closes(self, tickers: Sequence[str], before: dt.date) -> pd.DataFrame:
-        pipeline = [
-            {"$match": {"ticker": {"$in": list(tickers)}, "date": {"$lt": _bson_date(before)}}},
-            {"$sort": {"ticker": 1, "date": 1}},
-            {
-                "$group": {
-                    "_id": "$ticker",
-                    "date": {"$last": "$date"},
-                    "close": {"$last": "$close"},
-                }
-            },
-        ]
+        match = {"ticker": {"$in": list(tickers)}, "date": {"$lt": _bson_date(before)}}
+        pipeline = [{"$match": match}, {"$group": {"_id": "$ticker", "date": {"$max": "$date"}}}]
         try:
-            groups = list(self._db()[schema.INDICATORS].aggregate(pipeline))
+            last = {g["_id"]: g["date"] for g in self._db()[schema.INDICATORS].aggregate(pipeline)}
+            query = {"ticker": {"$in": list(last)}, "date": {"$in": sorted(set(last.values()))}}
+            projection = {"_id": False, "ticker": True, "date": True, "close": True}
+            found = self._db()[schema.INDICATORS].find(query, projection)
+            rows = [doc for doc in found if last.get(doc["ticker"]) == doc["date"]]
         except PyMongoError as error:
             raise self._fail(error, "reading indicators") from None
         columns = {name: schema.INDICATOR_COLUMNS[name] for name in ("ticker", "date", "close")}
-        rows = ({"ticker": g["_id"], "date": g["date"], "close": g["close"]} for g in groups)
         return _frame(rows, columns).sort_values("ticker", ignore_index=True)
 
     def read_breadth_before(self, day: dt.date) -> pd.Series | None:
