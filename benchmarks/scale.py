@@ -8,7 +8,7 @@ and the peak RSS of the process. `floor` does the history's data work without Da
 bars, one bulk write, TA-Lib over every ticker, one write, one query and the breadth count.
 
     .venv/bin/python benchmarks/scale.py --tickers 2000 --years 20 [--batch-size 50]
-        [--update-batch-size 500] [--instance sqlite|postgres] [--no-floor]
+        [--update-batch-size 2000] [--instance sqlite|postgres] [--no-floor]
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--tickers", type=int, default=2000)
     parser.add_argument("--years", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=50)
-    parser.add_argument("--update-batch-size", type=int, default=500)
+    parser.add_argument("--update-batch-size", type=int, default=2000)
     parser.add_argument("--instance", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--no-floor", action="store_true", help="skip the plain floor")
     parser.add_argument("--floor-only", action="store_true", help=argparse.SUPPRESS)

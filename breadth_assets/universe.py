@@ -7,7 +7,7 @@ the line and the field, so a typo is fixed before a run starts rather than found
 market: DEMO            # DEMO, NSE or HOSE
 start_date: 2015-01-01  # first date of history, not in the future
 batch_size: 50          # tickers per run; optional, default 50, 1..1000
-update_batch_size: 500  # tickers per run of an update; optional, default 500, 1..5000
+update_batch_size: 2000 # tickers per run of an update; optional, default 2000, 1..5000
 source:
   kind: demo            # demo (optional: seed: 0) | csv | upstox
   # csv only:
@@ -84,7 +84,7 @@ _ALL_SOURCE_KEYS = tuple(
 
 DEFAULT_BATCH_SIZE = 50
 MAX_BATCH_SIZE = 1000
-DEFAULT_UPDATE_BATCH_SIZE = 500
+DEFAULT_UPDATE_BATCH_SIZE = 2000
 MAX_UPDATE_BATCH_SIZE = 5000
 ENV_VAR = "BREADTH_UNIVERSE"
 
