@@ -71,6 +71,12 @@ class DuckDBStore(MarketStore):
     lock_timeout_seconds: float = Field(
         default=600.0, description="How long an access waits for other processes' writes."
     )
+    memory_limit: str = Field(
+        default="512MB",
+        description="DuckDB's buffer pool per access. A daily update's reads touch every block "
+        "of the tables (each ticker's last bars), which DuckDB would otherwise keep cached up "
+        "to 80% of the machine's memory; larger work spills to a temporary folder.",
+    )
 
     @contextlib.contextmanager
     def _locked(self, exclusive: bool) -> Iterator[None]:
@@ -102,7 +108,9 @@ class DuckDBStore(MarketStore):
                 pass
         with self._locked(exclusive=write):
             try:
-                con = duckdb.connect(self.path, read_only=not write)
+                con = duckdb.connect(
+                    self.path, read_only=not write, config={"memory_limit": self.memory_limit}
+                )
             except duckdb.Error as error:
                 raise StoreError(f"cannot open the DuckDB store {self.path}: {error}") from error
             try:
