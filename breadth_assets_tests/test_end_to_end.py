@@ -106,3 +106,26 @@ def test_a_second_main_job_run_is_incremental_and_leaves_the_store_unchanged(hom
     assert "breadth: every trading day is up to date" in result.stdout
     pd.testing.assert_frame_equal(store.read_indicators(TICKERS), before[0])
     pd.testing.assert_frame_equal(store.read_breadth(), before[1])
+
+
+def test_the_main_job_stops_at_the_end_date_and_a_later_run_adds_the_days_after_it(home):
+    _run([str(BIN / "breadth-assets"), "run", "--tail", "0", "--end-date", "2025-06-30"], home)
+    store = DuckDBStore(path=home["BREADTH_DUCKDB_PATH"])
+    assert store.read_prices(TICKERS)["date"].max() == pd.Timestamp("2025-06-30")
+    assert store.read_breadth()["date"].max() == pd.Timestamp("2025-06-30")
+
+    _run([str(BIN / "breadth-assets"), "run", "--tail", "0", "--end-date", "2025-07-15"], home)
+
+    whole = DuckDBStore(path=str(Path(home["BREADTH_DUCKDB_PATH"]).with_name("whole.duckdb")))
+    _run(
+        [str(BIN / "breadth-assets"), "run", "--tail", "0", "--end-date", "2025-07-15"],
+        {**home, "BREADTH_DUCKDB_PATH": whole.path, "DAGSTER_HOME": _fresh_home(home)},
+    )
+    pd.testing.assert_frame_equal(store.read_breadth(), whole.read_breadth())
+
+
+def _fresh_home(env: dict[str, str]) -> str:
+    fresh = Path(env["DAGSTER_HOME"]).with_name("fresh_home")
+    fresh.mkdir()
+    shutil.copy(PROJECT_ROOT / "dagster_home" / "dagster.yaml", fresh / "dagster.yaml")
+    return str(fresh)

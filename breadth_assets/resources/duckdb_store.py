@@ -73,9 +73,9 @@ class DuckDBStore(MarketStore):
     )
     memory_limit: str = Field(
         default="512MB",
-        description="DuckDB's buffer pool per access. A daily update's reads touch every block "
-        "of the tables (each ticker's last bars), which DuckDB would otherwise keep cached up "
-        "to 80% of the machine's memory; larger work spills to a temporary folder.",
+        description="DuckDB's buffer pool for the reads that scan the whole file for a small "
+        "result (an update's last bars per ticker, breadth's daily counts): DuckDB would keep "
+        "every block it read cached, up to 80% of the machine's memory.",
     )
 
     @contextlib.contextmanager
@@ -102,15 +102,16 @@ class DuckDBStore(MarketStore):
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
-    def _connect(self, write: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _connect(self, write: bool, bounded: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """`bounded`: a read whose result is small by design but whose scan touches the whole
+        file, run within `memory_limit` (DuckDB would keep every block it read cached)."""
         if not write and (self.path not in _SCHEMA_CHECKED or not os.path.exists(self.path)):
             with self._connect(write=True):
                 pass
         with self._locked(exclusive=write):
             try:
-                con = duckdb.connect(
-                    self.path, read_only=not write, config={"memory_limit": self.memory_limit}
-                )
+                config = {"memory_limit": self.memory_limit} if bounded else {}
+                con = duckdb.connect(self.path, read_only=not write, config=config)
             except duckdb.Error as error:
                 raise StoreError(f"cannot open the DuckDB store {self.path}: {error}") from error
             try:
@@ -155,7 +156,7 @@ class DuckDBStore(MarketStore):
         # other columns of recent rows only), cut to `bars` per ticker in pandas; the tickers
         # the bound cut short (a long halt, a history that ended earlier) are read again with a
         # window over their rows alone.
-        with self._connect(write=False) as con:
+        with self._connect(write=False, bounded=True) as con:
             counts = con.execute(
                 f"SELECT ticker, count(*) AS n, max(date) AS last FROM {table} "
                 "WHERE ticker IN (SELECT unnest(?)) GROUP BY ticker",
@@ -214,7 +215,7 @@ class DuckDBStore(MarketStore):
             "last": dates[-1].date(),
             "days": [day.date() for day in dates],
         }
-        with self._connect(write=False) as con:
+        with self._connect(write=False, bounded=True) as con:
             counts = con.execute(_COUNT_BREADTH_SQL, params).df()
         counts = counts.set_index("date").reindex(pd.DatetimeIndex(dates), fill_value=0)
         counts.index.name = "date"
