@@ -100,8 +100,12 @@ def chart_png(breadth: pd.DataFrame, days: int = CHART_DAYS) -> bytes:
             f"Market breadth {first:%Y-%m-%d} to {last:%Y-%m-%d} ({len(dates)} trading days)",
             fontsize=12,
         )
-    figure.autofmt_xdate()
-    figure.tight_layout()
+    # Fixed margins instead of tight_layout/autofmt_xdate, which draw the figure once more to
+    # measure it (0.4 s of a daily breadth step).
+    highs.tick_params(axis="x", labelrotation=30)
+    for label in highs.get_xticklabels():
+        label.set_horizontalalignment("right")
+    figure.subplots_adjust(left=0.075, right=0.985, top=0.91, bottom=0.1, hspace=0.42)
     canvas.draw()
     rgba = Image.frombuffer("RGBA", canvas.get_width_height(), bytes(canvas.buffer_rgba()))
     # A palette of 64 colours keeps the PNG small enough to embed in every materialization.

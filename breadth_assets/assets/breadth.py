@@ -106,9 +106,7 @@ def _materialize(
         # Dagster has never materialized stays absent from the table.
         stored = store.read_breadth(start=first.date(), end=pd.Timestamp(keys[0]).date())["date"]
         written = series[series["date"].isin(stored) | (series["date"] >= pd.Timestamp(keys[0]))]
-        store.write({schema.BREADTH: written})
-        store.write_breadth_tickers(sorted(tickers))
-        _settle(store, mark, trading_days, keys[-1])
+        store.write_breadth(written, sorted(tickers), mark, _stale_after(store, mark, keys[-1]))
         recent = store.read_breadth(
             start=(pd.Timestamp(keys[-1]) - pd.Timedelta(days=RECENT_DAYS)).date(),
             end=pd.Timestamp(keys[-1]).date(),
@@ -177,14 +175,11 @@ def _starting_point(
     return 0, BreadthState()
 
 
-def _settle(
-    store: MarketStore, mark: StaleMark, trading_days: dg.DailyPartitionsDefinition, last: str
-) -> None:
-    """Breadth is current up to `last`: the stale mark moves past it, to the next stored day
-    (still computed from old inputs) or away."""
+def _stale_after(store: MarketStore, mark: StaleMark, last: str) -> dt.date | None:
+    """Where the stale mark stands once breadth is current up to `last`: the next stored day
+    (still computed from old inputs), or nowhere; unchanged when it is after `last`."""
     if mark.stale_from is None or mark.stale_from.isoformat() > last:
-        return
+        return mark.stale_from
     after = (pd.Timestamp(last) + pd.Timedelta(days=1)).date()
-    later = store.read_breadth_before(dt.date.max)
-    still_stale = later is not None and pd.Timestamp(later["date"]).date() >= after
-    store.settle_breadth_stale(mark, after if still_stale else None)
+    latest = store.read_breadth_before(dt.date.max)
+    return after if latest is not None and pd.Timestamp(latest["date"]).date() >= after else None

@@ -245,6 +245,26 @@ class DuckDBStore(MarketStore):
                 _move_stale_mark(con, first)
         return first
 
+    def write_breadth(
+        self,
+        rows: pd.DataFrame,
+        tickers: Sequence[str],
+        seen: StaleMark,
+        stale_from: dt.date | None,
+    ) -> None:
+        """One transaction: a crash leaves the rows, their universe and the mark as they were."""
+        with self._connect(write=True) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                if len(rows):
+                    self._upsert(con, schema.BREADTH, rows)
+                _replace_universe(con, tickers)
+                _settle(con, seen, stale_from)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
     def read_breadth_tickers(self) -> list[str]:
         with self._connect(write=False) as con:
             rows = con.execute(f"SELECT ticker FROM {_UNIVERSE_TABLE} ORDER BY ticker").fetchall()
@@ -253,18 +273,12 @@ class DuckDBStore(MarketStore):
     def write_breadth_tickers(self, tickers: Sequence[str]) -> None:
         with self._connect(write=True) as con:
             con.execute("BEGIN TRANSACTION")
-            con.execute(f"DELETE FROM {_UNIVERSE_TABLE}")
-            con.execute(
-                f"INSERT INTO {_UNIVERSE_TABLE} SELECT unnest(?::VARCHAR[])", [list(tickers)]
-            )
+            _replace_universe(con, tickers)
             con.execute("COMMIT")
 
     def settle_breadth_stale(self, seen: StaleMark, stale_from: dt.date | None) -> None:
         with self._connect(write=True) as con:
-            con.execute(
-                f"UPDATE {_STALE_TABLE} SET stale_from = ? WHERE version = ?",
-                [stale_from, seen.version],
-            )
+            _settle(con, seen, stale_from)
 
     def read_breadth(
         self, start: dt.date | None = None, end: dt.date | None = None
@@ -389,3 +403,14 @@ FROM bars WHERE counted AND date IN (SELECT unnest($days)) GROUP BY date ORDER B
 
 
 _COUNT_BREADTH_SQL = _count_breadth_sql()
+
+
+def _replace_universe(con: duckdb.DuckDBPyConnection, tickers: Sequence[str]) -> None:
+    con.execute(f"DELETE FROM {_UNIVERSE_TABLE}")
+    con.execute(f"INSERT INTO {_UNIVERSE_TABLE} SELECT unnest(?::VARCHAR[])", [list(tickers)])
+
+
+def _settle(con: duckdb.DuckDBPyConnection, seen: StaleMark, stale_from: dt.date | None) -> None:
+    con.execute(
+        f"UPDATE {_STALE_TABLE} SET stale_from = ? WHERE version = ?", [stale_from, seen.version]
+    )

@@ -10,6 +10,7 @@ from typing import ClassVar
 import dagster as dg
 import pandas as pd
 
+from breadth_assets import schema
 from breadth_assets.analytics.breadth import count_breadth
 
 
@@ -90,6 +91,20 @@ class MarketStore(dg.ConfigurableResource):
         """Marks breadth stale from these tickers' first bar (they joined or left the universe);
         returns that day, or None when they have no rows."""
         raise NotImplementedError
+
+    def write_breadth(
+        self,
+        rows: pd.DataFrame,
+        tickers: Sequence[str],
+        seen: StaleMark,
+        stale_from: dt.date | None,
+    ) -> None:
+        """Writes breadth rows with their bookkeeping: the universe they were computed over and
+        the stale mark moved to `stale_from` (unless a write moved it since `seen`). This default
+        does it in three steps; a store with transactions does it in one."""
+        self.write({schema.BREADTH: rows})
+        self.write_breadth_tickers(tickers)
+        self.settle_breadth_stale(seen, stale_from)
 
     def read_breadth_tickers(self) -> list[str]:
         """The universe the stored breadth rows were last computed over, sorted."""

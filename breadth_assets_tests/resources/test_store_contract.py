@@ -307,3 +307,17 @@ def test_breadth_counts_equal_the_analytics_counts_over_the_same_rows(store, see
     rows = rows[rows["ticker"].isin(tickers) & (rows["date"] <= dates[-1])]
     expected = count_breadth(rows.sort_values(["ticker", "date"]), dates)
     pd.testing.assert_frame_equal(counted, expected, check_dtype=False, rtol=1e-12)
+
+
+def test_writing_breadth_records_its_universe_and_settles_the_stale_mark(store):
+    store.write({schema.PRICES: make_prices("AAA", "2024-01-03", [1.0])})
+    seen = store.breadth_stale()
+    rows = pd.DataFrame(
+        {name: [1 if kind == "BIGINT" else 0.5] for name, kind in schema.BREADTH_COLUMNS.items()}
+    ).assign(date=pd.Timestamp("2024-01-03"))
+
+    store.write_breadth(rows, ["AAA", "BBB"], seen, None)
+
+    assert len(store.read_breadth()) == 1
+    assert store.read_breadth_tickers() == ["AAA", "BBB"]
+    assert store.breadth_stale().stale_from is None
