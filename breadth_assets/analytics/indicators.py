@@ -280,6 +280,7 @@ def _go_on(
     fast_period, slow_period, signal_period = MACD_PERIODS
     fast, slow = float(state["macd_ema_12"]), float(state["macd_ema_26"])
     signal, hist = float(state["macd_signal"]), float(state["macd_hist"])
+    previous_hist = hist
     gain, loss = float(state["rsi_avg_gain"]), float(state["rsi_avg_loss"])
     previous_close = float(window[LOOKBACK_52W - 1])
     for j, x in enumerate(new.tolist()):
@@ -290,7 +291,6 @@ def _go_on(
         slow = ((x - slow) * _k(slow_period)) + slow
         macd = fast - slow
         signal = ((macd - signal) * _k(signal_period)) + signal
-        out["macd_stage"][j] = _stage(np.array([macd - signal]), np.array([hist]))[0]
         hist = macd - signal
         out["macd"][j], out["macd_signal"][j], out["macd_hist"][j] = macd, signal, hist
         out["macd_ema_12"][j], out["macd_ema_26"][j] = fast, slow
@@ -307,6 +307,7 @@ def _go_on(
         total = gain + loss
         out["rsi_14"][j] = 100.0 * (gain / total) if not -1e-8 < total < 1e-8 else 0.0
         out["rsi_avg_gain"][j], out["rsi_avg_loss"][j] = gain, loss
+    out["macd_stage"][:] = _stage(out["macd_hist"], np.r_[previous_hist, out["macd_hist"][:-1]])
     bands = talib.BBANDS(
         window[LOOKBACK_52W - BB_PERIOD + 1 :], BB_PERIOD, BB_DEVIATIONS, BB_DEVIATIONS, matype=0
     )

@@ -59,9 +59,9 @@ class TickerRunConfig(FetchRunConfig):
 
 
 def _fetch_starts(stored: pd.DataFrame, history_start: dt.date, overlap_bars: int) -> dict:
-    """Per stored ticker, the date of its bar `overlap_bars` before the last (or its first)."""
-    ordered = stored.sort_values(["ticker", "date"])
-    last_bars = ordered.groupby("ticker", sort=False).tail(overlap_bars + 1)
+    """Per stored ticker, the date of its bar `overlap_bars` before the last (or its first);
+    `stored` is sorted by ticker and date, as the store returns it."""
+    last_bars = stored.groupby("ticker", sort=False).tail(overlap_bars + 1)
     firsts = last_bars.drop_duplicates("ticker")
     return {
         ticker: max(day.date(), history_start)

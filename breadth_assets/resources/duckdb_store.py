@@ -116,6 +116,18 @@ class DuckDBStore(MarketStore):
             finally:
                 con.close()
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A write connection inside one transaction: committed whole or rolled back."""
+        with self._connect(write=True) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
     def _select(self, sql: str, params: list) -> pd.DataFrame:
         with self._connect(write=False) as con:
             return con.execute(sql, params).df()
@@ -247,17 +259,11 @@ class DuckDBStore(MarketStore):
         stale_from: dt.date | None,
     ) -> None:
         """One transaction: a crash leaves the rows, their universe and the mark as they were."""
-        with self._connect(write=True) as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                if len(rows):
-                    self._upsert(con, schema.BREADTH, rows)
-                _replace_universe(con, tickers)
-                _settle(con, seen, stale_from)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self._transaction() as con:
+            if len(rows):
+                self._upsert(con, schema.BREADTH, rows)
+            _replace_universe(con, tickers)
+            _settle(con, seen, stale_from)
 
     def read_breadth_tickers(self) -> list[str]:
         with self._connect(write=False) as con:
@@ -265,10 +271,8 @@ class DuckDBStore(MarketStore):
         return [row[0] for row in rows]
 
     def write_breadth_tickers(self, tickers: Sequence[str]) -> None:
-        with self._connect(write=True) as con:
-            con.execute("BEGIN TRANSACTION")
+        with self._transaction() as con:
             _replace_universe(con, tickers)
-            con.execute("COMMIT")
 
     def settle_breadth_stale(self, seen: StaleMark, stale_from: dt.date | None) -> None:
         with self._connect(write=True) as con:
@@ -305,18 +309,12 @@ class DuckDBStore(MarketStore):
         written = {table: 0 for table in frames}
         if not frames:
             return written
-        with self._connect(write=True) as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                for table, df in frames.items():
-                    written[table] = self._upsert(con, table, df)
-                inputs = [frames[t]["date"].min() for t in _INPUT_TABLES if t in frames]
-                if inputs:
-                    _move_stale_mark(con, pd.Timestamp(min(inputs)).date())
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self._transaction() as con:
+            for table, df in frames.items():
+                written[table] = self._upsert(con, table, df)
+            inputs = [frames[t]["date"].min() for t in _INPUT_TABLES if t in frames]
+            if inputs:
+                _move_stale_mark(con, pd.Timestamp(min(inputs)).date())
         return written
 
     @staticmethod
