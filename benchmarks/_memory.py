@@ -145,7 +145,7 @@ def memory_figures(memory: MemorySampler, runs: Sequence[RunTiming]) -> dict[str
 def print_memory(figures: Mapping[str, float]) -> None:
     print(
         f"  peak RSS of a single run process:        {figures['run'] / MB:6.0f} MB"
-        "   (target <= 1024 MB)"
+        "   (target <= 600 MB)"
     )
     print(
         f"    by run: breadth {figures['breadth'] / MB:.0f} MB, ticker batches "

@@ -60,6 +60,7 @@ class BackfillResult:
     runs: list[RunTiming]
     seconds_to_complete: float
     seconds_to_last_run: float
+    seconds_without_waits: float
     ok: bool
 
 
@@ -114,7 +115,14 @@ def full_backfill(
             f"  ticker steps took {sum(r.step for r in tickers):.1f} s summed over the runs, "
             f"the data work in them {sum(r.data_seconds for r in tickers):.1f} s"
         )
-    return BackfillResult(runs, completed - launched, last_end - launched, ok)
+    # The loop waits: launch to the first run, the ticker runs' end to breadth's run, the last
+    # run's end to the backfill marked complete.
+    waits = (runs[0].created - launched) + (completed - last_end)
+    if tickers and breadth:
+        waits += max(0.0, breadth[0].created - ticker_end)
+    return BackfillResult(
+        runs, completed - launched, last_end - launched, completed - launched - waits, ok
+    )
 
 
 @dataclass
@@ -267,7 +275,11 @@ def main() -> None:
         print(f"  runs:                                    {len(backfill.runs):6d}")
         print(
             f"  launch to backfill complete:             {backfill.seconds_to_complete:6.1f} s"
-            "   (target <= 120 s)"
+            "   (target <= 90 s)"
+        )
+        print(
+            f"  the same, the daemon's loop waits excluded: {backfill.seconds_without_waits:6.1f} s"
+            "   (target <= 60 s)"
         )
         print(f"  launch to its last run finished:         {backfill.seconds_to_last_run:6.1f} s")
         print_memory(backfill_mem)
@@ -275,7 +287,7 @@ def main() -> None:
         print(f"  submission to breadth row, raw:          {daily.seconds_raw:6.1f} s")
         print(
             f"  same, sensor tick wait excluded:         {daily.seconds_without_tick:6.1f} s"
-            "   (target <= 20 s)"
+            "   (target <= 10 s; 2,000 tickers <= 20 s)"
         )
         print_memory(daily_mem)
     except BaseException:
