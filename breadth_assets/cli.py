@@ -21,7 +21,6 @@ from dagster._core.events import RunFailureReason
 
 from breadth_assets.assets import BREADTH, RAW_PRICES
 from breadth_assets.batches import range_tags, update_batches
-from breadth_assets.calendars import last_closed_day
 from breadth_assets.partitions import build_trading_days, sync_ticker_partitions, tickers_partitions
 from breadth_assets.recovery import repair, status, status_text
 from breadth_assets.universe import Universe, UniverseError, load_universe
@@ -68,7 +67,7 @@ def run_main_job(
         file=out,
     )
     tickers_ok, first_changed = _run_ticker_batches(instance, universe, out, end_date)
-    last = last_closed_day(universe.market, extra_closures=universe.extra_closures).isoformat()
+    last = universe.last_day().isoformat()
     if end_date is not None:
         last = min(last, end_date.isoformat())
     days = [day for day in build_trading_days(universe).get_partition_keys() if day <= last]

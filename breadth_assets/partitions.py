@@ -8,7 +8,6 @@ from collections.abc import Sequence
 import dagster as dg
 from sqlalchemy.exc import IntegrityError
 
-from breadth_assets.calendars import TIMEZONES, UPDATE_TIMES, closures
 from breadth_assets.universe import Universe
 
 # Holidays are listed this far ahead so that the partition set stays right for a long-lived server.
@@ -20,26 +19,36 @@ tickers_partitions = dg.DynamicPartitionsDefinition(name="tickers")
 def build_trading_days(
     universe: Universe, today: dt.date | None = None
 ) -> dg.DailyPartitionsDefinition:
-    """Daily partitions in the market's time zone, without weekends and exchange closures.
+    """Daily partitions in the market's time zone, on its trading days only.
 
     A day's partition starts at the market's update time (a while after the close), and
     `end_offset=1` makes it exist from then on: the update after today's close can materialize
     it, and before the close the last partition is the previous trading day. (On weekends and
     holidays Dagster already shows the next trading day; the breadth asset refuses a day whose
-    update time has not come.)
+    update time has not come.) A universe with an `end_date` has no partition after it.
     """
+    market = universe.calendar
     today = today or dt.date.today()
     horizon = dt.date(today.year + HOLIDAY_HORIZON_YEARS, 12, 31)
-    closed = closures(universe.market, universe.start_date, horizon, universe.extra_closures)
-    at = UPDATE_TIMES[universe.market]
+    if universe.end_date is not None:
+        horizon = min(horizon, universe.end_date)
+    closed = market.closures(universe.start_date, horizon)
+    at = market.update_time
+    weekend = [str((day + 1) % 7) for day in range(7) if day not in market.weekdays]
+    end = None
+    if universe.end_date is not None:
+        # Dagster's end is exclusive of any day whose window (update time to update time) ends
+        # after it: the window of end_date ends the next day at the update time.
+        end = dt.datetime.combine(universe.end_date + dt.timedelta(days=1), at)
     return dg.DailyPartitionsDefinition(
         start_date=universe.start_date.isoformat(),
-        timezone=TIMEZONES[universe.market],
+        end_date=end,
+        timezone=market.timezone,
         hour_offset=at.hour,
         minute_offset=at.minute,
         end_offset=1,
         exclusions=[
-            f"{at.minute} {at.hour} * * 6,0",
+            *([f"{at.minute} {at.hour} * * {','.join(weekend)}"] if weekend else []),
             *(dt.datetime.combine(day, at) for day in closed),
         ],
     )

@@ -6,7 +6,6 @@ import dagster as dg
 
 from breadth_assets.assets import RAW_PRICES
 from breadth_assets.batches import BATCHES_TAG, DAY_TAG, range_tags, update_batches
-from breadth_assets.calendars import TIMEZONES, UPDATE_TIMES, is_trading_day
 from breadth_assets.jobs import ticker_job
 from breadth_assets.partitions import tickers_partitions
 from breadth_assets.recovery import repair
@@ -15,18 +14,20 @@ from breadth_assets.universe import Universe
 
 
 def build_daily_update(universe: Universe) -> dg.ScheduleDefinition:
-    """Fires on weekdays at the market's update time and skips its holidays.
+    """Fires on the market's trading weekdays at its update time and skips its holidays.
 
-    The market fixes the cron and time zone when the code location loads; the batch size and
-    closures are read from the universe file at each tick.
+    The market fixes the cron and time zone when the code location loads; the batch size,
+    closures and `end_date` are read from the universe file at each tick.
     """
-    timezone = TIMEZONES[universe.market]
-    at = UPDATE_TIMES[universe.market]
+    market = universe.calendar
+    timezone, at = market.timezone, market.update_time
+    weekdays = ",".join(sorted(str((day + 1) % 7) for day in market.weekdays))
+    weekdays = "1-5" if weekdays == "1,2,3,4,5" else weekdays
 
     @dg.schedule(
         name="daily_update",
         job=ticker_job,
-        cron_schedule=f"{at.minute} {at.hour} * * 1-5",
+        cron_schedule=f"{at.minute} {at.hour} * * {weekdays}",
         execution_timezone=timezone,
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description=f"Every {universe.market} trading day at {at:%H:%M} {timezone}: prices and "
@@ -37,7 +38,12 @@ def build_daily_update(universe: Universe) -> dg.ScheduleDefinition:
         repair(context.instance, context.log.warning)
         current = universe.load()
         day = context.scheduled_execution_time.astimezone(ZoneInfo(timezone)).date()
-        if not is_trading_day(current.market, day, current.extra_closures):
+        if current.end_date is not None and day > current.end_date:
+            return dg.SkipReason(
+                f"the history ends on {current.end_date} (end_date in {current.path.name}); "
+                "remove end_date to update it again"
+            )
+        if not current.calendar.is_trading_day(day):
             return dg.SkipReason(f"{day} is not a trading day on {current.market}")
         keys = context.instance.get_dynamic_partitions(tickers_partitions.name)
         with_history = context.instance.get_materialized_partitions(RAW_PRICES)

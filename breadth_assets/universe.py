@@ -4,8 +4,12 @@ Read once by the definitions and by the universe sensor; every mistake is refuse
 the line and the field, so a typo is fixed before a run starts rather than found in a failed one.
 
 ```yaml
-market: DEMO            # DEMO, NSE or HOSE
+market: DEMO            # DEMO, HOSE or a pandas_market_calendars name: NSE, XNYS, XLON, ...
 start_date: 2015-01-01  # first date of history, not in the future
+end_date: 2024-06-28    # optional: the history ends there (breadth, fetches, the schedule)
+timezone: Asia/Kolkata  # optional: the market's time zone (default: its calendar's)
+update_time: "18:00"    # optional: when a day's bars are final, local time (default: 2 h after
+                        # the close)
 batch_size: 50          # tickers per run; optional, default 50, 1..1000
 update_batch_size: 2000 # tickers per run of an update; optional, default 2000, 1..5000
 source:
@@ -39,7 +43,6 @@ to that source's resource. Pydantic's first error is put back on the file's line
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 import re
@@ -53,6 +56,8 @@ import yaml
 from pydantic import BeforeValidator, Field, PlainValidator, ValidationError
 from pydantic_core import ErrorDetails
 
+from breadth_assets import universe_fields as fields
+from breadth_assets.calendars import Calendar, calendar
 from breadth_assets.resources.csv_settings import CsvSettings
 from breadth_assets.resources.demo_settings import DemoSettings
 from breadth_assets.resources.upstox_settings import UpstoxSettings
@@ -67,11 +72,10 @@ from breadth_assets.settings import (
     refusal,
     shown,
     text,
-    typed,
 )
 from breadth_assets.timeframes import Timeframe
+from breadth_assets.universe_fields import DEFAULT_BATCH_SIZE, DEFAULT_UPDATE_BATCH_SIZE
 
-MARKETS = ("DEMO", "NSE", "HOSE")
 SOURCES: dict[str, type[SourceSettings]] = {
     "demo": DemoSettings,
     "csv": CsvSettings,
@@ -82,10 +86,6 @@ _ALL_SOURCE_KEYS = tuple(
     dict.fromkeys(key for model in SOURCES.values() for key in model.model_fields)
 )
 
-DEFAULT_BATCH_SIZE = 50
-MAX_BATCH_SIZE = 1000
-DEFAULT_UPDATE_BATCH_SIZE = 2000
-MAX_UPDATE_BATCH_SIZE = 5000
 ENV_VAR = "BREADTH_UNIVERSE"
 
 _SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9&._-]{0,39}$")
@@ -117,10 +117,27 @@ class Universe:
     """Intraday candle sizes to keep in `intraday_prices` (Upstox only)."""
     update_batch_size: int = DEFAULT_UPDATE_BATCH_SIZE
     """Tickers per run when they already have history: an update reads a few bars per ticker."""
+    end_date: dt.date | None = None
+    """The last day of a finished history: nothing is fetched or computed after it."""
+    timezone: str | None = None
+    update_time: dt.time | None = None
+    """Overrides of the market's time zone and update time (None: the calendar's)."""
 
     @property
     def symbols(self) -> list[str]:
         return [entry.symbol for entry in self.tickers]
+
+    @property
+    def calendar(self) -> Calendar:
+        return calendar(self.market, self.extra_closures, self.timezone, self.update_time)
+
+    def last_day(self, now: dt.datetime | None = None) -> dt.date:
+        """The last day to fetch and compute: the last closed day, or `end_date` when earlier."""
+        day = self.calendar.last_closed_day(now)
+        if self.end_date is not None and self.end_date < day:
+            ended = self.calendar.trading_days(self.start_date, self.end_date)
+            return ended[-1].date() if len(ended) else self.start_date
+        return day
 
 
 SYMBOL_RULE = (
@@ -251,6 +268,8 @@ def _universe(
             raise refuse(loc if loc in lines else loc[:2], message)
         seen[ticker.symbol] = line
         entries.append(TickerEntry(ticker.symbol, ticker.instrument_key, line))
+    if model.end_date is not None and model.end_date < model.start_date:
+        raise refuse(("end_date",), f"{model.end_date} is before start_date {model.start_date}")
     keys = [(entry.symbol, entry.instrument_key) for entry in entries]
     problem = model.source.universe_refusal(model.market, keys)
     if problem is not None:
@@ -266,45 +285,10 @@ def _universe(
         tickers=tuple(entries),
         timeframes=model.source.timeframe_list(),
         update_batch_size=model.update_batch_size,
+        end_date=model.end_date,
+        timezone=model.timezone,
+        update_time=model.update_time,
     )
-
-
-def _market(value: Any) -> str:
-    market = text(value).upper()
-    if market not in MARKETS:
-        raise ValueError(f"unknown market {shown(value)!r}; valid markets are {', '.join(MARKETS)}")
-    return market
-
-
-def _date(value: Any) -> dt.date:
-    day = typed(value)
-    if isinstance(day, str):
-        with contextlib.suppress(ValueError):
-            day = dt.date.fromisoformat(day.strip())
-    if not isinstance(day, dt.date) or isinstance(day, dt.datetime):
-        raise ValueError(f"{shown(value)!r} is not a date (write it as YYYY-MM-DD)")
-    return day
-
-
-def _start_date(value: Any) -> dt.date:
-    day = _date(value)
-    if day > dt.date.today():
-        raise ValueError(f"{day} is in the future")
-    return day
-
-
-def _whole_number_up_to(most: int):
-    def check(value: Any) -> int:
-        size = typed(value)
-        if type(size) is not int or not 1 <= size <= most:
-            raise ValueError(f"{shown(value)!r} is not a whole number from 1 to {most}")
-        return size
-
-    return check
-
-
-_batch_size = _whole_number_up_to(MAX_BATCH_SIZE)
-_update_batch_size = _whole_number_up_to(MAX_UPDATE_BATCH_SIZE)
 
 
 def _source(value: Any) -> dict[str, Any]:
@@ -360,10 +344,6 @@ def _bare_ticker(value: Any) -> Any:
     return value if isinstance(value, dict) else {"symbol": _symbol(value)}
 
 
-def _closures(value: Any) -> list:
-    return [] if is_null(value) else a_list("expected a list of dates")(value)
-
-
 def _tickers(value: Any) -> list:
     if is_null(value) or value == []:
         raise ValueError("the ticker list is empty")
@@ -371,10 +351,13 @@ def _tickers(value: Any) -> list:
 
 
 class _UniverseFile(Strict):
-    market: Annotated[str, PlainValidator(_market)]
-    start_date: Annotated[dt.date, PlainValidator(_start_date)]
-    batch_size: Annotated[int, PlainValidator(_batch_size)] = DEFAULT_BATCH_SIZE
-    update_batch_size: Annotated[int, PlainValidator(_update_batch_size)] = (
+    market: Annotated[str, PlainValidator(fields.market)]
+    timezone: Annotated[str | None, PlainValidator(fields.timezone)] = None
+    update_time: Annotated[dt.time | None, PlainValidator(fields.update_time)] = None
+    start_date: Annotated[dt.date, PlainValidator(fields.start_date)]
+    end_date: Annotated[dt.date | None, PlainValidator(fields.date)] = None
+    batch_size: Annotated[int, PlainValidator(fields.batch_size)] = DEFAULT_BATCH_SIZE
+    update_batch_size: Annotated[int, PlainValidator(fields.update_batch_size)] = (
         DEFAULT_UPDATE_BATCH_SIZE
     )
     source: Annotated[
@@ -383,8 +366,8 @@ class _UniverseFile(Strict):
         BeforeValidator(_source),
     ]
     extra_closures: Annotated[
-        tuple[Annotated[dt.date, PlainValidator(_date)], ...],
-        BeforeValidator(_closures),
+        tuple[Annotated[dt.date, PlainValidator(fields.date)], ...],
+        BeforeValidator(fields.closures),
     ] = ()
     tickers: Annotated[
         tuple[Annotated[_Ticker, BeforeValidator(_bare_ticker)], ...], BeforeValidator(_tickers)

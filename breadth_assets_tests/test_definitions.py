@@ -65,7 +65,8 @@ def test_a_broken_universe_file_fails_the_load_with_its_one_line_reason_first(tm
     assert loaded.returncode != 0
     assert loaded.stderr.splitlines()[0] == (
         f"breadth_assets: cannot load the universe file: {path} line 1: market: unknown market "
-        "'MARS'; valid markets are DEMO, NSE, HOSE"
+        "'MARS': DEMO, HOSE or a calendar of pandas_market_calendars (such as NSE, XNYS, XLON, "
+        "XBOM, XPHS; its get_calendar_names() lists all)"
     )
 
 

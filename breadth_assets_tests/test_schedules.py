@@ -54,7 +54,13 @@ def evaluate(instance_with_tickers, tmp_path):
 
 @pytest.mark.parametrize(
     ("market", "cron", "zone"),
-    [("NSE", "0 18 * * 1-5", "Asia/Kolkata"), ("HOSE", "0 17 * * 1-5", "Asia/Ho_Chi_Minh")],
+    [
+        ("NSE", "0 18 * * 1-5", "Asia/Kolkata"),
+        ("HOSE", "0 17 * * 1-5", "Asia/Ho_Chi_Minh"),
+        ("XNYS", "0 18 * * 1-5", "America/New_York"),
+        ("XLON", "30 18 * * 1-5", "Europe/London"),
+        ("XSAU", "0 17 * * 0,1,2,3,4", "Asia/Riyadh"),
+    ],
 )
 def test_the_update_runs_after_the_close_in_the_markets_time_zone(market, cron, zone, tmp_path):
     schedule = build_daily_update(load_universe(_write(tmp_path, market)))
@@ -97,6 +103,7 @@ def test_a_weekend_is_skipped(market, day, evaluate):
     [
         ("NSE", dt.datetime(2024, 1, 26, 18)),  # Republic Day
         ("HOSE", dt.datetime(2025, 1, 29, 17)),  # Lunar New Year
+        ("XNYS", dt.datetime(2024, 7, 4, 18)),  # Independence Day
     ],
 )
 def test_an_exchange_holiday_is_skipped(market, day, evaluate):
@@ -137,3 +144,24 @@ def test_tickers_with_history_are_updated_in_runs_of_the_update_batch_size(
         (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
         for r in result.run_requests
     ] == [("AAA", "BBB"), ("CCC", "CCC")]
+
+
+def test_the_universe_file_overrides_the_time_zone_and_update_time(tmp_path):
+    path = _write(tmp_path, "XNYS")
+    path.write_text(path.read_text() + 'timezone: America/Chicago\nupdate_time: "19:45"\n')
+    schedule = build_daily_update(load_universe(path))
+    assert schedule.cron_schedule == "45 19 * * 1-5"
+    assert schedule.execution_timezone == "America/Chicago"
+
+
+def test_a_day_after_the_histories_end_date_is_skipped_saying_so(instance_with_tickers, tmp_path):
+    path = _write(tmp_path, "XNYS")
+    path.write_text(path.read_text() + "end_date: 2024-06-28\n")
+    result = _tick(
+        build_daily_update(load_universe(path)),
+        path,
+        dt.datetime(2024, 7, 1, 18),
+        instance_with_tickers,
+    )
+    assert result.run_requests == []
+    assert "the history ends on 2024-06-28 (end_date in universe.yaml)" in result.skip_message

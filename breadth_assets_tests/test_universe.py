@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 
 from breadth_assets.universe import (
-    MARKETS,
     UniverseError,
     default_universe_path,
     load_universe,
@@ -115,7 +114,7 @@ def test_csv_file_path_defaults_to_long_and_keeps_its_settings(tmp_path):
 def test_parse_universe_reads_text_without_a_file():
     universe = parse_universe(HEADER + "tickers: [A]\n", Path("virtual.yaml"))
     assert universe.symbols == ["A"]
-    assert universe.market in MARKETS
+    assert universe.market == "DEMO"
 
 
 def test_missing_file_is_refused_naming_it(tmp_path):
@@ -145,8 +144,8 @@ REFUSALS = {
         HEADER + "tickers: [A]\nticker_count: 1\n",
         5,
         "ticker_count",
-        "allowed keys are market, start_date, batch_size, update_batch_size, source, "
-        "extra_closures, tickers",
+        "allowed keys are market, timezone, update_time, start_date, end_date, batch_size, "
+        "update_batch_size, source, extra_closures, tickers",
     ),
     "missing_market": (
         "start_date: 2015-01-01\nsource: demo\ntickers: [A]\n",
@@ -168,10 +167,10 @@ REFUSALS = {
     ),
     "missing_tickers": (HEADER, 1, "tickers", "missing"),
     "unknown_market": (
-        "market: NYSE\nstart_date: 2015-01-01\nsource: demo\ntickers: [A]\n",
+        "market: MARS\nstart_date: 2015-01-01\nsource: demo\ntickers: [A]\n",
         1,
         "market",
-        "'NYSE'; valid markets are DEMO, NSE, HOSE",
+        "'MARS': DEMO, HOSE or a calendar of pandas_market_calendars",
     ),
     "unknown_source_kind": (
         "market: DEMO\nstart_date: 2015-01-01\nsource:\n  kind: ftp\ntickers: [A]\n",

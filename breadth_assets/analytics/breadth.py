@@ -206,8 +206,14 @@ def count_breadth(rows: pd.DataFrame, dates: Sequence | pd.DatetimeIndex) -> pd.
 def finish_breadth(counts: pd.DataFrame, state: BreadthState | None = None) -> pd.DataFrame:
     """Breadth rows from the daily counts: ratios, percentages and the cumulative columns, which
     go on from `state` (the day before the first count; none: they start there) and leave it at
-    the last day."""
+    the last day.
+
+    A day on which no ticker has a bar (`universe` 0: a closure the calendar does not know, or
+    a day after the data ends) is not a breadth day: it gets no row and the cumulative columns
+    do not move on it.
+    """
     state = state if state is not None else BreadthState()
+    counts = counts[counts["universe"].to_numpy() > 0].reset_index(drop=True)
     n = len(counts)
 
     def count(name: str) -> np.ndarray:
@@ -255,7 +261,8 @@ def finish_breadth(counts: pd.DataFrame, state: BreadthState | None = None) -> p
 def compute_breadth(
     rows: pd.DataFrame, dates: Sequence | pd.DatetimeIndex, state: BreadthState | None = None
 ) -> pd.DataFrame:
-    """One breadth row per date in `dates`, from the ticker-day `rows` of one universe.
+    """One breadth row per date in `dates` on which a ticker has a bar, from the ticker-day
+    `rows` of one universe.
 
     `rows` hold each ticker's history up to the last date; rows before `dates[0]` (or on days not
     in `dates`) only serve as a ticker's previous bar. The cumulative columns go on from `state`

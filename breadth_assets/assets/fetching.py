@@ -10,7 +10,6 @@ from typing import TypeVar
 import dagster as dg
 from pydantic import Field
 
-from breadth_assets.calendars import last_closed_day
 from breadth_assets.progress import Progress
 from breadth_assets.resources.price_source import SourceError
 from breadth_assets.universe import Universe, partition_key_problems
@@ -28,10 +27,12 @@ class FetchRunConfig(dg.Config):
 
 
 def run_end_date(end_date: str | None, universe: Universe) -> dt.date:
-    """The run config's end date, else the last trading day whose update time has passed."""
+    """The run config's end date, else the last trading day whose update time has passed; never
+    after the universe's `end_date`."""
     if end_date:
-        return dt.date.fromisoformat(end_date)
-    return last_closed_day(universe.market, extra_closures=universe.extra_closures)
+        day = dt.date.fromisoformat(end_date)
+        return min(day, universe.end_date) if universe.end_date is not None else day
+    return universe.last_day()
 
 
 def refused_partitions(

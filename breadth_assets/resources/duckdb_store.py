@@ -257,13 +257,20 @@ class DuckDBStore(MarketStore):
         tickers: Sequence[str],
         seen: StaleMark,
         stale_from: dt.date | None,
+        dropped: Sequence[dt.date] = (),
     ) -> None:
         """One transaction: a crash leaves the rows, their universe and the mark as they were."""
         with self._transaction() as con:
             if len(rows):
                 self._upsert(con, schema.BREADTH, rows)
+            if dropped:
+                _delete_breadth(con, dropped)
             _replace_universe(con, tickers)
             _settle(con, seen, stale_from)
+
+    def delete_breadth(self, days: Sequence[dt.date]) -> None:
+        with self._transaction() as con:
+            _delete_breadth(con, days)
 
     def read_breadth_tickers(self) -> list[str]:
         with self._connect(write=False) as con:
@@ -350,6 +357,10 @@ def _move_stale_mark(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
         "version = version + 1",
         [day, day],
     )
+
+
+def _delete_breadth(con: duckdb.DuckDBPyConnection, days: Sequence[dt.date]) -> None:
+    con.execute("DELETE FROM breadth WHERE date IN (SELECT unnest(?))", [list(days)])
 
 
 def _replace_universe(con: duckdb.DuckDBPyConnection, tickers: Sequence[str]) -> None:

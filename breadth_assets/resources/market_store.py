@@ -98,13 +98,21 @@ class MarketStore(dg.ConfigurableResource):
         tickers: Sequence[str],
         seen: StaleMark,
         stale_from: dt.date | None,
+        dropped: Sequence[dt.date] = (),
     ) -> None:
         """Writes breadth rows with their bookkeeping: the universe they were computed over and
-        the stale mark moved to `stale_from` (unless a write moved it since `seen`). This default
-        does it in three steps; a store with transactions does it in one."""
+        the stale mark moved to `stale_from` (unless a write moved it since `seen`). `dropped`
+        are days computed without a row (no ticker had a bar): a row stored on one goes. This
+        default does it in steps; a store with transactions does it in one."""
         self.write({schema.BREADTH: rows})
+        if dropped:
+            self.delete_breadth(dropped)
         self.write_breadth_tickers(tickers)
         self.settle_breadth_stale(seen, stale_from)
+
+    def delete_breadth(self, days: Sequence[dt.date]) -> None:
+        """Removes the breadth rows of these days, if any."""
+        raise NotImplementedError
 
     def read_breadth_tickers(self) -> list[str]:
         """The universe the stored breadth rows were last computed over, sorted."""

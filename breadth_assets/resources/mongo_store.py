@@ -207,6 +207,12 @@ class MongoStore(MarketStore):
         except PyMongoError as error:
             raise self._fail(error, "moving the breadth stale mark") from None
 
+    def delete_breadth(self, days: Sequence[dt.date]) -> None:
+        try:
+            self._db()[schema.BREADTH].delete_many({"date": {"$in": [_bson_date(d) for d in days]}})
+        except PyMongoError as error:
+            raise self._fail(error, "deleting breadth rows") from None
+
     def read_breadth(
         self, start: dt.date | None = None, end: dt.date | None = None
     ) -> pd.DataFrame:

@@ -199,38 +199,36 @@ def test_a_days_row_does_not_depend_on_later_bars_or_dates():
     pd.testing.assert_frame_equal(breadth(early, D1, D2), breadth(SWINGS, D1, D2, D3, D4).iloc[:2])
 
 
-def test_a_date_where_no_ticker_has_a_bar_has_zero_counts_null_ratios_and_carried_totals():
-    rows = closes(
-        {
-            "A": {D0: 10, D1: 11, D3: 12},
-            "B": {D0: 10, D1: 9, D3: 10},
-            "C": {D0: 10, D1: 11, D3: 9},
-        }
-    )
+def test_a_date_where_no_ticker_has_a_bar_gets_no_row():
+    rows = closes({"A": {D0: 10, D1: 11, D3: 12}, "B": {D0: 10, D1: 9, D3: 10}})
 
     result = breadth(rows, D1, D2, D3)
 
-    empty = result.iloc[1]
-    for name in (
-        "universe",
-        "advancers",
-        "decliners",
-        "unchanged",
-        "net_advances",
-        "new_highs_52w",
-        "new_lows_52w",
-        "rsi_overbought",
-        "rsi_oversold",
-    ):
-        assert empty[name] == 0, name
-    assert (empty["up_volume"], empty["down_volume"]) == (0.0, 0.0)
-    for name in ("ad_ratio", "trin", "pct_above_ema_20", "pct_above_ema_50", "pct_above_ema_200"):
-        assert np.isnan(empty[name]), name
-    for k in range(1, 7):
-        assert np.isnan(empty[f"macd_stage_{k}"])
-    assert empty["ad_line"] == 1
-    assert empty["mcclellan_osc"] == 0.0
-    assert empty["zweig_ema"] == pytest.approx(2 / 3)
+    assert list(result["date"]) == list(pd.to_datetime([D1, D3]))
+
+
+def test_the_cumulative_columns_do_not_move_on_a_date_without_bars():
+    # D1: A/D = 2/1, D2: 0/3, D3: no bar at all (a closure the calendar missed), D4: 3/0.
+    rows = closes(
+        {
+            "A": {D0: 10, D1: 11, D2: 10, D4: 11},
+            "B": {D0: 10, D1: 9, D2: 8, D4: 9},
+            "C": {D0: 10, D1: 11, D2: 10, D4: 11},
+        }
+    )
+
+    result = breadth(rows, D1, D2, D3, D4)
+
+    # By hand over the three breadth days: x = 1000/3, -1000, 1000.
+    e19 = [1000 / 3, 1000 / 3 + 0.10 * (-1000 - 1000 / 3)]
+    e39 = [1000 / 3, 1000 / 3 + 0.05 * (-1000 - 1000 / 3)]
+    e19.append(e19[-1] + 0.10 * (1000 - e19[-1]))
+    e39.append(e39[-1] + 0.05 * (1000 - e39[-1]))
+    osc = [fast - slow for fast, slow in zip(e19, e39, strict=True)]
+    assert list(result["ad_line"]) == [1, -2, 1]
+    assert list(result["mcclellan_osc"]) == pytest.approx(osc)
+    assert list(result["mcclellan_sum"]) == pytest.approx([osc[0], osc[0] + osc[1], sum(osc)])
+    assert list(result["zweig_ema"]) == pytest.approx([2 / 3, 6 / 11, 76 / 121])
 
 
 # --- ad line and ratios ------------------------------------------------------------------------
@@ -486,7 +484,8 @@ def test_macd_stage_percentages_are_null_when_no_ticker_has_a_stage():
 
 
 def reference_breadth(rows: pd.DataFrame, dates: list[pd.Timestamp]) -> pd.DataFrame:
-    """docs/design.md "Breadth" in plain Python, one ticker-day at a time."""
+    """docs/design.md "Breadth" in plain Python, one ticker-day at a time; a date without any
+    bar is no breadth day."""
     records = sorted(rows.to_dict("records"), key=lambda r: (r["ticker"], r["date"]))
     previous = {}
     for before, bar in zip([None, *records], records, strict=False):
@@ -494,6 +493,7 @@ def reference_breadth(rows: pd.DataFrame, dates: list[pd.Timestamp]) -> pd.DataF
         previous[bar["ticker"], bar["date"]] = before["close"] if same else None
     out = []
     ad_line = 0
+    dates = [day for day in dates if any(r["date"] == day for r in records)]
     for day in dates:
         today = [r for r in records if r["date"] == day]
         prev = [previous[r["ticker"], day] for r in today]

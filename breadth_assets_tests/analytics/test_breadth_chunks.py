@@ -75,7 +75,7 @@ def test_chunks_of_any_size_give_the_rows_of_one_computation(seed):
         )
 
 
-def test_a_chunk_without_any_bar_carries_the_cumulative_columns_unchanged():
+def test_a_chunk_without_any_bar_has_no_rows_and_the_next_goes_on_unchanged():
     rows = _universe(3)
     quiet = DAYS[30:40]
     rows = rows[~rows["date"].isin(quiet)]
@@ -88,10 +88,11 @@ def test_going_on_from_the_row_before_any_cut_gives_the_rows_of_one_computation(
     rows = _universe(seed)
     rng = np.random.default_rng(2000 + seed)
     whole = compute_breadth(rows, DAYS)
-    for cut in sorted({1, *rng.integers(1, DAYS.size, size=3).tolist(), DAYS.size - 1}):
+    for cut in sorted({1, *rng.integers(1, len(whole), size=3).tolist(), len(whole) - 1}):
         stored_row = whole.iloc[cut - 1]
         chunk_days = int(rng.integers(1, 40))
-        rest = _in_chunks(rows, DAYS[cut:], chunk_days, stored_row)
+        after = DAYS[DAYS.searchsorted(stored_row["date"], side="right") :]
+        rest = _in_chunks(rows, after, chunk_days, stored_row)
         pd.testing.assert_frame_equal(
             rest, whole.iloc[cut:].reset_index(drop=True), check_exact=False, rtol=0, atol=1e-9
         )

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import shutil
 
 import dagster as dg
@@ -9,6 +8,7 @@ import pandas as pd
 import pytest
 
 from breadth_assets import schema
+from breadth_assets.calendars import Calendar
 from breadth_assets.partitions import tickers_partitions
 from breadth_assets.resources.duckdb_store import DuckDBStore
 from breadth_assets_tests.support import (
@@ -85,8 +85,7 @@ def test_a_day_before_its_update_time_fails_alone_and_the_earlier_days_are_writt
     instance_with_tickers, filled_store, monkeypatch
 ):
     # Stands in for the clock: the market's update time on 2024-06-28 has not come yet.
-    module = importlib.import_module("breadth_assets.assets.breadth")
-    monkeypatch.setattr(module, "last_closed_day", lambda *a, **k: dt.date(2024, 6, 27))
+    monkeypatch.setattr(Calendar, "last_closed_day", lambda self, now=None: dt.date(2024, 6, 27))
     result = materialize_breadth(
         instance_with_tickers, filled_store, "2024-06-26", END, raise_on_error=False
     )
