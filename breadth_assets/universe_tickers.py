@@ -14,8 +14,10 @@ written by hand, so its mistakes are refused with its line.
 from __future__ import annotations
 
 import glob
+import os
 import re
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple
@@ -264,10 +266,9 @@ def _folder_tickers(folder: Path, pattern: str) -> ResolvedTickers:
         )
     )
     matched = []
-    for file in folder.glob("*".join(glob.escape(part) for part in parts)):
-        name = file.relative_to(folder).as_posix()
+    for name, is_file in _listing(folder, "*".join(glob.escape(part) for part in parts)):
         match = names.fullmatch(name)
-        if match is not None and file.is_file():
+        if match is not None and is_file():
             matched.append((match["ticker"], name))
     symbols: dict[str, str] = {}
     skipped: list[tuple[str, str]] = []
@@ -286,6 +287,17 @@ def _folder_tickers(folder: Path, pattern: str) -> ResolvedTickers:
             skipped.append((name, problem))
     empty = f"no ticker files matching {pattern!r} in folder {folder}"
     return _found(dict.fromkeys(symbols), skipped, empty)
+
+
+def _listing(folder: Path, wildcard: str) -> Iterator[tuple[str, Callable[[], bool]]]:
+    """The folder's names that `wildcard` may match, and whether each is a file: one scandir
+    (no stat per file) when the pattern has no subfolder, else a glob."""
+    if "/" not in wildcard:
+        with os.scandir(folder) as entries:
+            yield from ((entry.name, entry.is_file) for entry in entries)
+        return
+    for file in folder.glob(wildcard):
+        yield file.relative_to(folder).as_posix(), file.is_file
 
 
 _long_cache: dict[tuple[str, str | None], tuple[tuple[int, int], ResolvedTickers]] = {}
