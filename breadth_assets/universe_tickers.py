@@ -62,6 +62,8 @@ def symbol_problem(symbol: str) -> str | None:
 
 @dataclass(frozen=True)
 class TickerEntry:
+    """One ticker of the universe: its symbol, the vendor's key when known, where it is named."""
+
     symbol: str
     instrument_key: str | None = None
     line: int = 0
