@@ -30,11 +30,14 @@ tickers:
   - AAA                       # a bare symbol, or
   - symbol: SBIN
     instrument_key: "NSE_EQ|INE062A01020"   # optional
+# or every ticker of the source (csv files, a long file's ticker column, Upstox NSE equities):
+# tickers: all
+# or a list file, one symbol a line, relative to this file:  tickers: {file: symbols.txt}
 ```
 
 Symbols are taken as written (so `ON` or `007` stay strings, never YAML booleans or numbers),
 stripped and upper-cased. Relative csv paths are resolved against the universe file's folder.
-The full reference is docs/universe.md.
+The full reference is docs/universe.md; the tickers are resolved in `universe_tickers`.
 
 The YAML is read once into values that remember their lines (`breadth_assets.settings`), then
 validated by pydantic models: the `source:` block by the settings model of its kind, defined next
@@ -45,7 +48,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,8 +68,6 @@ from breadth_assets.settings import (
     SourceSettings,
     Strict,
     TreeError,
-    a_list,
-    is_null,
     read_tree,
     refusal,
     shown,
@@ -75,6 +75,14 @@ from breadth_assets.settings import (
 )
 from breadth_assets.timeframes import Timeframe
 from breadth_assets.universe_fields import DEFAULT_BATCH_SIZE, DEFAULT_UPDATE_BATCH_SIZE
+from breadth_assets.universe_tickers import (
+    TICKER_FORMS,
+    TickerEntry,
+    TickersError,
+    TickerSpec,
+    resolve_tickers,
+    symbol_problem,
+)
 
 SOURCES: dict[str, type[SourceSettings]] = {
     "demo": DemoSettings,
@@ -88,19 +96,9 @@ _ALL_SOURCE_KEYS = tuple(
 
 ENV_VAR = "BREADTH_UNIVERSE"
 
-_SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9&._-]{0,39}$")
-_INSTRUMENT_KEY_RE = re.compile(r"^[A-Z]+_[A-Z]+\|[^|\s][^|]*$")
-
 
 class UniverseError(ValueError):
     """The universe file cannot be used; the message names the file, the line and the field."""
-
-
-@dataclass(frozen=True)
-class TickerEntry:
-    symbol: str
-    instrument_key: str | None = None
-    line: int = 0
 
 
 @dataclass(frozen=True)
@@ -122,6 +120,8 @@ class Universe:
     timezone: str | None = None
     update_time: dt.time | None = None
     """Overrides of the market's time zone and update time (None: the calendar's)."""
+    skipped: tuple[tuple[str, str], ...] = ()
+    """(name, reason) of each file or value of `tickers: all` that cannot be a ticker."""
 
     @property
     def symbols(self) -> list[str]:
@@ -138,18 +138,6 @@ class Universe:
             ended = self.calendar.trading_days(self.start_date, self.end_date)
             return ended[-1].date() if len(ended) else self.start_date
         return day
-
-
-SYMBOL_RULE = (
-    "letters, digits, '&', '-', '_' and '.' only, at most 40, starting with a letter or digit"
-)
-
-
-def symbol_problem(symbol: str) -> str | None:
-    """Why `symbol` cannot be a ticker (it is also a file name and a partition key), or None."""
-    if _SYMBOL_RE.match(symbol) and ".." not in symbol:
-        return None
-    return f"{symbol!r} is not a valid ticker ({SYMBOL_RULE})"
 
 
 def partition_key_problems(keys: Sequence[str], universe: Universe) -> dict[str, str]:
@@ -244,6 +232,8 @@ def _refusal(error: ErrorDetails, refuse: Callable[..., UniverseError]) -> Unive
     loc = tuple(error["loc"])
     if loc[:1] == ("source",) and len(loc) > 1 and loc[1] in SOURCES:
         loc = loc[:1] + loc[2:]
+    if loc[:1] == ("tickers",) and len(loc) > 1 and loc[1] in TICKER_FORMS:
+        loc = loc[:1] + loc[2:]  # nor the form of the tickers
     ctx = error.get("ctx") or {}
     if error["type"] == "universe":
         key = ctx.get("key")
@@ -258,16 +248,12 @@ def _refusal(error: ErrorDetails, refuse: Callable[..., UniverseError]) -> Unive
 def _universe(
     model: _UniverseFile, path: Path, lines: dict[Loc, int], refuse: Callable[..., UniverseError]
 ) -> Universe:
-    entries: list[TickerEntry] = []
-    seen: dict[str, int] = {}
-    for index, ticker in enumerate(model.tickers):
-        loc = ("tickers", index, "symbol")
-        line = lines.get(loc) or lines[loc[:2]]
-        if ticker.symbol in seen:
-            message = f"duplicate ticker {ticker.symbol!r} (lines {seen[ticker.symbol]} and {line})"
-            raise refuse(loc if loc in lines else loc[:2], message)
-        seen[ticker.symbol] = line
-        entries.append(TickerEntry(ticker.symbol, ticker.instrument_key, line))
+    try:
+        entries, skipped = resolve_tickers(model.tickers, model.source, lines)
+    except TickersError as error:
+        if error.loc is None:
+            raise UniverseError(error.message) from None
+        raise refuse(error.loc, error.message) from None
     if model.end_date is not None and model.end_date < model.start_date:
         raise refuse(("end_date",), f"{model.end_date} is before start_date {model.start_date}")
     keys = [(entry.symbol, entry.instrument_key) for entry in entries]
@@ -282,12 +268,13 @@ def _universe(
         start_date=model.start_date,
         batch_size=model.batch_size,
         extra_closures=tuple(sorted(set(model.extra_closures))),
-        tickers=tuple(entries),
+        tickers=entries,
         timeframes=model.source.timeframe_list(),
         update_batch_size=model.update_batch_size,
         end_date=model.end_date,
         timezone=model.timezone,
         update_time=model.update_time,
+        skipped=skipped,
     )
 
 
@@ -318,38 +305,6 @@ def _source(value: Any) -> dict[str, Any]:
     return {**block, "kind": kind}
 
 
-def _symbol(value: Any) -> str:
-    symbol = text(value).upper()
-    if symbol_problem(symbol):
-        raise ValueError(f"{text(value)!r} is not a valid ticker ({SYMBOL_RULE})")
-    return symbol
-
-
-def _instrument_key(value: Any) -> str:
-    key = text(value)
-    if not _INSTRUMENT_KEY_RE.match(key):
-        raise ValueError(
-            f"{key!r} is not an instrument key of the form SEGMENT|ID, such as NSE_EQ|INE062A01020"
-        )
-    return key
-
-
-class _Ticker(Strict):
-    symbol: Annotated[str, PlainValidator(_symbol)]
-    instrument_key: Annotated[str | None, PlainValidator(_instrument_key)] = None
-
-
-def _bare_ticker(value: Any) -> Any:
-    """A bare symbol as a `{symbol: ...}` entry, refused as the item itself when invalid."""
-    return value if isinstance(value, dict) else {"symbol": _symbol(value)}
-
-
-def _tickers(value: Any) -> list:
-    if is_null(value) or value == []:
-        raise ValueError("the ticker list is empty")
-    return a_list("expected a list of symbols")(value)
-
-
 class _UniverseFile(Strict):
     market: Annotated[str, PlainValidator(fields.market)]
     timezone: Annotated[str | None, PlainValidator(fields.timezone)] = None
@@ -369,6 +324,4 @@ class _UniverseFile(Strict):
         tuple[Annotated[dt.date, PlainValidator(fields.date)], ...],
         BeforeValidator(fields.closures),
     ] = ()
-    tickers: Annotated[
-        tuple[Annotated[_Ticker, BeforeValidator(_bare_ticker)], ...], BeforeValidator(_tickers)
-    ]
+    tickers: TickerSpec

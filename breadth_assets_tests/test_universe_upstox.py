@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import textwrap
 from pathlib import Path
 
@@ -425,3 +426,71 @@ def test_universe_timeframes_know_how_far_back_upstox_serves_them(tmp_path):
     text = upstox("instruments: NSE.json.gz\ntimeframes: [minutes/5]\n")
     (timeframe,) = load_universe(write_universe_text(tmp_path, text)).timeframes
     assert timeframe.history_start == dt.date(2022, 1, 1)
+
+
+# --- tickers: all and a list file -------------------------------------------------------------
+
+
+def test_all_is_every_nse_equity_of_the_master_sorted_with_its_instrument_key(tmp_path):
+    with_master(tmp_path)  # each equity comes with an index, a BSE equity and a future as decoys
+    text = upstox("instruments: NSE.json.gz\n", tickers="tickers: all\n")
+    universe = load_universe(write_universe_text(tmp_path, text))
+    assert [(entry.symbol, entry.instrument_key, entry.line) for entry in universe.tickers] == [
+        ("INFY", INFY_KEY, 0),
+        ("SBIN", SBIN_KEY, 0),
+    ]
+
+
+def test_all_skips_a_master_symbol_that_is_not_a_valid_ticker(tmp_path):
+    master = {"SBIN": SBIN_KEY, "NIFTY 50 ETF": "NSE_EQ|INF000A01010"}
+    write_instruments_master(tmp_path / "NSE.json.gz", master)
+    text = upstox("instruments: NSE.json.gz\n", tickers="tickers: all\n")
+    universe = load_universe(write_universe_text(tmp_path, text))
+    assert universe.symbols == ["SBIN"]
+    assert [name for name, _ in universe.skipped] == ["NIFTY 50 ETF"]
+
+
+def test_all_without_an_instruments_master_is_refused_at_tickers(tmp_path):
+    assert_refused(
+        tmp_path,
+        upstox("workers: 4\n", tickers="tickers: all\n"),
+        6,
+        "tickers",
+        "all: the upstox source needs source.instruments, the instruments master whose NSE "
+        "equities are the universe",
+    )
+
+
+def test_all_reads_the_master_again_when_it_changes(tmp_path):
+    master = with_master(tmp_path)
+    path = write_universe_text(
+        tmp_path, upstox("instruments: NSE.json.gz\n", tickers="tickers: all\n")
+    )
+    assert load_universe(path).symbols == ["INFY", "SBIN"]
+    write_instruments_master(master, {"SBIN": SBIN_KEY, "TCS": "NSE_EQ|INE467B01029"})
+    os.utime(master, ns=(master.stat().st_atime_ns, master.stat().st_mtime_ns + 1_000_000_000))
+    assert load_universe(path).symbols == ["SBIN", "TCS"]
+
+
+def test_a_list_files_symbols_are_left_to_the_master_as_bare_symbols_are(tmp_path):
+    master = with_master(tmp_path)
+    (tmp_path / "nifty.txt").write_text("SBIN\nRELIANCE  # looked up when it is fetched\n")
+    text = upstox("instruments: NSE.json.gz\n", tickers="tickers: {file: nifty.txt}\n")
+    universe = load_universe(write_universe_text(tmp_path, text))
+    assert [(entry.symbol, entry.instrument_key) for entry in universe.tickers] == [
+        ("SBIN", None),
+        ("RELIANCE", None),
+    ]
+    assert universe.source_options["instruments"] == str(master.resolve())
+
+
+def test_a_list_file_without_an_instruments_master_is_refused_at_tickers_file(tmp_path):
+    (tmp_path / "nifty.txt").write_text("SBIN\n")
+    assert_refused(
+        tmp_path,
+        upstox("workers: 4\n", tickers="tickers:\n  file: nifty.txt\n"),
+        7,
+        "tickers.file",
+        "the list file's symbols are looked up in source.instruments, which names no "
+        "instruments master file",
+    )

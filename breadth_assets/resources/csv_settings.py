@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -61,6 +62,18 @@ Layout = Annotated[str, PlainValidator(layout)]
 FilePattern = Annotated[str, PlainValidator(file_pattern)]
 Columns = Annotated[dict[str, str], PlainValidator(columns)]
 DateFormat = Annotated[str | None, PlainValidator(date_format)]
+
+
+def find_header(headers: Iterable[Any], wanted: str) -> Any | None:
+    """The file's header for `wanted` (stripped): matched exactly, else ignoring case, else None.
+
+    The one rule for the source and for `tickers: all`, so both find the same ticker column.
+    """
+    headers = list(headers)
+    exact = {str(header).strip(): header for header in headers}
+    by_lower = {str(header).strip().lower(): header for header in headers}
+    wanted = wanted.strip()
+    return exact.get(wanted, by_lower.get(wanted.lower()))
 
 
 def default_layout(path: Path) -> str:

@@ -32,6 +32,7 @@ from breadth_assets.resources.csv_settings import (
     DateFormat,
     FilePattern,
     Layout,
+    find_header,
 )
 from breadth_assets.resources.price_source import (
     PriceRequest,
@@ -108,12 +109,10 @@ class CsvSource(PriceSource):
         self, frame: pd.DataFrame, file: Path, ticker: str, names: tuple[str, ...]
     ) -> dict[str, str]:
         """Our column name -> the file's header, exact match first, then ignoring case."""
-        by_lower = {str(header).strip().lower(): header for header in frame.columns}
-        exact = {str(header).strip(): header for header in frame.columns}
         found: dict[str, str] = {}
         for name in names:
             wanted = self.columns.get(name, name).strip()
-            header = exact.get(wanted, by_lower.get(wanted.lower()))
+            header = find_header(frame.columns, wanted)
             if header is None:
                 mapped = f" (mapped from {name!r})" if name in self.columns else ""
                 raise SourceError(

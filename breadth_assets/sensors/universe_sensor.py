@@ -6,6 +6,21 @@ from breadth_assets.batches import range_tags, ticker_batches
 from breadth_assets.jobs import ticker_job
 from breadth_assets.partitions import tickers_partitions, universe_changes
 from breadth_assets.resources.universe_file import UniverseFile
+from breadth_assets.universe import Universe
+
+SKIPPED_SHOWN = 20
+"""Skipped names written out in the tick's warning; the count covers them all."""
+
+
+def _skipped_line(current: Universe) -> str:
+    """One line for the names `tickers: all` skipped, so a folder of odd files does not flood
+    the log at every tick."""
+    shown = "; ".join(f"{name}: {reason}" for name, reason in current.skipped[:SKIPPED_SHOWN])
+    more = len(current.skipped) - SKIPPED_SHOWN
+    return (
+        f"{len(current.skipped)} names skipped by `tickers: all` of {current.path.name}: {shown}"
+        + (f"; and {more} more" if more > 0 else "")
+    )
 
 
 @dg.sensor(
@@ -22,6 +37,8 @@ def universe_sensor(
 ) -> dg.SensorResult | dg.SkipReason:
     """Reads the file at every tick, so its batch size applies without a reload."""
     current = universe.load()
+    if current.skipped:
+        context.log.warning(_skipped_line(current))
     existing = context.instance.get_dynamic_partitions(tickers_partitions.name)
     added, removed = universe_changes(existing, current.symbols)
     if not added and not removed:

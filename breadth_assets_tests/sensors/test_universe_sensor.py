@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 import pytest
 
@@ -8,7 +10,7 @@ from breadth_assets.partitions import tickers_partitions
 from breadth_assets.resources.universe_file import UniverseFile
 from breadth_assets.sensors.universe_sensor import universe_sensor
 from breadth_assets.universe import UniverseError
-from breadth_assets_tests.support import write_universe
+from breadth_assets_tests.support import write_universe, write_universe_text
 
 
 @pytest.fixture
@@ -92,7 +94,7 @@ def test_a_broken_file_fails_the_tick_with_its_reason_and_changes_nothing(
     universe_at(["AAA", "BBB"])
     tick(instance)
     path = tmp_path / "universe.yaml"
-    path.write_text(path.read_text().replace("market: DEMO", "market: NYSE"))
+    path.write_text(path.read_text().replace("market: DEMO", "market: MARS"))
     with pytest.raises(UniverseError, match="line 1: market"):
         tick(instance)
     assert _tickers(instance) == ["AAA", "BBB"]
@@ -105,3 +107,62 @@ def test_a_new_batch_size_in_the_file_applies_at_the_next_tick_without_a_reload(
     assert len(tick(instance).run_requests) == 3
     universe_at(["AAA", "BBB", "CCC", "DDD", "EEE", "FFF"], batch_size=3)
     assert [request.tags for request in tick(instance).run_requests] == [range_tags("DDD", "FFF")]
+
+
+def _csv_universe_of_all(tmp_path) -> Path:
+    """A universe of every file in tmp_path/prices, at the path the sensor's resource reads."""
+    (tmp_path / "prices").mkdir(exist_ok=True)
+    text = "market: NSE\nstart_date: 2023-01-02\nsource: {kind: csv, path: prices}\ntickers: all\n"
+    return write_universe_text(tmp_path, text)
+
+
+def test_new_files_in_the_folder_of_tickers_all_become_partitions_at_the_next_tick(
+    instance, tmp_path, tick
+):
+    _csv_universe_of_all(tmp_path)
+    for symbol in ("AAA", "BBB"):
+        (tmp_path / "prices" / f"{symbol}.csv").write_text("Date,Close\n")
+    tick(instance)
+    assert _tickers(instance) == ["AAA", "BBB"]
+    (tmp_path / "prices" / "CCC.csv").write_text("Date,Close\n")
+    result = tick(instance)
+    assert _tickers(instance) == ["AAA", "BBB", "CCC"]
+    assert [request.tags for request in result.run_requests] == [range_tags("CCC", "CCC")]
+
+
+def test_names_tickers_all_skipped_are_one_warning_with_their_count_at_each_tick(
+    instance, tmp_path, monkeypatch
+):
+    _csv_universe_of_all(tmp_path)
+    for name in ("AAA.csv", "my notes.csv", "A..B.csv"):
+        (tmp_path / "prices" / name).write_text("Date,Close\n")
+    resources = {"universe": UniverseFile(path=str(tmp_path / "universe.yaml"))}
+    for _ in range(2):
+        with dg.build_sensor_context(instance=instance, resources=resources) as context:
+            warnings = []
+            monkeypatch.setattr(context.log, "warning", warnings.append)
+            _apply(instance, universe_sensor(context))
+        (warning,) = warnings
+        assert warning.startswith(
+            "2 names skipped by `tickers: all` of universe.yaml: A..B.csv: 'A..B' is not a valid "
+            "ticker ("
+        )
+        assert "; my notes.csv: 'MY NOTES' is not a valid ticker" in warning
+
+
+def test_the_skipped_warning_writes_out_twenty_names_and_counts_the_rest(
+    instance, tmp_path, monkeypatch
+):
+    _csv_universe_of_all(tmp_path)
+    for name in ["AAA.csv", *(f"copy {n:02}.csv" for n in range(25))]:
+        (tmp_path / "prices" / name).write_text("Date,Close\n")
+    resources = {"universe": UniverseFile(path=str(tmp_path / "universe.yaml"))}
+    with dg.build_sensor_context(instance=instance, resources=resources) as context:
+        warnings = []
+        monkeypatch.setattr(context.log, "warning", warnings.append)
+        universe_sensor(context)
+    (warning,) = warnings
+    assert warning.startswith("25 names skipped by `tickers: all` of universe.yaml: copy 00.csv")
+    assert "copy 19.csv" in warning
+    assert "copy 20.csv" not in warning
+    assert warning.endswith("; and 5 more")
