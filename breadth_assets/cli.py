@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 
 import dagster as dg
@@ -19,6 +20,7 @@ import pandas as pd
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 from dagster._core.events import RunFailureReason
 
+from breadth_assets import run_report
 from breadth_assets.assets import BREADTH, RAW_PRICES
 from breadth_assets.batches import range_tags, update_batches
 from breadth_assets.partitions import build_trading_days, sync_ticker_partitions, tickers_partitions
@@ -26,6 +28,7 @@ from breadth_assets.recovery import repair, status, status_text
 from breadth_assets.universe import Universe, UniverseError, load_universe
 
 DEFINITIONS_MODULE = "breadth_assets.definitions"
+TABLES = "prices, indicators, breadth"
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 TAIL_COLUMNS = [
     "date",
@@ -48,13 +51,15 @@ def run_main_job(
     full: bool = False,
     out=sys.stdout,
     end_date: dt.date | None = None,
+    checks: bool = False,
 ) -> bool:
     """Every ticker partition in batches, then breadth; True when every run succeeds.
 
     Breadth is materialized from the earliest day whose inputs changed (or that was never
     materialized) to the last trading day; `full` redoes every day. The universe file is read
     once, here: its batch size and tickers are those of this run. `end_date` stops prices and
-    breadth at that day instead of the last closed one.
+    breadth at that day instead of the last closed one. `checks` runs the data-quality checks
+    once at the end (their verdicts do not change the result).
     """
     started = time.perf_counter()
     universe = load_universe()
@@ -63,9 +68,14 @@ def run_main_job(
     added, removed = sync_ticker_partitions(instance, universe.symbols)
     print(
         f"universe {universe.path.name}: {len(universe.symbols)} tickers on {universe.market} "
-        f"({len(added)} added, {len(removed)} removed), history from {universe.start_date}",
+        f"({len(added)} added, {len(removed)} removed), history from {universe.start_date}"
+        + (f" to {universe.end_date}" if universe.end_date else ""),
         file=out,
     )
+    if universe.skipped:
+        names = ", ".join(f"{name} ({reason})" for name, reason in universe.skipped[:5])
+        more = f" and {len(universe.skipped) - 5} more" if len(universe.skipped) > 5 else ""
+        print(f"universe: {len(universe.skipped)} names skipped: {names}{more}", file=out)
     tickers_ok, first_changed = _run_ticker_batches(instance, universe, out, end_date)
     last = universe.last_day().isoformat()
     if end_date is not None:
@@ -75,6 +85,8 @@ def run_main_job(
     if first is None:
         print("breadth: every trading day is up to date", file=out)
     breadth_ok = first is None or _run_breadth(instance, first, days[-1], out)
+    if checks:
+        _run_checks(instance, out)
     print(f"main job finished in {time.perf_counter() - started:.1f} s", file=out)
     return tickers_ok and breadth_ok
 
@@ -89,6 +101,7 @@ def _run_ticker_batches(
         keys, universe.symbols, with_history, universe.batch_size, universe.update_batch_size
     )
     all_ok, first_changed = True, None
+    refused: Counter[str] = Counter()
     for number, batch in enumerate(batches, start=1):
         started = time.perf_counter()
         config = {"end_date": end_date.isoformat()} if end_date else {}
@@ -98,11 +111,14 @@ def _run_ticker_batches(
             range_tags(batch[0], batch[-1]),
             {"ops": {"ticker_assets": {"config": config}}},
         )
+        in_batch = run_report.refused_rows(result.get_asset_materialization_events())
+        refused += in_batch
         print(
             f"tickers batch {number}/{len(batches)} "
             f"({batch[0]}..{batch[-1]}, {len(batch)} tickers): "
             f"{'ok' if result.success else 'FAILED (see the run in the UI)'} in "
-            f"{time.perf_counter() - started:.1f} s  run {result.run_id[:8]}",
+            f"{time.perf_counter() - started:.1f} s  run {result.run_id[:8]}"
+            + (f"; {in_batch.total()} rows refused" if in_batch else ""),
             file=out,
         )
         if not result.success:
@@ -113,6 +129,11 @@ def _run_ticker_batches(
             if written is not None:
                 day = dt.date.fromisoformat(written.value)
                 first_changed = day if first_changed is None else min(first_changed, day)
+    if refused:
+        print(
+            f"tickers: {run_report.refused_text(refused)}; the raw_prices metadata lists them",
+            file=out,
+        )
     return all_ok, first_changed
 
 
@@ -158,15 +179,30 @@ def _interrupted(event: dg.DagsterEvent) -> bool:
 def _run_breadth(instance: dg.DagsterInstance, first: str, last: str, out) -> bool:
     print(f"breadth {first}..{last}: running...", file=out, flush=True)
     started = time.perf_counter()
-    result = _execute("breadth_job", instance, range_tags(first, last))
+    with run_report.ProgressFollower(instance, "breadth_job", out):
+        result = _execute("breadth_job", instance, range_tags(first, last))
     print(
         f"breadth {first}..{last}: {'ok' if result.success else 'FAILED'} in "
         f"{time.perf_counter() - started:.1f} s  run {result.run_id[:8]}",
         file=out,
     )
+    for line in run_report.breadth_notes(result.get_asset_materialization_events()):
+        print(f"  {line}", file=out)
     if not result.success:
         _print_failure(result, out)
     return result.success
+
+
+def _run_checks(instance: dg.DagsterInstance, out) -> None:
+    """The data-quality checks once over the stored tables, so the UI shows them evaluated."""
+    started = time.perf_counter()
+    result = _execute("quality_checks_job", instance, {})
+    lines = run_report.checks_text(result.all_events)
+    print(f"{lines[0]} in {time.perf_counter() - started:.1f} s  run {result.run_id[:8]}", file=out)
+    for line in lines[1:]:
+        print(line, file=out)
+    if not result.success:
+        _print_failure(result, out)
 
 
 def _print_failure(result: dg.ExecutionResult, out) -> None:
@@ -185,6 +221,19 @@ def print_breadth_tail(days: int, out=sys.stdout) -> None:
         )
 
 
+def print_where(out=sys.stdout) -> None:
+    """Where the tables are, and how to look at the runs, assets and checks in the UI."""
+    from breadth_assets.deployment import store_for_deployment
+
+    print(f"\ndata: {store_for_deployment().location()} (tables {TABLES})", file=out)
+    print(f"Dagster home: {os.environ['DAGSTER_HOME']}", file=out)
+    print(
+        "UI: bash scripts/dev.sh, then open http://127.0.0.1:3000 (Runs, Assets > breadth, "
+        "its Checks tab)",
+        file=out,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="breadth-assets", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -192,6 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--tail", type=int, default=10, help="breadth days to print at the end")
     run.add_argument(
         "--full", action="store_true", help="materialize every breadth day, not only stale ones"
+    )
+    run.add_argument(
+        "--checks", action="store_true", help="run the data-quality checks once at the end"
     )
     run.add_argument(
         "--end-date",
@@ -218,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(status_text(status(instance)))
         return 0
     try:
-        ok = run_main_job(instance, full=args.full, end_date=args.end_date)
+        ok = run_main_job(instance, full=args.full, end_date=args.end_date, checks=args.checks)
     except UniverseError as error:
         print(f"breadth-assets: {error}", file=sys.stderr)
         return 2
@@ -228,6 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.tail:
         print(f"\nlast {args.tail} days of breadth:")
         print_breadth_tail(args.tail)
+    print_where()
     return 0 if ok else 1
 
 

@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/dagster_home}"
-exec .venv/bin/breadth-assets run "$@"
+exec .venv/bin/breadth-assets run --checks "$@"

@@ -32,6 +32,21 @@ def lines_markdown(lines: Sequence[str]) -> str:
     return "\n".join(shown)
 
 
+def rejected_metadata(rejected: Mapping[str, Sequence[str]]) -> dict[str, dg.MetadataValue]:
+    """A batch's refused rows: the total and a table per ticker (count, first reason)."""
+    total = sum(len(lines) for lines in rejected.values())
+    metadata = {"rows_rejected_in_run": dg.MetadataValue.int(total)}
+    if rejected:
+        table = ["| ticker | rows refused | first |", "|---|---:|---|"]
+        ordered = sorted(rejected.items(), key=lambda item: (-len(item[1]), item[0]))
+        for ticker, lines in ordered[:MAX_LISTED]:
+            table.append(f"| {ticker} | {len(lines)} | {_cell(lines[0])} |")
+        if len(rejected) > MAX_LISTED:
+            table.append(f"| … | {len(rejected) - MAX_LISTED} more tickers | |")
+        metadata["rejected_by_ticker"] = dg.MetadataValue.md("\n".join(table))
+    return metadata
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -61,21 +76,27 @@ def finish_batch(
     tickers: Sequence[str],
     metadata: Mapping[dg.AssetKey, Mapping[str, dg.MetadataValue]],
     failed: Mapping[dg.AssetKey, Mapping[str, str]],
+    by_partition: Mapping[dg.AssetKey, Mapping[str, Mapping[str, dg.MetadataValue]]] | None = None,
 ) -> Iterator[dg.MaterializeResult]:
     """Each asset's materialization for a batch of tickers, or, when some failed, the good ones
-    recorded as materialized and the step failed with every reason.
+    recorded as materialized and the step failed with every reason. `by_partition` adds
+    metadata to single partitions (a ticker's own refused rows).
 
     When a ticker failed for several assets, the first asset's reason wins.
     """
+    by_partition = by_partition or {}
     failures: dict[str, str] = {}
     for key in metadata:
         for ticker, reason in failed.get(key, {}).items():
             failures.setdefault(ticker, reason)
     if failures:
         for key, values in metadata.items():
-            record_good_partitions(context, key, tickers, failed.get(key, {}), values)
+            extra = by_partition.get(key)
+            record_good_partitions(context, key, tickers, failed.get(key, {}), values, extra)
         raise partial_failure(failures, len(tickers))
     for key, values in metadata.items():
+        for partition, extra in by_partition.get(key, {}).items():
+            context.add_asset_metadata(dict(extra), asset_key=key, partition_key=partition)
         yield dg.MaterializeResult(asset_key=key, metadata=dict(values))
 
 

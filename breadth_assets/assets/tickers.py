@@ -33,6 +33,7 @@ from breadth_assets.assets.reporting import (
     date_range_text,
     finish_batch,
     lines_markdown,
+    rejected_metadata,
 )
 from breadth_assets.partitions import tickers_partitions
 from breadth_assets.resources.market_store import MarketStore
@@ -111,7 +112,7 @@ def ticker_assets(
     tickers = list(context.partition_keys)
     selected = context.selected_asset_keys
     failed: dict[dg.AssetKey, dict[str, str]] = {RAW_PRICES: {}, INDICATORS: {}}
-    rejected: list[str] = []
+    rejected: dict[str, list[str]] = {}
 
     tail_bars = LOOKBACK_52W + config.overlap_bars + TAIL_MARGIN_BARS
     incremental = not config.full_refresh and RAW_PRICES in selected
@@ -150,15 +151,24 @@ def ticker_assets(
         for key in (RAW_PRICES, INDICATORS)
         if key in selected
     }
-    if RAW_PRICES in metadata and rejected:
-        metadata[RAW_PRICES]["rows_rejected"] = dg.MetadataValue.int(len(rejected))
-        metadata[RAW_PRICES]["rejected"] = dg.MetadataValue.md(lines_markdown(rejected))
+    by_partition: dict[dg.AssetKey, dict[str, dict[str, dg.MetadataValue]]] = {}
+    if RAW_PRICES in metadata:
+        metadata[RAW_PRICES].update(rejected_metadata(rejected))
+        by_partition[RAW_PRICES] = {
+            ticker: {
+                "rows_rejected": dg.MetadataValue.int(len(lines)),
+                "rejected": dg.MetadataValue.md(lines_markdown(lines)),
+            }
+            for ticker, lines in rejected.items()
+        }
     for key in metadata:
+        refused = sum(len(lines) for lines in rejected.values()) if key == RAW_PRICES else 0
         context.log.info(
             f"{key.to_user_string()}: {len(tickers) - len(failed[key])} tickers ok, "
             f"{len(failed[key])} failed, {len(written[key])} rows written in {seconds:.2f} s"
+            + (f", {refused} rows refused in {len(rejected)} tickers" if refused else "")
         )
-    yield from finish_batch(context, tickers, metadata, failed)
+    yield from finish_batch(context, tickers, metadata, failed, by_partition)
 
 
 def _indicators_from_state(
@@ -230,7 +240,7 @@ def _fetch(
     universe: UniverseFile,
     stored: pd.DataFrame,
     failed: dict[dg.AssetKey, dict[str, str]],
-) -> tuple[pd.DataFrame, list[str]]:
+) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     """Bars from the source for every ticker of the run; failures are collected, not raised."""
     current = universe.load()
     failures = failed[RAW_PRICES]
@@ -251,13 +261,17 @@ def _fetch(
         if ticker not in failures
     ]
     frames: list[pd.DataFrame] = []
-    rejected: list[str] = []
+    rejected: dict[str, list[str]] = {}
     answers = price_source.with_settings(current).fetch_many(requests)
     for request, answer in fetched_answers(context, answers, len(requests), failures):
         frames.append(answer.bars)
-        for line in answer.rejected:
-            context.log.warning(f"{request.ticker}: row left out: {line}")
-        rejected.extend(answer.rejected)
+        if answer.rejected:
+            more = len(answer.rejected) - 1
+            context.log.warning(
+                f"{request.ticker}: {len(answer.rejected)} rows left out: {answer.rejected[0]}"
+                + (f" and {more} more (the raw_prices metadata lists them)" if more else "")
+            )
+            rejected[request.ticker] = list(answer.rejected)
     columns = list(schema.PRICE_COLUMNS)
     fetched = pd.concat(frames, ignore_index=True) if frames else stored.iloc[0:0]
     return fetched[columns], rejected

@@ -150,6 +150,9 @@ class DuckDBStore(MarketStore):
             [list(tickers)],
         )
 
+    def location(self) -> str:
+        return f"DuckDB file {Path(self.path).resolve()}"
+
     def read_prices(self, tickers: Sequence[str]) -> pd.DataFrame:
         return self._read_table(schema.PRICES, tickers)
 

@@ -39,6 +39,10 @@ class MarketStore(dg.ConfigurableResource):
     kind: ClassVar[str] = "store"
     """The asset `kinds` tag that names this store in the UI."""
 
+    def location(self) -> str:
+        """Where the tables are, for people (never a credential)."""
+        raise NotImplementedError
+
     def read_prices(self, tickers: Sequence[str]) -> pd.DataFrame:
         """All stored bars of these tickers, sorted by ticker and date."""
         raise NotImplementedError

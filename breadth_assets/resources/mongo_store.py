@@ -48,6 +48,9 @@ class MongoStore(MarketStore):
         except Exception:
             return "the configured host"
 
+    def location(self) -> str:
+        return f"MongoDB at {self._hosts()}, database {self.database}"
+
     def _fail(self, error: Exception, doing: str) -> StoreError:
         """A StoreError that names the host and never the credentials of the connection string."""
         message = str(error)

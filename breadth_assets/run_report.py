@@ -1,0 +1,143 @@
+"""What `breadth-assets run` prints besides each run's line: refused rows, breadth's progress
+while it runs, the checks' verdicts and where the data is."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterable
+from typing import TextIO
+
+import dagster as dg
+
+PROGRESS_PREFIX = "breadth: counted "
+"""The breadth step's log line per chunk of days (`assets/breadth.py`)."""
+POLL_SECONDS = 1.0
+
+
+def refused_rows(events: Iterable[dg.DagsterEvent]) -> Counter[str]:
+    """Rows the source refused, per ticker, from a run's `raw_prices` materializations."""
+    refused: Counter[str] = Counter()
+    for event in events:
+        materialization = event.materialization
+        count = materialization.metadata.get("rows_rejected")
+        partition = materialization.partition
+        if materialization.asset_key.path == ["raw_prices"] and count and count.value:
+            refused[partition or "?"] += int(count.value)
+    return refused
+
+
+def refused_text(refused: Counter[str], shown: int = 5) -> str:
+    """`74 rows refused in 9 tickers (AAA 20, BBB 12, ...)`."""
+    top = ", ".join(f"{ticker} {count}" for ticker, count in refused.most_common(shown))
+    more = ", ..." if len(refused) > shown else ""
+    tickers = "ticker" if len(refused) == 1 else "tickers"
+    return f"{refused.total()} rows refused in {len(refused)} {tickers} ({top}{more})"
+
+
+def breadth_notes(events: Iterable[dg.DagsterEvent]) -> list[str]:
+    """What the breadth run found about days without any bar (its last materialization)."""
+    materializations = [event.materialization for event in events]
+    if not materializations:
+        return []
+    metadata = materializations[-1].metadata
+    notes = []
+    closures = metadata.get("closures_found")
+    if closures is not None and closures.value:
+        days = metadata.get("closures_found_days")
+        notes.append(
+            f"{closures.value} closures found in the data (no ticker has a bar; no row): "
+            f"{days.value if days else ''}"
+        )
+    after = metadata.get("no_bars_after")
+    if after is not None:
+        notes.append(f"no ticker has a bar after {after.value}: breadth ends there")
+    return notes
+
+
+def checks_text(events: Iterable[dg.DagsterEvent]) -> list[str]:
+    """One summary line of the checks' verdicts, then one line per check that did not pass."""
+    evaluations = [
+        event.event_specific_data
+        for event in events
+        if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    ]
+    failed = [e for e in evaluations if not e.passed]
+    by_severity = Counter(e.severity.value.lower() for e in failed)
+    verdicts = ", ".join(f"{count} {name}" for name, count in sorted(by_severity.items()))
+    lines = [
+        f"checks: {len(evaluations) - len(failed)} of {len(evaluations)} passed"
+        + (f" ({verdicts})" if verdicts else "")
+    ]
+    for evaluation in failed:
+        asset = evaluation.asset_key.to_user_string()
+        lines.append(
+            f"  {evaluation.severity.value} {asset} {evaluation.check_name}: "
+            f"{evaluation.description or ''}"
+        )
+    return lines
+
+
+class ProgressFollower:
+    """Prints the breadth step's progress lines while its run executes in this process.
+
+    Reads the run's event log from its own instance in a thread (the run writes through the
+    caller's), every `POLL_SECONDS`, from a cursor: a long breadth run says how far it is.
+    """
+
+    def __init__(self, instance: dg.DagsterInstance, job_name: str, out: TextIO) -> None:
+        self._ref = instance.get_ref() if not instance.is_ephemeral else None
+        self._job_name = job_name
+        self._out = out
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, daemon=True)
+        self._known: set[str] = {
+            r.dagster_run.run_id for r in instance.get_run_records(self._filter(), limit=5)
+        }
+
+    def _filter(self) -> dg.RunsFilter:
+        return dg.RunsFilter(job_name=self._job_name)
+
+    def __enter__(self) -> ProgressFollower:
+        if self._ref is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _follow(self) -> None:
+        with dg.DagsterInstance.from_ref(self._ref) as instance:
+            run_id, cursor = None, None
+            while True:
+                stopping = self._stop.wait(POLL_SECONDS)
+                try:
+                    if run_id is None:
+                        runs = instance.get_run_records(self._filter(), limit=5)
+                        fresh = [
+                            r.dagster_run.run_id
+                            for r in runs
+                            if r.dagster_run.run_id not in self._known
+                        ]
+                        run_id = fresh[0] if fresh else None
+                    if run_id is not None:
+                        cursor = self._print_new(instance, run_id, cursor)
+                except Exception:  # a progress line is not worth failing the main job
+                    pass
+                if stopping:
+                    return
+
+    def _print_new(
+        self, instance: dg.DagsterInstance, run_id: str, cursor: str | None
+    ) -> str | None:
+        while True:
+            page = instance.get_records_for_run(run_id, cursor=cursor, limit=1000)
+            for record in page.records:
+                entry = record.event_log_entry
+                if entry.dagster_event is None and entry.user_message.startswith(PROGRESS_PREFIX):
+                    print(f"  {entry.user_message}", file=self._out, flush=True)
+            cursor = page.cursor or cursor
+            if not page.has_more:
+                return cursor
