@@ -117,6 +117,7 @@ class Universe:
     """Intraday candle sizes to keep in `intraday_prices` (Upstox only)."""
     update_batch_size: int = DEFAULT_UPDATE_BATCH_SIZE
     """Tickers per run when they already have history: an update reads a few bars per ticker."""
+    end_date: dt.date | None = None
 
     @property
     def symbols(self) -> list[str]:
