@@ -1,31 +1,31 @@
 """Asset checks on `raw_prices`, `indicators` and `breadth`, shown on each asset's Checks tab.
 
-The rules live in `breadth_assets.analytics.quality`; here a table names each check, and one
-check step reads each stored table it needs once, for the universe's current tickers
-(the `tickers` partitions), `CHUNK_TICKERS` tickers at a time (every rule on prices and indicators
-looks at one ticker's rows, so memory holds a chunk, not the table), and reports every selected
-check's offenders as a markdown table (the first 50) with their counts. The checks are
-non-blocking: run them from the UI ("Execute checks") or with `quality_checks_job`; the ticker and
-breadth jobs do not run them, so a batch of 50 tickers never rereads the whole universe.
+The rules live in `breadth_assets.analytics.quality` and `.freshness`; here a table names each
+check, and one check step reads each stored table it needs once, for the universe's current
+tickers (the `tickers` partitions), `CHUNK_TICKERS` tickers at a time. A check of scope "chunk"
+looks at one ticker's rows, so it runs on each chunk and memory holds a chunk, not the table; a
+check of scope "universe" runs once, on what the chunks left (`Gathered`: each ticker's first and
+last bar, the days with bars, the per-chunk part of its rule), because listings, delistings and
+closures found in the data are facts of the whole universe; a check of scope "breadth" reads only
+`breadth`. Every selected check reports its offenders as a markdown table (the first 50) with
+their counts. The checks are non-blocking: run them from the UI ("Execute checks") or with
+`quality_checks_job`; the ticker and breadth jobs do not run them, so a batch of 50 tickers never
+rereads the whole universe.
 """
 
-import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from functools import cached_property
+from collections.abc import Iterator, Sequence
 
 import dagster as dg
 import pandas as pd
 from dagster._core.storage.tags import BACKFILL_ID_TAG
 
 from breadth_assets import schema
-from breadth_assets.analytics import quality
+from breadth_assets.analytics import freshness, quality
 from breadth_assets.assets import BREADTH, INDICATORS, RAW_PRICES
-from breadth_assets.calendars import last_closed_day, trading_days
+from breadth_assets.check_tables import Check, Finding, Gathered, Tables, gather, merged, result
 from breadth_assets.partitions import tickers_partitions
 from breadth_assets.resources.market_store import MarketStore
 from breadth_assets.resources.universe_file import UniverseFile
-from breadth_assets.universe import Universe
 
 ERROR = dg.AssetCheckSeverity.ERROR
 WARN = dg.AssetCheckSeverity.WARN
@@ -33,79 +33,60 @@ CHUNK_TICKERS = 100
 """Tickers whose prices and indicators are read and checked at a time."""
 
 
-@dataclass
-class Tables:
-    """What the checks of one step read, each at most once."""
-
-    store: MarketStore
-    universe: Universe
-    tickers: list[str]
-    first_bars: pd.Series | None = None
-    """Each ticker's first bar, gathered over the chunks for the breadth checks."""
-
-    @cached_property
-    def prices(self) -> pd.DataFrame:
-        return self.store.read_prices(self.tickers)
-
-    @cached_property
-    def indicators(self) -> pd.DataFrame:
-        return self.store.read_indicators(self.tickers)
-
-    @cached_property
-    def breadth(self) -> pd.DataFrame:
-        return self.store.read_breadth()
-
-    @cached_property
-    def last_day(self) -> dt.date:
-        return last_closed_day(self.universe.market, extra_closures=self.universe.extra_closures)
-
-    def calendar(self, dates: pd.Series) -> pd.DatetimeIndex:
-        if dates.empty:
-            return pd.DatetimeIndex([])
-        start, end = pd.Timestamp(dates.min()).date(), pd.Timestamp(dates.max()).date()
-        return trading_days(self.universe.market, start, end, self.universe.extra_closures)
-
-    def counts(self, rows: pd.DataFrame) -> dict[str, int]:
-        return {"rows_checked": len(rows), "tickers_checked": rows["ticker"].nunique()}
+def _day(day: object) -> str:
+    return f"{pd.Timestamp(day):%Y-%m-%d}"
 
 
-@dataclass(frozen=True)
-class Finding:
-    problems: pd.DataFrame
-    what: str
-    """What a problem is, plural: "inconsistent bars"."""
-    counts: dict[str, int]
-    texts: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Check:
-    asset: dg.AssetKey
-    name: str
-    severity: dg.AssetCheckSeverity
-    description: str
-    find: Callable[[Tables], Finding]
-
-
-def _coverage(tables: Tables) -> Finding:
-    first_bars = tables.first_bars
-    if first_bars is None:
-        first_bars = tables.prices.groupby("ticker")["date"].min()
+def _coverage(t: Tables) -> Finding:
     return Finding(
-        quality.coverage_shortfalls(tables.breadth, first_bars),
-        f"days covering under {quality.MIN_COVERAGE:.0%} of the listed tickers",
-        {"days_checked": len(tables.breadth), "tickers_listed": len(first_bars)},
+        quality.coverage_shortfalls(t.breadth, t.spans, t.open_days),
+        f"days covering under {quality.MIN_COVERAGE:.0%} of the tickers listed on them",
+        {"days_checked": len(t.breadth), "tickers_listed": len(t.spans)},
     )
 
 
-def _fresh(tables: Tables) -> Finding:
-    day = tables.last_day
+def _every_day(t: Tables) -> Finding:
+    closures = quality.closures_in_data(t.market_days, t.bar_days)
     return Finding(
-        quality.stale_tickers(tables.prices, tables.tickers, day),
-        f"tickers without a bar on {day:%Y-%m-%d}",
-        {"tickers_checked": len(tables.tickers)},
-        {"last_closed_day": f"{day:%Y-%m-%d}"},
+        quality.missing_days(t.breadth, t.open_days),
+        "trading days without breadth",
+        {"days_checked": len(t.breadth), "closures_in_data": len(closures)},
+        tables={"closures": pd.DataFrame({"date": closures})},
     )
+
+
+def _fresh(t: Tables) -> Finding:
+    found = freshness.freshness(t.spans, t.tickers, t.market_days, t.open_days, t.reference_day)
+    counts = {"tickers_checked": len(t.tickers), "tickers_ended": len(found.ended)}
+    texts = {"reference_day": _day(found.reference_day)}
+    if pd.notna(found.latest_bar):
+        texts["universe_last_bar"] = _day(found.latest_bar)
+    tables = {"ended": found.ended}
+    if not found.stale:
+        return Finding(
+            found.stopped,
+            f"tickers whose last bar is 1 to {freshness.RECENT_STOP_DAYS} trading days before "
+            f"the universe's latest bar, {texts.get('universe_last_bar', '—')}, or without bars",
+            counts,
+            texts,
+            tables,
+        )
+    if pd.isna(found.latest_bar):
+        message = f"no ticker of the universe has a bar (reference day {texts['reference_day']})"
+    else:
+        message = (
+            f"no ticker has a bar after {_day(found.latest_bar)}, {found.behind} trading days "
+            f"before {texts['reference_day']}; if the history is finished, set end_date in the "
+            "universe file"
+        )
+    problem = pd.DataFrame(
+        {
+            "latest_bar": [found.latest_bar],
+            "reference_day": [found.reference_day],
+            "trading_days_behind": [found.behind],
+        }
+    )
+    return Finding(problem, "stale universe", counts, texts, tables, message)
 
 
 CHECKS: Sequence[Check] = (
@@ -132,14 +113,17 @@ CHECKS: Sequence[Check] = (
         RAW_PRICES,
         "no_long_gaps",
         WARN,
-        f"No ticker misses more than {quality.MAX_GAP_TRADING_DAYS} consecutive trading days of "
-        "the market's calendar between two of its bars (days before its first bar do not "
-        "count). A warning: a trading halt is a legitimate gap, but worth a look.",
+        f"No ticker misses more than {quality.MAX_GAP_TRADING_DAYS} consecutive open days (trading "
+        "days of the calendar on which some ticker of the universe has a bar) between two of its "
+        "bars: only inside its life, so a listing or a delisting is no gap, nor a closure found "
+        "in the data. A warning: a trading halt is a legitimate gap, but worth a look.",
         lambda t: Finding(
-            quality.gaps(t.prices, t.calendar(t.prices["date"])),
+            quality.recount_gaps(t.part("no_long_gaps"), t.open_days),
             "gaps between bars",
-            t.counts(t.prices),
+            t.span_counts(),
         ),
+        scope="universe",
+        gather=lambda t: quality.gaps(t.prices, t.calendar(t.prices["date"])),
     ),
     Check(
         RAW_PRICES,
@@ -154,11 +138,16 @@ CHECKS: Sequence[Check] = (
     Check(
         RAW_PRICES,
         "fresh",
-        ERROR,
-        "Every ticker of the universe has a bar on the market's last closed trading day (the "
-        "last day whose daily update time has passed). A stale ticker is an error: the daily "
-        "update did not reach it, and breadth for that day leaves it out.",
+        WARN,
+        "The universe's latest bar is at most "
+        f"{freshness.FRESH_TOLERANCE_DAYS} trading day before the reference day (the last "
+        "closed day, or the universe's end_date if earlier), else one warning for the universe; "
+        "and no ticker stopped recently: its last bar 1 to "
+        f"{freshness.RECENT_STOP_DAYS} open days before the universe's latest bar (a failed "
+        "fetch, a new halt or delisting), or no bar at all. Tickers that ended earlier "
+        "(delisted) are listed in `ended`, without a warning.",
         _fresh,
+        scope="universe",
     ),
     Check(
         INDICATORS,
@@ -191,22 +180,23 @@ CHECKS: Sequence[Check] = (
         BREADTH,
         "every_trading_day",
         ERROR,
-        "Every trading day of the market's calendar from the first to the last stored breadth "
-        "date has a breadth row.",
-        lambda t: Finding(
-            quality.missing_days(t.breadth, t.calendar(t.breadth["date"])),
-            "trading days without breadth",
-            {"days_checked": len(t.breadth)},
-        ),
+        "Every open day (a trading day of the market's calendar on which some ticker of the "
+        "universe has a bar) from the first to the last stored breadth date has a breadth row. "
+        "A calendar day without any bar is a closure found in the data (listed in `closures`), "
+        "and has no breadth row.",
+        _every_day,
+        scope="universe",
     ),
     Check(
         BREADTH,
         "universe_coverage",
-        ERROR,
-        f"Each day's `universe` covers at least {quality.MIN_COVERAGE:.0%} of the universe's "
-        "tickers listed by then (a first bar on or before that day), so a day that left out "
-        "many failed or missing tickers does not pass for the whole market.",
+        WARN,
+        f"Each open day's `universe` covers at least {quality.MIN_COVERAGE:.0%} of the tickers "
+        "listed on it (first bar on or before it, last bar on or after it), so a day that left "
+        "out many failed or missing tickers does not pass for the whole market. A warning: a "
+        "thin day of an illiquid market looks the same.",
         _coverage,
+        scope="universe",
     ),
     Check(
         BREADTH,
@@ -218,48 +208,9 @@ CHECKS: Sequence[Check] = (
             "percentages outside 0..100",
             {"days_checked": len(t.breadth)},
         ),
+        scope="breadth",
     ),
 )
-
-
-def _merged(parts: list[Finding]) -> Finding:
-    """The findings of the chunks as one: problems together, counts added up."""
-    if len(parts) == 1:
-        return parts[0]
-    if not parts:
-        return Finding(pd.DataFrame(), "problems", {})
-    counts = {name: sum(part.counts[name] for part in parts) for name in parts[0].counts}
-    problems = pd.concat([part.problems for part in parts], ignore_index=True)
-    return Finding(problems, parts[0].what, counts, parts[0].texts)
-
-
-def _concat(series: list[pd.Series]) -> pd.Series:
-    return pd.concat(series) if series else pd.Series(dtype="datetime64[us]")
-
-
-def _result(check: Check, found: Finding) -> dg.AssetCheckResult:
-    """Passed when there is no problem; otherwise counts, offending tickers and the table."""
-    problems = found.problems
-    metadata: dict[str, dg.MetadataValue] = {
-        name: dg.MetadataValue.int(int(value)) for name, value in found.counts.items()
-    }
-    metadata["problems"] = dg.MetadataValue.int(len(problems))
-    if "ticker" in problems.columns:
-        metadata["tickers_affected"] = dg.MetadataValue.int(int(problems["ticker"].nunique()))
-    if "date" in problems.columns and len(problems):
-        dates = pd.to_datetime(problems["date"])
-        metadata["first_date"] = dg.MetadataValue.text(f"{dates.min():%Y-%m-%d}")
-        metadata["last_date"] = dg.MetadataValue.text(f"{dates.max():%Y-%m-%d}")
-    metadata["offenders"] = dg.MetadataValue.md(quality.problems_markdown(problems))
-    metadata.update({name: dg.MetadataValue.text(text) for name, text in found.texts.items()})
-    return dg.AssetCheckResult(
-        asset_key=check.asset,
-        check_name=check.name,
-        passed=problems.empty,
-        severity=check.severity,
-        description=f"{len(problems)} {found.what}" if len(problems) else f"no {found.what}",
-        metadata=metadata,
-    )
 
 
 def _deferred(context: dg.AssetCheckExecutionContext) -> bool:
@@ -294,20 +245,21 @@ def build_checks() -> list[dg.AssetChecksDefinition]:
             for check in CHECKS
             if dg.AssetCheckKey(check.asset, check.name) in context.selected_asset_check_keys
         ]
-        by_ticker = [check for check in selected if check.asset != BREADTH]
-        found: dict[str, list[Finding]] = {check.name: [] for check in by_ticker}
-        first_bars = []
+        by_chunk = [check for check in selected if check.scope == "chunk"]
+        over_universe = [check for check in selected if check.scope == "universe"]
+        found: dict[str, list[Finding]] = {check.name: [] for check in by_chunk}
+        gathered = Gathered()
         for start in range(0, len(tickers), CHUNK_TICKERS):
             chunk = Tables(store, current, tickers[start : start + CHUNK_TICKERS])
-            for check in by_ticker:
+            for check in by_chunk:
                 found[check.name].append(check.find(chunk))
-            if len(selected) > len(by_ticker):
-                first_bars.append(chunk.prices.groupby("ticker")["date"].min())
-        for check in by_ticker:
-            yield _result(check, _merged(found[check.name]))
-        whole = Tables(store, current, tickers, _concat(first_bars))
+            if over_universe:
+                gather(gathered, chunk, over_universe)
+        for check in by_chunk:
+            yield result(check, merged(found[check.name]))
+        whole = Tables(store, current, tickers, gathered)
         for check in selected:
-            if check.asset == BREADTH:
-                yield _result(check, check.find(whole))
+            if check.scope != "chunk":
+                yield result(check, check.find(whole))
 
     return [quality_checks]

@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 import sqlalchemy
 
+from breadth_assets import schema
 from breadth_assets.assets import build_breadth, build_ticker_assets
 from breadth_assets.batches import range_tags
 from breadth_assets.partitions import build_trading_days, tickers_partitions
@@ -149,6 +150,45 @@ def expected_bars(server: FakeUpstox, ticker: str, instrument_key: str, start, e
             "volume": [float(c[5]) for c in candles],
         }
     )
+
+
+# --- a panel with the life of a real market, for the checks ------------------------------------
+# Hand-checkable: 40 weekdays (the DEMO calendar), 2024-01-01 to 2024-02-23, and one of them,
+# PANEL_CLOSURE (2024-01-15), a holiday the calendar does not know: no ticker has a bar on it.
+
+PANEL_DAYS = pd.bdate_range("2024-01-01", periods=40)
+PANEL_CLOSURE = PANEL_DAYS[10]
+PANEL_OPEN = PANEL_DAYS.delete(10)
+PANEL_LIVES = {
+    **{f"STEADY{i}": PANEL_OPEN for i in range(8)},
+    "LATE": PANEL_DAYS[15:],  # listed mid-history
+    "GONE": PANEL_DAYS[:13].drop(PANEL_CLOSURE),  # delisted mid-history
+    "HALT": PANEL_OPEN.drop(PANEL_DAYS[20:26]),  # a real gap: 6 open days
+    "SHORT": PANEL_OPEN.drop(PANEL_DAYS[5:10]),  # 5 days, then the closure: 5 open days
+}
+"""Each ticker's bar days. Every open day, more than 90% of the tickers listed on it have a bar."""
+PANEL_TICKERS = sorted(PANEL_LIVES)
+
+
+def panel_prices(lives: dict[str, pd.DatetimeIndex] = PANEL_LIVES) -> pd.DataFrame:
+    """Consistent bars on each ticker's days, closes moving 1% a day (never a suspected split)."""
+    frames = []
+    for ticker, days in lives.items():
+        closes = 100 * 1.01 ** np.arange(len(days))
+        frame = make_prices(ticker, "2024-01-01", list(closes))
+        frames.append(frame.assign(date=days))
+    return pd.concat(frames, ignore_index=True)
+
+
+def panel_breadth(prices: pd.DataFrame) -> pd.DataFrame:
+    """Breadth rows as the breadth asset writes them: one per day with a bar, none on a closure
+    found in the data; `universe` counts the bars, the rest is filler within its ranges."""
+    counts = prices.groupby("date").size()
+    rows = pd.DataFrame({"date": counts.index, "universe": counts.to_numpy()})
+    for column in schema.BREADTH_COLUMNS:
+        if column not in rows.columns:
+            rows[column] = 50.0 if column.startswith(("pct_", "macd_stage_")) else 0
+    return rows
 
 
 # --- the stores the contract runs on -------------------------------------------------------------

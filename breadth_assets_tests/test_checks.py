@@ -1,7 +1,8 @@
-"""The asset checks executed through Dagster, on demo data written by the assets."""
+"""The asset checks executed through Dagster, on demo data written by the assets and on a
+hand-checkable panel with the life of a real market (support.py)."""
 
-from __future__ import annotations
-
+import dataclasses
+import datetime as dt
 import importlib
 
 import dagster as dg
@@ -16,12 +17,20 @@ from breadth_assets.checks import build_checks
 from breadth_assets.definitions import defs
 from breadth_assets.resources.demo_source import DemoSource
 from breadth_assets.resources.universe_file import UniverseFile
+from breadth_assets.universe import Universe
 from breadth_assets_tests.support import (
+    PANEL_CLOSURE,
+    PANEL_DAYS,
+    PANEL_LIVES,
+    PANEL_TICKERS,
     PROJECT_UNIVERSE,
     TICKERS,
+    add_tickers,
     breadth,
     materialize_breadth,
     materialize_tickers,
+    panel_breadth,
+    panel_prices,
     ticker_assets,
     write_universe,
 )
@@ -39,18 +48,30 @@ def loaded(instance_with_tickers, store, tmp_path):
     return instance_with_tickers, store
 
 
-def run_checks(instance, store, *names: str) -> dict[str, dg.AssetCheckEvaluation]:
+class EndingUniverse(UniverseFile):
+    """The project's universe file with an `end_date` (a finished history), set here until the
+    file itself can say it."""
+
+    end_date: str
+
+    def load(self) -> Universe:
+        end = dt.date.fromisoformat(self.end_date)
+        return dataclasses.replace(super().load(), end_date=end)
+
+
+def run_checks(
+    instance, store, *names: str, end_date: str | None = None
+) -> dict[str, dg.AssetCheckEvaluation]:
     """Runs the named checks (asset:check) alone, as "Execute checks" does in the UI."""
     keys = [dg.AssetCheckKey.from_user_string(name) for name in names]
+    universe = UniverseFile(path=str(PROJECT_UNIVERSE))
+    if end_date is not None:
+        universe = EndingUniverse(path=str(PROJECT_UNIVERSE), end_date=end_date)
     result = dg.materialize(
         [ticker_assets, breadth, *build_checks()],
         selection=dg.AssetSelection.checks(*keys),
         instance=instance,
-        resources={
-            "store": store,
-            "price_source": DemoSource(),
-            "universe": UniverseFile(path=str(PROJECT_UNIVERSE)),
-        },
+        resources={"store": store, "price_source": DemoSource(), "universe": universe},
     )
     return {e.asset_check_key.to_user_string(): e for e in result.get_asset_check_evaluations()}
 
@@ -83,10 +104,16 @@ def test_demo_data_passes_the_error_checks(loaded):
         "indicators:one_row_per_price",
         "indicators:no_nulls_after_warm_up",
         "breadth:every_trading_day",
-        "breadth:universe_coverage",
         "breadth:percentages_in_range",
     ]
     evaluations = run_checks(*loaded, *names)
+    assert {name: e.passed for name, e in evaluations.items()} == dict.fromkeys(names, True)
+    assert {e.severity for e in evaluations.values()} == {dg.AssetCheckSeverity.ERROR}
+
+
+def test_demo_data_ending_on_its_end_date_passes_freshness_and_coverage(loaded):
+    names = ["raw_prices:fresh", "breadth:universe_coverage"]
+    evaluations = run_checks(*loaded, *names, end_date=END)
     assert {name: e.passed for name, e in evaluations.items()} == dict.fromkeys(names, True)
 
 
@@ -127,12 +154,14 @@ def test_a_percentage_over_100_fails_the_breadth_range_check(loaded):
     assert f"| {END} | pct_above_ema_50 | 120.0 |" in check.metadata["offenders"].value
 
 
-def test_tickers_behind_the_last_closed_day_fail_freshness_as_an_error(loaded):
+def test_a_universe_behind_the_last_closed_day_is_one_freshness_warning(loaded):
     check = run_checks(*loaded, "raw_prices:fresh")["raw_prices:fresh"]
     assert not check.passed
-    assert check.severity == dg.AssetCheckSeverity.ERROR
-    assert check.metadata["tickers_affected"].value == len(TICKERS)
-    assert f"| ALPHA | {END} |" in check.metadata["offenders"].value
+    assert check.severity == dg.AssetCheckSeverity.WARN
+    assert check.metadata["problems"].value == 1
+    assert "tickers_affected" not in check.metadata
+    assert check.description.startswith(f"no ticker has a bar after {END}, ")
+    assert check.description.endswith("set end_date in the universe file")
 
 
 def test_suspected_splits_are_a_warning(loaded):
@@ -181,7 +210,9 @@ def test_checks_read_in_chunks_of_tickers_report_what_one_read_reports(loaded, m
     names = [
         "raw_prices:ohlc_consistent",
         "raw_prices:fresh",
+        "raw_prices:no_long_gaps",
         "indicators:one_row_per_price",
+        "breadth:every_trading_day",
         "breadth:universe_coverage",
     ]
     whole = run_checks(instance, store, *names)
@@ -194,3 +225,72 @@ def test_checks_read_in_chunks_of_tickers_report_what_one_read_reports(loaded, m
         assert {k: v.value for k, v in chunked[name].metadata.items()} == {
             k: v.value for k, v in whole[name].metadata.items()
         }
+
+
+# --- a panel with a listing, a delisting, a halt and a closure found in the data ---------------
+
+
+@pytest.fixture
+def panel(instance, store):
+    """The panel of support.py in the store: prices, and breadth on each day with a bar."""
+    prices = panel_prices()
+    store.write({schema.PRICES: prices, schema.BREADTH: panel_breadth(prices)})
+    return add_tickers(instance, PANEL_TICKERS), store
+
+
+PANEL_END = f"{PANEL_DAYS[-1]:%Y-%m-%d}"
+
+
+def test_the_panels_breadth_covers_the_tickers_listed_on_each_day(panel):
+    check = run_checks(*panel, "breadth:universe_coverage")["breadth:universe_coverage"]
+    assert check.passed
+    assert check.metadata["tickers_listed"].value == len(PANEL_TICKERS)
+
+
+def test_a_closure_found_in_the_data_is_no_missing_breadth_day(panel):
+    check = run_checks(*panel, "breadth:every_trading_day")["breadth:every_trading_day"]
+    assert check.passed
+    assert check.metadata["closures_in_data"].value == 1
+    assert f"| {PANEL_CLOSURE:%Y-%m-%d} |" in check.metadata["closures"].value
+
+
+def test_the_real_gap_is_the_only_gap_not_the_delisting_nor_the_closure(panel):
+    check = run_checks(*panel, "raw_prices:no_long_gaps")["raw_prices:no_long_gaps"]
+    assert not check.passed
+    assert check.severity == dg.AssetCheckSeverity.WARN
+    assert check.metadata["problems"].value == 1
+    assert f"| HALT | {PANEL_DAYS[26]:%Y-%m-%d} | {PANEL_DAYS[19]:%Y-%m-%d} | 6 |" in (
+        check.metadata["offenders"].value
+    )
+
+
+def test_a_closure_does_not_lengthen_a_gap_when_each_ticker_is_read_alone(panel, monkeypatch):
+    monkeypatch.setattr(importlib.import_module("breadth_assets.checks"), "CHUNK_TICKERS", 1)
+    check = run_checks(*panel, "raw_prices:no_long_gaps")["raw_prices:no_long_gaps"]
+    assert check.metadata["problems"].value == 1  # HALT's, not SHORT's
+    assert check.metadata["tickers_checked"].value == len(PANEL_TICKERS)
+
+
+def test_a_finished_history_without_end_date_is_one_stale_finding(panel):
+    check = run_checks(*panel, "raw_prices:fresh")["raw_prices:fresh"]
+    assert not check.passed
+    assert check.metadata["problems"].value == 1
+    assert check.description.startswith(f"no ticker has a bar after {PANEL_END}, ")
+
+
+def test_a_finished_history_with_end_date_is_fresh_and_lists_its_delisting(panel):
+    check = run_checks(*panel, "raw_prices:fresh", end_date=PANEL_END)["raw_prices:fresh"]
+    assert check.passed
+    assert check.metadata["reference_day"].value == PANEL_END
+    assert check.metadata["tickers_ended"].value == 1
+    assert f"| GONE | {PANEL_DAYS[12]:%Y-%m-%d} | 27 |" in check.metadata["ended"].value
+
+
+def test_a_ticker_that_stopped_recently_warns(instance, store):
+    prices = panel_prices({**PANEL_LIVES, "STEADY0": PANEL_LIVES["STEADY0"][:-2]})
+    store.write({schema.PRICES: prices})
+    add_tickers(instance, PANEL_TICKERS)
+    check = run_checks(instance, store, "raw_prices:fresh", end_date=PANEL_END)["raw_prices:fresh"]
+    assert not check.passed
+    assert check.severity == dg.AssetCheckSeverity.WARN
+    assert f"| STEADY0 | {PANEL_DAYS[37]:%Y-%m-%d} | 2 |" in check.metadata["offenders"].value

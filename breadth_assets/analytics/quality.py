@@ -3,9 +3,12 @@
 Every rule takes DataFrames as the store returns them and gives back its problems as a DataFrame,
 one row per offending ticker-day (or day), empty when the data pass. `problems_markdown` turns
 them into the short table the Dagster UI shows.
-"""
 
-from __future__ import annotations
+Real panels have listings, delistings and closures the calendar does not know, so the rules
+that compare with time measure a ticker within its life (`ticker_spans`: first to last bar) and
+the market in its *open days* (`open_days`: calendar trading days on which some ticker of the
+universe has a bar). Freshness has its own module, `breadth_assets.analytics.freshness`.
+"""
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
@@ -94,33 +97,91 @@ def duplicate_keys(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     return counts[counts["rows"] > 1].reset_index(drop=True)
 
 
-def _day_positions(dates: pd.Series, days: pd.DatetimeIndex) -> np.ndarray:
-    return np.searchsorted(days.values, pd.to_datetime(dates).values.astype(days.values.dtype))
+def _ns(dates: object) -> np.ndarray:
+    """Dates as datetime64[ns], so that tables of different time units compare."""
+    return np.asarray(pd.to_datetime(dates), dtype="datetime64[ns]")
+
+
+def days_index(dates: object) -> pd.DatetimeIndex:
+    """The distinct `dates`, sorted, in nanoseconds."""
+    return pd.DatetimeIndex(np.unique(_ns(dates)))
+
+
+def days_between(days: pd.DatetimeIndex, after: object, before: object) -> np.ndarray:
+    """How many of `days` (sorted) lie strictly between each `after` and its `before`."""
+    values = _ns(days)
+    return np.searchsorted(values, _ns(before), "left") - np.searchsorted(
+        values, _ns(after), "right"
+    )
+
+
+def open_days(calendar: pd.DatetimeIndex, bar_days: object) -> pd.DatetimeIndex:
+    """The calendar's trading days on which at least one ticker has a bar. A calendar day without
+    any bar is a closure the calendar did not know (breadth has no row for it), not a missing
+    day."""
+    return days_index(calendar).intersection(days_index(bar_days))
+
+
+def closures_in_data(calendar: pd.DatetimeIndex, bar_days: object) -> pd.DatetimeIndex:
+    """The calendar's trading days between the first and the last day with a bar on which no
+    ticker has one: holidays the calendar did not know, found in the data."""
+    days = days_index(bar_days)
+    if days.empty:
+        return days
+    calendar = days_index(calendar)
+    return calendar[(calendar >= days[0]) & (calendar <= days[-1])].difference(days)
+
+
+def ticker_spans(prices: pd.DataFrame) -> pd.DataFrame:
+    """Each ticker's life in the data: its first and last bar and its number of bars.
+    Index: ticker; columns: first_bar, last_bar, bars. Tickers are disjoint between chunks, so
+    the spans of chunks are concatenated."""
+    dates = pd.Series(_ns(prices["date"]), index=prices.index)
+    grouped = dates.groupby(prices["ticker"])
+    spans = pd.DataFrame(
+        {"first_bar": grouped.min(), "last_bar": grouped.max(), "bars": grouped.size()}
+    )
+    return spans.rename_axis("ticker").astype({"bars": "int64"})
 
 
 def gaps(
     prices: pd.DataFrame, days: pd.DatetimeIndex, max_gap: int = MAX_GAP_TRADING_DAYS
 ) -> pd.DataFrame:
-    """Consecutive bars of a ticker with more than `max_gap` trading days (of `days`, the
-    market's calendar) missing between them; days before a ticker's first bar never count.
+    """Consecutive bars of a ticker with more than `max_gap` of `days` between them (the open
+    days, `open_days`): only inside a ticker's life, so neither the days before its first bar
+    nor those after its last (a delisting) count. Counted in the calendar instead, the result
+    holds every gap of the open days and maybe more: `recount_gaps` then keeps the real ones.
     Columns: ticker, date (the bar after the gap), previous_bar, missing_days."""
     columns = ["ticker", "date", "previous_bar", "missing_days"]
     if prices.empty:
         return _frame([], columns)
     p = prices[["ticker", "date"]].sort_values(["ticker", "date"], ignore_index=True)
-    position = _day_positions(p["date"], days)
+    dates = p["date"].to_numpy()
     same = p["ticker"].to_numpy()[1:] == p["ticker"].to_numpy()[:-1]
-    missing = np.diff(position) - 1
+    missing = days_between(days, dates[:-1], dates[1:])
     hit = np.flatnonzero(same & (missing > max_gap))
     return _frame(
         {
             "ticker": p["ticker"].to_numpy()[hit + 1],
-            "date": p["date"].to_numpy()[hit + 1],
-            "previous_bar": p["date"].to_numpy()[hit],
+            "date": dates[hit + 1],
+            "previous_bar": dates[hit],
             "missing_days": missing[hit],
         },
         columns,
     )
+
+
+def recount_gaps(
+    found: pd.DataFrame, days: pd.DatetimeIndex, max_gap: int = MAX_GAP_TRADING_DAYS
+) -> pd.DataFrame:
+    """The gaps of `found` (from `gaps` over a chunk, counted in the calendar) counted again in
+    `days`, the universe's open days, known once every chunk was read; those still longer than
+    `max_gap`. Same columns as `gaps`."""
+    if found.empty:
+        return found.reset_index(drop=True)
+    missing = days_between(days, found["previous_bar"], found["date"])
+    keep = missing > max_gap
+    return found[keep].assign(missing_days=missing[keep]).reset_index(drop=True)
 
 
 def suspected_splits(prices: pd.DataFrame, threshold: float = SPLIT_MOVE) -> pd.DataFrame:
@@ -134,16 +195,6 @@ def suspected_splits(prices: pd.DataFrame, threshold: float = SPLIT_MOVE) -> pd.
     hit = move.abs() > threshold
     found = p[hit].assign(previous_close=previous[hit], move_pct=(100 * move[hit]).round(1))
     return _frame(found, columns)
-
-
-def stale_tickers(prices: pd.DataFrame, tickers: Sequence[str], last_day: dt.date) -> pd.DataFrame:
-    """Tickers whose last bar is before `last_day` (the last closed trading day), or that have
-    no bar at all. Columns: ticker, last_bar (NaT when none)."""
-    last = pd.to_datetime(prices.groupby("ticker")["date"].max())
-    last_bar = last.reindex(pd.Index(list(tickers), dtype=object)).to_numpy()
-    found = pd.DataFrame({"ticker": list(tickers), "last_bar": pd.to_datetime(last_bar)})
-    stale = found["last_bar"].isna() | (found["last_bar"] < pd.Timestamp(last_day))
-    return found[stale].reset_index(drop=True)
 
 
 def key_mismatches(
@@ -189,34 +240,42 @@ def unexpected_nulls(
 
 
 def missing_days(breadth: pd.DataFrame, days: pd.DatetimeIndex) -> pd.DataFrame:
-    """Trading days (of `days`) between the first and the last stored breadth date that have no
-    breadth row. Columns: date."""
+    """Days of `days` (the open days: trading days on which some ticker has a bar) between the
+    first and the last stored breadth date that have no breadth row. Columns: date."""
     if breadth.empty:
         return _frame([], ["date"])
-    dates = pd.to_datetime(breadth["date"])
-    expected = days[(days >= dates.min()) & (days <= dates.max())]
-    return pd.DataFrame({"date": expected.difference(pd.DatetimeIndex(dates))})
+    dates = days_index(breadth["date"])
+    expected = days_index(days)
+    expected = expected[(expected >= dates.min()) & (expected <= dates.max())]
+    return pd.DataFrame({"date": expected.difference(dates)})
 
 
 def coverage_shortfalls(
-    breadth: pd.DataFrame, first_bars: pd.Series, min_share: float = MIN_COVERAGE
+    breadth: pd.DataFrame,
+    spans: pd.DataFrame,
+    days: pd.DatetimeIndex,
+    min_share: float = MIN_COVERAGE,
 ) -> pd.DataFrame:
     """Days whose `universe` (tickers with a bar that day) is below `min_share` of the tickers
-    listed by then: `first_bars` maps each universe ticker to its first bar's date, so a ticker
-    listed later never counts against an earlier day. Columns: date, universe, listed, share."""
+    listed on that day: from `spans` (`ticker_spans`), those whose first bar is on or before it
+    and whose last bar on or after it, so neither a later listing nor a delisting counts against
+    a day. Only days of `days` (the open days) are compared: on a day without any bar there is
+    nothing to cover. Columns: date, universe, listed, share."""
     columns = ["date", "universe", "listed", "share"]
     if breadth.empty:
         return _frame([], columns)
-    firsts = np.sort(pd.to_datetime(first_bars.dropna()).values)
-    dates = pd.to_datetime(breadth["date"]).values.astype(firsts.dtype)
-    listed = np.searchsorted(firsts, dates, side="right")
-    universe = breadth["universe"].to_numpy(dtype=float)
+    rows = breadth[np.isin(_ns(breadth["date"]), _ns(days))]
+    firsts = np.sort(_ns(spans["first_bar"].dropna()))
+    lasts = np.sort(_ns(spans["last_bar"].dropna()))
+    dates = _ns(rows["date"])
+    listed = np.searchsorted(firsts, dates, "right") - np.searchsorted(lasts, dates, "left")
+    universe = rows["universe"].to_numpy(dtype=float)
     short = universe < min_share * listed
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.round(100 * universe / listed, 1)
     return _frame(
         {
-            "date": breadth["date"].to_numpy()[short],
+            "date": rows["date"].to_numpy()[short],
             "universe": universe[short].astype(int),
             "listed": listed[short],
             "share": share[short],
@@ -246,7 +305,7 @@ def _cell(value: object) -> str:
     if isinstance(value, pd.Timestamp | dt.datetime | np.datetime64):
         stamp = pd.Timestamp(value)
         return "—" if pd.isna(stamp) else f"{stamp:%Y-%m-%d}"
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
         return "—"
     return str(value).replace("|", "\\|").replace("\n", " ")
 

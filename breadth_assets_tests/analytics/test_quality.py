@@ -1,6 +1,4 @@
-from __future__ import annotations
-
-import datetime as dt
+"""The data-quality rules on small hand-checkable tables."""
 
 import numpy as np
 import pandas as pd
@@ -8,6 +6,13 @@ import pytest
 import talib
 
 from breadth_assets.analytics import compute_indicators, quality
+from breadth_assets_tests.support import (
+    PANEL_CLOSURE,
+    PANEL_DAYS,
+    PANEL_OPEN,
+    panel_breadth,
+    panel_prices,
+)
 
 
 def bars(ticker: str, closes, start: str = "2024-01-01", dates=None) -> pd.DataFrame:
@@ -111,6 +116,53 @@ def test_a_gap_counts_trading_days_not_holidays():
     assert quality.gaps(bars("AAA", range(1, 6), dates=dates), calendar).empty
 
 
+def test_a_calendar_day_without_any_bar_is_a_closure_not_an_open_day():
+    prices = panel_prices()
+    assert quality.closures_in_data(PANEL_DAYS, prices["date"]).tolist() == [PANEL_CLOSURE]
+    assert quality.open_days(PANEL_DAYS, prices["date"]).equals(PANEL_OPEN)
+
+
+def test_each_tickers_span_is_its_first_and_last_bar():
+    spans = quality.ticker_spans(panel_prices())
+    assert spans.loc["LATE"].tolist() == [PANEL_DAYS[15], PANEL_DAYS[39], 25]
+    assert spans.loc["GONE"].tolist() == [PANEL_DAYS[0], PANEL_DAYS[12], 12]
+
+
+def test_the_real_gap_inside_a_tickers_life_is_the_only_gap_of_the_panel():
+    prices = panel_prices()
+    found = quality.gaps(prices, quality.open_days(PANEL_DAYS, prices["date"]))
+    assert found.to_dict("records") == [
+        {
+            "ticker": "HALT",
+            "date": PANEL_DAYS[26],
+            "previous_bar": PANEL_DAYS[19],
+            "missing_days": 6,
+        }
+    ]
+
+
+def test_a_delisting_is_not_a_gap():
+    gone = bars("GONE", range(5), dates=DAYS[:5])
+    steady = bars("AAA", range(60), dates=DAYS[:60])
+    prices = pd.concat([steady, gone])
+    assert quality.gaps(prices, quality.open_days(DAYS, prices["date"])).empty
+
+
+def test_a_closure_in_the_data_does_not_lengthen_a_gap():
+    prices = panel_prices()
+    short = prices[prices["ticker"] == "SHORT"]
+    assert len(quality.gaps(short, PANEL_DAYS)) == 1  # 6 days of the calendar
+    assert quality.gaps(short, quality.open_days(PANEL_DAYS, prices["date"])).empty
+
+
+def test_a_gap_counted_in_the_calendar_is_dropped_once_counted_in_the_open_days():
+    prices = panel_prices()
+    in_calendar = quality.gaps(prices, PANEL_DAYS)
+    assert sorted(in_calendar["ticker"]) == ["HALT", "SHORT"]
+    found = quality.recount_gaps(in_calendar, quality.open_days(PANEL_DAYS, prices["date"]))
+    assert found["ticker"].tolist() == ["HALT"]
+
+
 def test_moves_up_to_fifty_percent_are_not_suspected_splits():
     assert quality.suspected_splits(bars("AAA", [100, 150, 75.5])).empty
 
@@ -131,19 +183,6 @@ def test_a_halving_is_a_suspected_split():
 def test_a_suspected_split_never_compares_two_tickers():
     prices = pd.concat([bars("AAA", [100, 101]), bars("BBB", [10, 10.5])])
     assert quality.suspected_splits(prices).empty
-
-
-def test_tickers_with_a_bar_on_the_last_closed_day_are_fresh():
-    prices = bars("AAA", [1, 2, 3])
-    assert quality.stale_tickers(prices, ["AAA"], dt.date(2024, 1, 3)).empty
-
-
-def test_a_ticker_behind_or_without_bars_is_stale():
-    prices = pd.concat([bars("AAA", [1, 2, 3]), bars("BBB", [1, 2])])
-    found = quality.stale_tickers(prices, ["AAA", "BBB", "CCC"], dt.date(2024, 1, 3))
-    assert found["ticker"].tolist() == ["BBB", "CCC"]
-    assert found["last_bar"].iloc[0] == pd.Timestamp("2024-01-02")
-    assert pd.isna(found["last_bar"].iloc[1])
 
 
 # --- indicators -------------------------------------------------------------------------------
@@ -237,24 +276,62 @@ def test_a_trading_day_without_breadth_is_missing():
     assert found["date"].tolist() == [DAYS[9]]
 
 
+def test_a_closure_in_the_data_without_breadth_row_is_not_missing():
+    prices = panel_prices()
+    rows = panel_breadth(prices)
+    assert PANEL_CLOSURE not in set(rows["date"])
+    assert quality.missing_days(rows, quality.open_days(PANEL_DAYS, prices["date"])).empty
+
+
+def spans_of(lives: dict[str, tuple[int, int]]) -> pd.DataFrame:
+    """Spans from (first, last) positions in DAYS."""
+    return pd.DataFrame(
+        {
+            "first_bar": [DAYS[first] for first, _ in lives.values()],
+            "last_bar": [DAYS[last] for _, last in lives.values()],
+            "bars": 1,
+        },
+        index=pd.Index(list(lives), name="ticker"),
+    )
+
+
 def test_full_coverage_has_no_shortfall():
-    first_bars = pd.Series({f"T{i}": DAYS[0] for i in range(10)})
-    assert quality.coverage_shortfalls(breadth_rows(DAYS[:5], universe=9), first_bars).empty
+    spans = spans_of({f"T{i}": (0, 60) for i in range(10)})
+    assert quality.coverage_shortfalls(breadth_rows(DAYS[:5], universe=9), spans, DAYS).empty
 
 
 def test_a_day_covering_under_ninety_percent_is_a_shortfall():
-    first_bars = pd.Series({f"T{i}": DAYS[0] for i in range(10)})
+    spans = spans_of({f"T{i}": (0, 60) for i in range(10)})
     rows = breadth_rows(DAYS[:3], universe=[10, 8, 10])
-    found = quality.coverage_shortfalls(rows, first_bars)
+    found = quality.coverage_shortfalls(rows, spans, DAYS)
     assert found.to_dict("records") == [
         {"date": DAYS[1], "universe": 8, "listed": 10, "share": 80.0}
     ]
 
 
 def test_tickers_listed_later_do_not_count_against_earlier_days():
-    first_bars = pd.Series({**{f"T{i}": DAYS[0] for i in range(5)}, "LATE": DAYS[3]})
+    spans = spans_of({**{f"T{i}": (0, 60) for i in range(5)}, "LATE": (3, 60)})
     rows = breadth_rows(DAYS[:5], universe=[5, 5, 5, 6, 6])
-    assert quality.coverage_shortfalls(rows, first_bars).empty
+    assert quality.coverage_shortfalls(rows, spans, DAYS).empty
+
+
+def test_a_delisted_ticker_does_not_count_after_its_last_bar():
+    spans = spans_of({**{f"T{i}": (0, 60) for i in range(5)}, "GONE": (0, 1)})
+    rows = breadth_rows(DAYS[:5], universe=[6, 6, 5, 5, 5])
+    assert quality.coverage_shortfalls(rows, spans, DAYS).empty
+
+
+def test_a_breadth_row_on_a_day_without_any_bar_has_nothing_to_cover():
+    spans = spans_of({f"T{i}": (0, 60) for i in range(10)})
+    rows = breadth_rows(DAYS[:3], universe=[10, 0, 10])  # an older row on a closure
+    assert quality.coverage_shortfalls(rows, spans, DAYS.delete(1)).empty
+
+
+def test_the_panel_with_a_listing_a_delisting_a_halt_and_a_closure_is_covered():
+    prices = panel_prices()
+    days = quality.open_days(PANEL_DAYS, prices["date"])
+    spans = quality.ticker_spans(prices)
+    assert quality.coverage_shortfalls(panel_breadth(prices), spans, days).empty
 
 
 def test_percentages_within_0_and_100_and_null_are_in_range():
@@ -299,10 +376,12 @@ def test_every_rule_accepts_empty_tables():
     assert quality.duplicate_keys(prices, ["ticker", "date"]).empty
     assert quality.gaps(prices, DAYS).empty
     assert quality.suspected_splits(prices).empty
-    assert quality.stale_tickers(prices, [], dt.date(2024, 1, 3)).empty
-    assert quality.stale_tickers(prices, ["AAA"], dt.date(2024, 1, 3))["ticker"].tolist() == ["AAA"]
+    assert quality.recount_gaps(quality.gaps(prices, DAYS), DAYS).empty
+    assert quality.ticker_spans(prices).empty
+    assert quality.open_days(DAYS, prices["date"]).empty
+    assert quality.closures_in_data(DAYS, prices["date"]).empty
     assert quality.key_mismatches(prices, indicators).empty
     assert quality.unexpected_nulls(indicators).empty
     assert quality.missing_days(empty_breadth, DAYS).empty
-    assert quality.coverage_shortfalls(empty_breadth, pd.Series(dtype="datetime64[ns]")).empty
+    assert quality.coverage_shortfalls(empty_breadth, quality.ticker_spans(prices), DAYS).empty
     assert quality.percentages_out_of_range(empty_breadth).empty
