@@ -129,3 +129,40 @@ def _fresh_home(env: dict[str, str]) -> str:
     fresh.mkdir()
     shutil.copy(PROJECT_ROOT / "dagster_home" / "dagster.yaml", fresh / "dagster.yaml")
     return str(fresh)
+
+
+def test_the_main_job_prints_breadths_progress_and_where_the_data_is(home):
+    result = _run([str(BIN / "breadth-assets"), "run", "--tail", "0"], home)
+    assert "  breadth: counted " in result.stdout
+    assert f"data: DuckDB file {Path(home['BREADTH_DUCKDB_PATH']).resolve()}" in result.stdout
+    assert "UI: bash scripts/dev.sh, then open http://127.0.0.1:3000" in result.stdout
+
+
+def test_the_main_job_with_checks_runs_them_once_and_prints_their_verdicts(home):
+    result = _run([str(BIN / "breadth-assets"), "run", "--tail", "0", "--checks"], home)
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("checks: ")]
+    assert " passed" in line
+    with _instance(home) as instance:
+        runs = instance.get_runs(dg.RunsFilter(job_name="quality_checks_job"))
+    assert len(runs) == 1
+
+
+def test_the_main_job_totals_the_rows_the_source_refused_per_ticker(home, tmp_path):
+    prices = tmp_path / "prices"
+    prices.mkdir()
+    days = pd.bdate_range("2025-06-02", "2025-06-13")
+    for ticker, bad in (("AAA", 2), ("BBB", 0), ("CCC", 1)):
+        lines = ["date,open,high,low,close,volume"]
+        lines += [f"{day:%Y-%m-%d},10,11,9,10.5,100" for day in days]
+        lines += [f"2025-06-{16 + n:02d},10,9,9,10.5,100" for n in range(bad)]  # high < close
+        (prices / f"{ticker}.csv").write_text("\n".join(lines) + "\n")
+    universe = tmp_path / "csv_universe.yaml"
+    universe.write_text(
+        "market: DEMO\nstart_date: 2025-06-02\nsource: {kind: csv, path: prices}\ntickers: all\n"
+    )
+    env = {**home, "BREADTH_UNIVERSE": str(universe)}
+    result = _run(
+        [str(BIN / "breadth-assets"), "run", "--tail", "0", "--end-date", "2025-06-20"], env
+    )
+    assert "; 3 rows refused" in result.stdout
+    assert "tickers: 3 rows refused in 2 tickers (AAA 2, CCC 1)" in result.stdout

@@ -172,6 +172,25 @@ REFUSALS = {
         "market",
         "'MARS': DEMO, HOSE or a calendar of pandas_market_calendars",
     ),
+    "end_date_before_start_date": (
+        "market: DEMO\nstart_date: 2015-01-01\nend_date: 2014-12-31\nsource: demo\ntickers: [A]\n",
+        3,
+        "end_date",
+        "2014-12-31 is before start_date 2015-01-01",
+    ),
+    "unknown_time_zone": (
+        "market: XNYS\ntimezone: Mars/Olympus\nstart_date: 2015-01-01\nsource: demo\n"
+        "tickers: [A]\n",
+        2,
+        "timezone",
+        "'Mars/Olympus' is not a time zone",
+    ),
+    "update_time_not_a_time": (
+        "market: XNYS\nupdate_time: 25:00\nstart_date: 2015-01-01\nsource: demo\ntickers: [A]\n",
+        2,
+        "update_time",
+        "'25:00' is not a time of day such as 18:30 (HH:MM)",
+    ),
     "unknown_source_kind": (
         "market: DEMO\nstart_date: 2015-01-01\nsource:\n  kind: ftp\ntickers: [A]\n",
         4,
@@ -352,3 +371,28 @@ def test_an_empty_extra_closures_is_no_closure(tmp_path):
         write_universe_text(tmp_path, HEADER + "extra_closures:\ntickers: [A]\n")
     )
     assert universe.extra_closures == ()
+
+
+def test_a_market_of_pandas_market_calendars_is_kept_under_its_own_name(tmp_path):
+    text = "market: xlon\nstart_date: 2015-01-01\nsource: demo\ntickers: [A]\n"
+    assert load_universe(write_universe_text(tmp_path, text)).market == "XLON"
+
+
+def test_end_date_time_zone_and_update_time_are_read_as_written(tmp_path):
+    text = (
+        "market: XNYS\ntimezone: America/Chicago\nupdate_time: 19:45\nstart_date: 2015-01-01\n"
+        "end_date: 2024-06-28\nsource: demo\ntickers: [A]\n"
+    )
+    universe = load_universe(write_universe_text(tmp_path, text))
+    assert universe.end_date == dt.date(2024, 6, 28)
+    assert (universe.calendar.timezone, universe.calendar.update_time) == (
+        "America/Chicago",
+        dt.time(19, 45),
+    )
+
+
+def test_a_finished_historys_last_day_is_its_end_date(tmp_path):
+    text = (
+        "market: XNYS\nstart_date: 2015-01-01\nend_date: 2024-07-04\nsource: demo\ntickers: [A]\n"
+    )
+    assert load_universe(write_universe_text(tmp_path, text)).last_day() == dt.date(2024, 7, 3)

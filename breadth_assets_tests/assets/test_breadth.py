@@ -161,3 +161,47 @@ def test_a_ticker_leaving_the_universe_recomputes_from_its_first_bar(
 
     assert metadata_of(result, "breadth")["computed_from"] == f"{first_bar:%Y-%m-%d}"
     assert (filled_store.read_breadth()["universe"] <= len(TICKERS) - 1).all()
+
+
+# --- days without any bar ------------------------------------------------------------------------
+
+
+def _remove_bars(store: DuckDBStore, day: str) -> None:
+    """As if the exchange had been closed on `day`, which the calendar thinks open."""
+    import duckdb
+
+    with duckdb.connect(store.path) as con:
+        for table in ("prices", "indicators"):
+            con.execute(f"DELETE FROM {table} WHERE date = ?", [dt.date.fromisoformat(day)])
+
+
+def test_a_day_without_any_bar_gets_no_row_and_is_reported_as_a_closure(
+    instance_with_tickers, filled_store
+):
+    _remove_bars(filled_store, "2024-06-26")
+
+    result = materialize_breadth(instance_with_tickers, filled_store, "2024-06-24", END)
+
+    days = filled_store.read_breadth()["date"].dt.strftime("%Y-%m-%d").tolist()
+    assert days == ["2024-06-24", "2024-06-25", "2024-06-27", END]
+    metadata = metadata_of(result, "breadth")
+    assert metadata["closures_found"] == 1
+    assert metadata["closures_found_days"] == "2024-06-26"
+
+
+def test_a_stored_row_of_a_day_that_lost_its_bars_is_removed(instance_with_tickers, filled_store):
+    materialize_breadth(instance_with_tickers, filled_store, "2024-06-24", END)
+    _remove_bars(filled_store, "2024-06-26")
+
+    materialize_breadth(instance_with_tickers, filled_store, "2024-06-26", END)
+
+    assert pd.Timestamp("2024-06-26") not in set(filled_store.read_breadth()["date"])
+
+
+def test_days_after_the_last_bar_get_no_row_and_the_metadata_names_the_last_bar(
+    instance_with_tickers, filled_store
+):
+    result = materialize_breadth(instance_with_tickers, filled_store, "2024-07-01", "2024-07-03")
+
+    assert filled_store.read_breadth(dt.date(2024, 7, 1)).empty
+    assert metadata_of(result, "breadth")["no_bars_after"] == END

@@ -76,3 +76,14 @@ def test_a_run_whose_file_names_another_kind_of_source_fails_asking_for_a_reload
     loaded = UpstoxSource(access_token="tok")
     with pytest.raises(SourceChangedError, match=r"names the demo source.*reload the code"):
         loaded.with_settings(load_universe(path))
+
+
+def test_a_finished_history_fetches_nothing_after_its_end_date(instance, tmp_path):
+    add_tickers(instance, TICKERS)
+    path = write_demo_universe(tmp_path, TICKERS, "2024-01-01")
+    path.write_text(path.read_text() + "end_date: 2024-03-29\n")
+    store = DuckDBStore(path=str(tmp_path / "ended.duckdb"))
+
+    assert _materialize(instance, store, path, DemoSource()).success
+
+    assert store.read_prices(TICKERS)["date"].max() == pd.Timestamp("2024-03-29")

@@ -199,3 +199,61 @@ def test_an_incremental_run_over_short_histories_recomputes_them_and_equals_a_fu
     full = DuckDBStore(path=str(tmp_path / "full.duckdb"))
     materialize_tickers(instance_with_tickers, full, universe_path, "2023-06-09")
     pd.testing.assert_frame_equal(store.read_indicators(TICKERS), full.read_indicators(TICKERS))
+
+
+def _spoil(folder, ticker: str, rows: int) -> None:
+    """Appends `rows` bars whose date cannot be read."""
+    with open(folder / f"{ticker}.csv", "a") as file:
+        for n in range(rows):
+            file.write(f"not-a-date-{n},10,11,9,10.5,100\n")
+
+
+def _rejected_run(instance, store, universe_path, tmp_path):
+    source = _csv_folder_with(tmp_path, universe_path, ["ALPHA", "BRAVO", "CHARLIE"])
+    folder = tmp_path / "csv" / "prices"
+    _spoil(folder, "ALPHA", 3)
+    _spoil(folder, "CHARLIE", 1)
+    keys = ["ALPHA", "BRAVO", "CHARLIE"]
+    return materialize_tickers(instance, store, universe_path, END, keys, source)
+
+
+def _partition_metadata(result, asset: str, ticker: str) -> dict:
+    [event] = [
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.materialization.asset_key == dg.AssetKey(asset)
+        and e.materialization.partition == ticker
+    ]
+    return {k: v.value for k, v in event.metadata.items()}
+
+
+def test_refused_rows_are_counted_per_ticker_on_its_partition(
+    instance_with_tickers, store, universe_path, tmp_path
+):
+    result = _rejected_run(instance_with_tickers, store, universe_path, tmp_path)
+    assert _partition_metadata(result, "raw_prices", "ALPHA")["rows_rejected"] == 3
+    assert _partition_metadata(result, "raw_prices", "CHARLIE")["rows_rejected"] == 1
+    assert "rows_rejected" not in _partition_metadata(result, "raw_prices", "BRAVO")
+
+
+def test_refused_rows_are_totalled_per_run_with_a_table_by_ticker(
+    instance_with_tickers, store, universe_path, tmp_path
+):
+    result = _rejected_run(instance_with_tickers, store, universe_path, tmp_path)
+    metadata = metadata_of(result, "raw_prices")
+    assert metadata["rows_rejected_in_run"] == 4
+    assert "| ALPHA | 3 |" in metadata["rejected_by_ticker"]
+    assert "| CHARLIE | 1 |" in metadata["rejected_by_ticker"]
+
+
+def test_refused_rows_are_one_warning_per_ticker(
+    instance_with_tickers, store, universe_path, tmp_path
+):
+    _rejected_run(instance_with_tickers, store, universe_path, tmp_path)
+    warnings = [
+        entry.user_message
+        for entry in instance_with_tickers.all_logs(instance_with_tickers.get_runs()[0].run_id)
+        if entry.level == 30 and "rows left out" in entry.user_message
+    ]
+    assert len(warnings) == 2
+    assert any(w.startswith("ALPHA: 3 rows left out: ") for w in warnings)

@@ -321,3 +321,20 @@ def test_writing_breadth_records_its_universe_and_settles_the_stale_mark(store):
     assert len(store.read_breadth()) == 1
     assert store.read_breadth_tickers() == ["AAA", "BBB"]
     assert store.breadth_stale().stale_from is None
+
+
+def test_writing_breadth_removes_the_rows_of_days_computed_without_bars(store):
+    seen = store.breadth_stale()
+    rows = pd.DataFrame(
+        {
+            name: [1, 1] if kind == "BIGINT" else [0.5, 0.5]
+            for name, kind in schema.BREADTH_COLUMNS.items()
+        }
+    ).assign(date=pd.to_datetime(["2024-01-03", "2024-01-04"]))
+    store.write_breadth(rows, ["AAA"], seen, None)
+
+    store.write_breadth(
+        rows.iloc[1:], ["AAA"], store.breadth_stale(), None, dropped=[dt.date(2024, 1, 3)]
+    )
+
+    assert store.read_breadth()["date"].tolist() == [pd.Timestamp("2024-01-04")]
