@@ -49,14 +49,15 @@ def price_source_for(universe: Universe) -> PriceSource:
     return DemoSource(**universe.source_options)
 
 
-STORES = ("duckdb", "mongodb")
+STORES = ("duckdb", "mongodb", "postgres")
 
 
 def store_for_deployment() -> MarketStore:
-    """`$BREADTH_STORE`: `duckdb` (the default, an embedded file) or `mongodb`.
+    """`$BREADTH_STORE`: `duckdb` (the default, an embedded file), `mongodb` or `postgres`.
 
-    MongoDB takes its connection string from `$MONGODB_URI` through `EnvVar`, so the UI and the
-    run config show the variable's name, never its value.
+    MongoDB takes its connection string from `$MONGODB_URI`, PostgreSQL its URL from
+    `$BREADTH_POSTGRES_URL` (and its schema from `$BREADTH_POSTGRES_SCHEMA`, default `public`),
+    both through `EnvVar`, so the UI and the run config show the variable's name, never its value.
     """
     kind = os.environ.get("BREADTH_STORE", "duckdb").strip().lower() or "duckdb"
     if kind == "mongodb":
@@ -65,6 +66,13 @@ def store_for_deployment() -> MarketStore:
         return MongoStore(
             uri=dg.EnvVar("MONGODB_URI"),
             database=os.environ.get("BREADTH_MONGODB_DATABASE", "breadth"),
+        )
+    if kind == "postgres":
+        from breadth_assets.resources.postgres_store import PostgresStore  # psycopg2 when chosen
+
+        return PostgresStore(
+            url=dg.EnvVar("BREADTH_POSTGRES_URL"),
+            schema_name=os.environ.get("BREADTH_POSTGRES_SCHEMA", "").strip() or "public",
         )
     if kind != "duckdb":
         raise ValueError(f"BREADTH_STORE={kind!r}: use one of {', '.join(STORES)}")

@@ -104,6 +104,15 @@ TABLES: dict[str, dict[str, str]] = {
     INTRADAY_PRICES: INTRADAY_COLUMNS,
 }
 
+POSTGRES_TYPES: dict[str, str] = {
+    "VARCHAR": "TEXT",
+    "DATE": "DATE",
+    "DOUBLE": "DOUBLE PRECISION",
+    "BIGINT": "BIGINT",
+    "TIMESTAMP": "TIMESTAMP",
+}
+"""The SQL types above as the PostgreSQL store declares its columns."""
+
 KEYS: dict[str, tuple[str, ...]] = {
     PRICES: ("ticker", "date"),
     INDICATORS: ("ticker", "date"),

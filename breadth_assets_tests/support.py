@@ -26,7 +26,9 @@ from breadth_assets.batches import range_tags
 from breadth_assets.partitions import build_trading_days, tickers_partitions
 from breadth_assets.resources.demo_source import DemoSource
 from breadth_assets.resources.duckdb_store import DuckDBStore
+from breadth_assets.resources.market_store import MarketStore
 from breadth_assets.resources.mongo_store import MongoStore
+from breadth_assets.resources.postgres_store import PostgresStore
 from breadth_assets.resources.price_source import PriceSource
 from breadth_assets.resources.universe_file import UniverseFile
 from breadth_assets.universe import UniverseError, load_universe
@@ -194,7 +196,8 @@ def panel_breadth(prices: pd.DataFrame) -> pd.DataFrame:
 # --- the stores the contract runs on -------------------------------------------------------------
 # A MongoDB server cannot be installed on the CI machine; tests that need one use a mock, named as
 # such: MongoStore's own code against mongomock's in-memory MongoDB. The store contract also runs
-# against a real server whenever MONGODB_URI is set.
+# against a real server whenever MONGODB_URI is set, and on PostgreSQL whenever
+# BREADTH_TEST_POSTGRES names a server (a fresh database per store).
 
 _MOCK_SERVERS: dict[str, mongomock.MongoClient] = {}
 
@@ -220,13 +223,26 @@ class MongomockStore(MongoStore):
         return _MOCK_SERVERS.setdefault(self.uri, mongomock.MongoClient())
 
 
-def make_store(kind: str, tmp_path) -> DuckDBStore | MongoStore:
+def make_store(kind: str, tmp_path) -> MarketStore:
+    """A new empty store of the kind; `drop_store` removes what a server holds of it. `postgres`
+    is a fresh database on the `BREADTH_TEST_POSTGRES` server (skipped, saying so, without one)."""
     if kind == "duckdb":
         return DuckDBStore(path=str(tmp_path / "breadth.duckdb"))
+    if kind == "postgres":
+        return PostgresStore(url=create_postgres_database(postgres_server()))
     database = f"breadth_test_{uuid.uuid4().hex[:12]}"
     if kind == "mongodb-mongomock":
         return MongomockStore(uri=f"mongodb://mock-{uuid.uuid4().hex}/", database=database)
     return MongoStore(uri=os.environ["MONGODB_URI"], database=database)
+
+
+def drop_store(store: MarketStore) -> None:
+    """Drops the database a test store made on a real server (PostgreSQL, MongoDB)."""
+    if isinstance(store, PostgresStore):
+        store.close()
+        drop_postgres_database(store.url)
+    elif isinstance(store, MongoStore) and not isinstance(store, MongomockStore):
+        store._client().drop_database(store.database)
 
 
 STORE_KINDS = [
@@ -236,6 +252,7 @@ STORE_KINDS = [
         "mongodb-real",
         marks=pytest.mark.skipif("MONGODB_URI" not in os.environ, reason="MONGODB_URI is not set"),
     ),
+    "postgres",
 ]
 
 

@@ -30,3 +30,16 @@ def test_each_asset_has_an_owner_a_group_and_a_description(asset):
     assert node.owners == ["team:breadth"]
     assert node.group_name == "market"
     assert node.description
+
+
+def test_the_postgres_store_shows_its_own_sql_types():
+    from breadth_assets.assets.column_schemas import column_schema
+
+    columns = column_schema(schema.INTRADAY_PRICES, "postgres").columns
+    assert [(c.name, c.type) for c in columns] == [
+        ("ticker", "TEXT"),
+        ("ts", "TIMESTAMP"),
+        ("unit", "TEXT"),
+        ("interval", "BIGINT"),
+        *((name, "DOUBLE PRECISION") for name in ("open", "high", "low", "close", "volume")),
+    ]

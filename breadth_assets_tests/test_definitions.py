@@ -72,11 +72,13 @@ def test_a_broken_universe_file_fails_the_load_with_its_one_line_reason_first(tm
 
 def test_the_store_in_use_names_the_assets_kind(tmp_path):
     from breadth_assets.resources.mongo_store import MongoStore
+    from breadth_assets.resources.postgres_store import PostgresStore
 
     universe = load_universe(PROJECT_ROOT / "universe.yaml")
     for store, kind in [
         (DuckDBStore(path=str(tmp_path / "b.duckdb")), "duckdb"),
         (MongoStore(uri="mongodb://localhost:1/"), "mongodb"),
+        (PostgresStore(url="postgresql+psycopg2://localhost:1/breadth"), "postgres"),
     ]:
         graph = build_definitions(universe, store=store).resolve_asset_graph()
         assert {graph.get(key).kinds == {kind} for key in graph.get_all_asset_keys()} == {True}

@@ -6,6 +6,7 @@ import pytest
 from breadth_assets.deployment import price_source_for, store_for_deployment
 from breadth_assets.resources.duckdb_store import DuckDBStore
 from breadth_assets.resources.mongo_store import MongoStore
+from breadth_assets.resources.postgres_store import PostgresStore
 from breadth_assets.resources.upstox_source import UpstoxSource
 from breadth_assets.universe import load_universe
 
@@ -27,9 +28,21 @@ def test_breadth_store_mongodb_reads_the_connection_string_through_envvar(monkey
     assert store.uri == dg.EnvVar("MONGODB_URI")
 
 
-def test_an_unknown_store_is_refused_naming_the_choices(monkeypatch):
+def test_breadth_store_postgres_reads_the_url_through_envvar(monkeypatch):
     monkeypatch.setenv("BREADTH_STORE", "postgres")
-    with pytest.raises(ValueError, match="duckdb, mongodb"):
+    monkeypatch.setenv("BREADTH_POSTGRES_URL", "postgresql+psycopg2://u:secret-value@db:5432/m")
+    monkeypatch.delenv("BREADTH_POSTGRES_SCHEMA", raising=False)
+    store = store_for_deployment()
+    assert isinstance(store, PostgresStore)
+    assert store.url == dg.EnvVar("BREADTH_POSTGRES_URL")
+    assert store.schema_name == "public"
+    monkeypatch.setenv("BREADTH_POSTGRES_SCHEMA", "markets")
+    assert store_for_deployment().schema_name == "markets"
+
+
+def test_an_unknown_store_is_refused_naming_the_choices(monkeypatch):
+    monkeypatch.setenv("BREADTH_STORE", "sqlite")
+    with pytest.raises(ValueError, match="duckdb, mongodb, postgres"):
         store_for_deployment()
 
 

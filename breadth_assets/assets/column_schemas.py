@@ -9,15 +9,17 @@ from breadth_assets import schema
 OWNERS = ["team:breadth"]
 
 
-def column_schema(table: str) -> dg.TableSchema:
-    """The table's columns with their types and descriptions; keys are not nullable."""
+def column_schema(table: str, store_kind: str = "duckdb") -> dg.TableSchema:
+    """The table's columns with their types (as the store declares them) and descriptions; keys
+    are not nullable."""
     descriptions = schema.COLUMN_DESCRIPTIONS[table]
     keys = schema.KEYS[table]
+    types = schema.POSTGRES_TYPES if store_kind == "postgres" else None
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
                 name=name,
-                type=sql_type,
+                type=types[sql_type] if types else sql_type,
                 description=descriptions[name],
                 constraints=dg.TableColumnConstraints(nullable=name not in keys),
             )
@@ -27,9 +29,9 @@ def column_schema(table: str) -> dg.TableSchema:
     )
 
 
-def table_metadata(table: str) -> dict[str, object]:
+def table_metadata(table: str, store_kind: str = "duckdb") -> dict[str, object]:
     """Definition metadata of the asset that writes `table`: its name and column schema."""
-    return {"table": table, "dagster/column_schema": column_schema(table)}
+    return {"table": table, "dagster/column_schema": column_schema(table, store_kind)}
 
 
 def table_asset_args(table: str, store_kind: str) -> dict[str, object]:
@@ -37,6 +39,6 @@ def table_asset_args(table: str, store_kind: str) -> dict[str, object]:
     return {
         "group_name": "market",
         "kinds": {store_kind},
-        "metadata": table_metadata(table),
+        "metadata": table_metadata(table, store_kind),
         "owners": OWNERS,
     }

@@ -11,11 +11,11 @@ from breadth_assets.analytics.breadth import (
 )
 
 
-def _count_breadth_sql() -> str:
-    """docs/design.md "Breadth columns" as one aggregate: the previous bar by `lag` over each
-    ticker's rows (the last bar before the days joined in), counted on the asked days only."""
+def _count_expressions() -> tuple[str, ...]:
+    """The aggregates over `bars` (a ticker-day with its `prev_close`) per day: the same SQL in
+    DuckDB and PostgreSQL, so the PostgreSQL store's count (postgres_sql.py) shares them."""
     rising, falling = "close > prev_close", "close < prev_close"
-    counts = [
+    return (
         "count(*) AS universe",
         f"count(*) FILTER (WHERE {rising}) AS advancers",
         f"count(*) FILTER (WHERE {falling}) AS decliners",
@@ -30,7 +30,15 @@ def _count_breadth_sql() -> str:
         *(f"count(*) FILTER (WHERE macd_stage = {k}) AS stage_{k}" for k in MACD_STAGES),
         f"coalesce(sum(volume) FILTER (WHERE {rising}), 0) AS up_volume",
         f"coalesce(sum(volume) FILTER (WHERE {falling}), 0) AS down_volume",
-    ]
+    )
+
+
+COUNT_EXPRESSIONS = _count_expressions()
+
+
+def _count_breadth_sql() -> str:
+    """docs/design.md "Breadth columns" as one aggregate: the previous bar by `lag` over each
+    ticker's rows (the last bar before the days joined in), counted on the asked days only."""
     inputs = ", ".join(
         f"p.{name}" if name in ("high", "low", "volume") else f"i.{name}"
         for name in schema.BREADTH_INPUT_COLUMNS
@@ -48,7 +56,7 @@ WITH inputs AS (
     SELECT *, lag(close) OVER (PARTITION BY ticker ORDER BY date) AS prev_close
     FROM (SELECT * FROM inputs UNION ALL BY NAME SELECT * FROM previous)
 )
-SELECT date, {", ".join(counts)}
+SELECT date, {", ".join(COUNT_EXPRESSIONS)}
 FROM bars WHERE counted AND date IN (SELECT unnest($days)) GROUP BY date ORDER BY date
 """
 

@@ -13,6 +13,7 @@ from breadth_assets.universe import load_universe
 from breadth_assets_tests.support import (
     STORE_KINDS,
     add_tickers,
+    drop_store,
     make_store,
     materialize_breadth,
     materialize_tickers,
@@ -47,8 +48,7 @@ def test_the_demo_universe_gives_the_same_breadth_through_every_store(
     try:
         pd.testing.assert_frame_equal(_materialize_demo(demo_instance, other, tmp_path), reference)
     finally:
-        if kind == "mongodb-real":
-            other._client().drop_database(other.database)
+        drop_store(other)
 
 
 def test_an_unreachable_mongodb_fails_fast_naming_the_host_but_never_the_password(caplog):

@@ -1,7 +1,8 @@
 """The MarketStore contract: every store behaves the same, whatever holds the data.
 
 Runs on DuckDB always; on MongoDB against mongomock (a mock: no MongoDB server can be installed
-on the CI machine), and against a real server whenever MONGODB_URI is set.
+on the CI machine), and against a real server whenever MONGODB_URI is set; on PostgreSQL against
+the server BREADTH_TEST_POSTGRES names (skipped, saying so, without one), a fresh database each.
 """
 
 from __future__ import annotations
@@ -16,15 +17,14 @@ from pymongo.errors import BulkWriteError
 from breadth_assets import schema
 from breadth_assets.analytics.breadth import count_breadth
 from breadth_assets.resources.market_store import StoreError
-from breadth_assets_tests.support import STORE_KINDS, make_prices, make_store
+from breadth_assets_tests.support import STORE_KINDS, drop_store, make_prices, make_store
 
 
 @pytest.fixture(params=STORE_KINDS)
 def store(request, tmp_path):
     store = make_store(request.param, tmp_path)
     yield store
-    if request.param == "mongodb-real":
-        store._client().drop_database(store.database)
+    drop_store(store)
 
 
 def test_a_new_store_reads_empty_tables_with_the_contract_columns(store):
