@@ -100,3 +100,10 @@ def test_at_run_time_the_limiter_url_makes_the_source_use_the_redis_limiter(monk
         limiter = built.source._upstox()._limiter
     assert isinstance(limiter, RedisRateLimiter)
     assert limiter.address == "10.0.0.5:6379"
+
+
+def test_a_mongodb_store_used_outside_a_run_reads_its_connection_string_itself(monkeypatch):
+    monkeypatch.setenv("BREADTH_STORE", "mongodb")
+    monkeypatch.setenv("MONGODB_URI", "mongodb://reader:s3cret@db.example:27017/")
+    store = store_for_deployment()
+    assert store.location() == "MongoDB at db.example:27017, database breadth"

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
+import dagster as dg
 import numpy as np
 import pandas as pd
 import pymongo
@@ -42,9 +43,19 @@ class MongoStore(MarketStore):
     write_chunk_rows: int = Field(default=10_000, description="Rows per bulk write.")
     _indexed: bool = PrivateAttr(default=False)
 
+    def _uri(self) -> str:
+        """The connection string. Dagster resolves an EnvVar for a run; a store used outside one
+        (the CLI's closing lines) reads the variable here."""
+        if isinstance(self.uri, dg.EnvVar):
+            value = self.uri.get_value()
+            if not value:
+                raise StoreError(f"MongoDB store: ${self.uri.env_var_name} is not set")
+            return value
+        return self.uri
+
     def _hosts(self) -> str:
         try:
-            return ", ".join(f"{host}:{port}" for host, port in parse_uri(self.uri)["nodelist"])
+            return ", ".join(f"{host}:{port}" for host, port in parse_uri(self._uri())["nodelist"])
         except Exception:
             return "the configured host"
 
@@ -54,7 +65,11 @@ class MongoStore(MarketStore):
     def _fail(self, error: Exception, doing: str) -> StoreError:
         """A StoreError that names the host and never the credentials of the connection string."""
         message = str(error)
-        for secret in _credentials(self.uri):
+        try:
+            uri = self._uri()
+        except StoreError:
+            uri = ""
+        for secret in _credentials(uri):
             message = message.replace(secret, "***")
         return StoreError(
             f"MongoDB at {self._hosts()} (database {self.database}): {doing} failed: "
@@ -63,14 +78,13 @@ class MongoStore(MarketStore):
 
     def _client(self) -> pymongo.MongoClient:
         """One client per connection string and process: clients pool connections themselves."""
+        uri = self._uri()
         with _clients_lock:
-            if self.uri not in _clients:
-                _clients[self.uri] = pymongo.MongoClient(
-                    self.uri,
-                    serverSelectionTimeoutMS=self.server_selection_timeout_ms,
-                    tz_aware=False,
+            if uri not in _clients:
+                _clients[uri] = pymongo.MongoClient(
+                    uri, serverSelectionTimeoutMS=self.server_selection_timeout_ms, tz_aware=False
                 )
-            return _clients[self.uri]
+            return _clients[uri]
 
     def _db(self):
         db = self._client()[self.database]
