@@ -325,8 +325,19 @@ def test_a_ticker_counts_only_between_its_listing_and_its_delisting(panel):
 
 def test_refused_dirty_rows_are_reported_and_the_other_rows_are_stored(panel):
     metadata = metadata_of(panel.tickers_run, "raw_prices")
-    assert metadata["rows_rejected"] == len(panel.rejected) == 4
-    assert metadata["rejected"].splitlines() == [f"- {line}" for line in panel.rejected]
+    assert metadata["rows_rejected_in_run"] == len(panel.rejected) == 4
+    by_partition = {
+        e.materialization.partition: {k: v.value for k, v in e.materialization.metadata.items()}
+        for e in panel.tickers_run.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == "raw_prices"
+    }
+    listed = [
+        line
+        for ticker in ("ACME", "BOLT")
+        for line in by_partition[ticker]["rejected"].splitlines()
+    ]
+    assert sorted(listed) == sorted(f"- {line}" for line in panel.rejected)
+    assert by_partition["ACME"]["rows_rejected"] == by_partition["BOLT"]["rows_rejected"] == 2
     for ticker in ("ACME", "BOLT"):
         stored = panel.store.read_prices([ticker])
         expected = panel.bars[panel.bars["ticker"] == ticker].reset_index(drop=True)
