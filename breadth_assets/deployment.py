@@ -17,6 +17,7 @@ from breadth_assets.universe import Universe
 from breadth_assets.upstox import PRODUCTION_HOST
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+LIMITER_URL_ENV = "BREADTH_UPSTOX_LIMITER_URL"
 
 
 def duckdb_path() -> str:
@@ -28,7 +29,10 @@ def price_source_for(universe: Universe) -> PriceSource:
     """The source the universe file names, configured from its settings.
 
     Upstox takes its token from `$UPSTOX_ACCESS_TOKEN` through `EnvVar` (the UI and the run
-    config show the variable's name only) and its host from `$UPSTOX_API_HOST`.
+    config show the variable's name only) and its host from `$UPSTOX_API_HOST`. With
+    `$BREADTH_UPSTOX_LIMITER_URL` (redis://host:port/db, also through `EnvVar`: it may hold a
+    password) its rate limits hold across every machine using that Redis, keyed by
+    `$BREADTH_UPSTOX_LIMITER_KEY` or a hash of the token; without it, across the machine.
     """
     if universe.source == "csv":
         return CsvSource(**universe.source_options)
@@ -39,6 +43,8 @@ def price_source_for(universe: Universe) -> PriceSource:
             access_token=dg.EnvVar("UPSTOX_ACCESS_TOKEN"),
             host=os.environ.get("UPSTOX_API_HOST", "").strip() or PRODUCTION_HOST,
             rate_limit_file=os.environ.get("BREADTH_UPSTOX_RATE_FILE") or None,
+            rate_limit_url=dg.EnvVar(LIMITER_URL_ENV) if os.environ.get(LIMITER_URL_ENV) else None,
+            rate_limit_key=os.environ.get("BREADTH_UPSTOX_LIMITER_KEY", "").strip() or None,
             **universe.source_options,
         )
     return DemoSource(**universe.source_options)

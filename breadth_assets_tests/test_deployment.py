@@ -57,3 +57,33 @@ def test_an_upstox_universe_gets_the_token_through_envvar_and_its_settings(monke
 def test_upstox_api_host_points_the_source_at_another_host(monkeypatch, tmp_path):
     monkeypatch.setenv("UPSTOX_API_HOST", "http://127.0.0.1:8123")
     assert price_source_for(_upstox_universe(tmp_path)).host == "http://127.0.0.1:8123"
+
+
+def test_the_limiter_url_reaches_the_source_through_envvar_with_the_configured_key(
+    monkeypatch, tmp_path
+):
+    monkeypatch.setenv("BREADTH_UPSTOX_LIMITER_URL", "redis://:secret@10.0.0.5:6379/0")
+    monkeypatch.setenv("BREADTH_UPSTOX_LIMITER_KEY", "acct-1")
+    source = price_source_for(_upstox_universe(tmp_path))
+    assert isinstance(source.rate_limit_url, dg.EnvVar)
+    assert source.rate_limit_url == "BREADTH_UPSTOX_LIMITER_URL"
+    assert source.rate_limit_key == "acct-1"
+
+
+def test_without_a_limiter_url_the_source_keeps_the_machine_wide_file(monkeypatch, tmp_path):
+    monkeypatch.delenv("BREADTH_UPSTOX_LIMITER_URL", raising=False)
+    monkeypatch.delenv("BREADTH_UPSTOX_LIMITER_KEY", raising=False)
+    source = price_source_for(_upstox_universe(tmp_path))
+    assert source.rate_limit_url is None and source.rate_limit_key is None
+
+
+def test_at_run_time_the_limiter_url_makes_the_source_use_the_redis_limiter(monkeypatch, tmp_path):
+    from breadth_assets.upstox.redis_limiter import RedisRateLimiter
+
+    monkeypatch.setenv("UPSTOX_ACCESS_TOKEN", "secret-value")
+    monkeypatch.setenv("BREADTH_UPSTOX_LIMITER_URL", "redis://:secret@10.0.0.5:6379/0")
+    monkeypatch.delenv("BREADTH_UPSTOX_LIMITER_KEY", raising=False)
+    with dg.build_resources({"source": price_source_for(_upstox_universe(tmp_path))}) as built:
+        limiter = built.source._upstox()._limiter
+    assert isinstance(limiter, RedisRateLimiter)
+    assert limiter.address == "10.0.0.5:6379"

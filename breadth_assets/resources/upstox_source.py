@@ -1,10 +1,11 @@
 """Daily and intraday candles from Upstox's v3 historical API, through the official SDK.
 
 A batch of tickers is fetched by a thread pool; every request, from every thread and every run
-process on the machine, first takes a slot of the machine-wide rate limiter, so the pool
-`price_api` decides how many batches fetch at once and the limiter decides how fast. A ticker
-that fails costs only itself, except a 401, which stops the whole fetch: no request can succeed
-until the token is replaced.
+process on the machine, first takes a slot of the machine-wide rate limiter (or, with
+`rate_limit_url`, of one shared through Redis by every machine), so the pool `price_api` decides
+how many batches fetch at once and the limiter decides how fast. A ticker that fails costs only
+itself (a limiter that cannot be reached fails it: nothing is sent unlimited), except a 401,
+which stops the whole fetch: no request can succeed until the token is replaced.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from breadth_assets.upstox.client import (
 from breadth_assets.upstox.history import DAILY, chunk_ranges, merge_chunks
 from breadth_assets.upstox.instruments import InstrumentError, resolve
 from breadth_assets.upstox.limiter import PRODUCTION_LIMITS, RateLimiter, RateLimits
+from breadth_assets.upstox.rate_limits import LimiterUnavailable, SlotLimiter
 
 _Request = TypeVar("_Request", PriceRequest, IntradayRequest)
 
@@ -68,10 +70,12 @@ class UpstoxSource(PriceSource):
         default=None, description="The instruments master (NSE.json.gz) to look symbols up in."
     )
     per_second: int = Field(
-        default=PRODUCTION_LIMITS.per_second, description="Requests a second, machine-wide."
+        default=PRODUCTION_LIMITS.per_second,
+        description="Requests a second, machine-wide (or across machines: rate_limit_url).",
     )
     per_minute: int = Field(
-        default=PRODUCTION_LIMITS.per_minute, description="Requests a minute, machine-wide."
+        default=PRODUCTION_LIMITS.per_minute,
+        description="Requests a minute, machine-wide (or across machines: rate_limit_url).",
     )
     per_30_minutes: int = Field(
         default=PRODUCTION_LIMITS.per_30_minutes, description="Requests per 30 minutes."
@@ -80,6 +84,18 @@ class UpstoxSource(PriceSource):
         default=None,
         description="Where the machine-wide limiter keeps request times; "
         "default $BREADTH_UPSTOX_RATE_FILE or ~/.cache/breadth_assets/upstox-requests.bin.",
+    )
+    rate_limit_url: str | None = Field(
+        default=None,
+        repr=False,
+        description="redis://host:port/db shared by every machine fetching for this Upstox user "
+        "(pass EnvVar('BREADTH_UPSTOX_LIMITER_URL'): it may hold a password); "
+        "unset: the machine-wide file limiter.",
+    )
+    rate_limit_key: str | None = Field(
+        default=None,
+        description="Names the Upstox user in the shared limiter's Redis key; "
+        "default a hash of the token.",
     )
     workers: Workers = Field(default=DEFAULT_WORKERS, description="Requests in flight per run.")
     connect_timeout: float = Field(default=5.0, gt=0)
@@ -136,7 +152,7 @@ class UpstoxSource(PriceSource):
             except UpstoxAuthError as error:
                 stop.set()
                 return _error(request.ticker, error)
-            except (UpstoxError, InstrumentError) as error:
+            except (UpstoxError, InstrumentError, LimiterUnavailable) as error:
                 return _error(request.ticker, error)
 
         with ThreadPoolExecutor(min(self.workers, len(requests)), "upstox") as pool:
@@ -157,13 +173,22 @@ class UpstoxSource(PriceSource):
                 self._client = UpstoxClient(
                     host=self.host,
                     token=self.access_token,
-                    limiter=RateLimiter(self.rate_limit_file, limits),
+                    limiter=self._limiter(limits),
                     timeouts=(self.connect_timeout, self.read_timeout),
                     retry=RetryPolicy(self.max_attempts, self.backoff_seconds),
                     connections=self.workers,
                     log=dg.get_dagster_logger().warning,
                 )
             return self._client
+
+    def _limiter(self, limits: RateLimits) -> SlotLimiter:
+        """Redis when several machines share the user, else the machine-wide file."""
+        if not self.rate_limit_url:
+            return RateLimiter(self.rate_limit_file, limits)
+        from breadth_assets.upstox.redis_limiter import RedisRateLimiter, token_key  # redis-py
+
+        name = self.rate_limit_key or token_key(self.access_token)
+        return RedisRateLimiter(self.rate_limit_url, name, limits)
 
     def _instrument_key(self, ticker: str, given: str | None) -> str:
         return given or resolve(ticker, self.instruments)

@@ -2,7 +2,7 @@
 
 The SDK (`upstox-python-sdk`) builds the request; what it lacks is added here: one `ApiClient`
 per process and host (each starts a thread pool), a Bearer header, explicit timeouts, no silent
-urllib3 retries (they would bypass the machine-wide rate limiter), a limiter slot for every
+urllib3 retries (they would bypass the rate limiter), a limiter slot for every
 attempt, bounded exponential backoff with jitter, and errors that say what Upstox said without
 ever carrying the token.
 """
@@ -26,7 +26,7 @@ from upstox_client.rest import ApiException
 
 from breadth_assets.timeframes import Timeframe
 from breadth_assets.upstox.history import DAILY, CandleError, candles_frame
-from breadth_assets.upstox.limiter import Cancelled, RateLimiter
+from breadth_assets.upstox.rate_limits import Cancelled, SlotLimiter
 
 AUTH_MESSAGE = "the Upstox access token is invalid or expired; set UPSTOX_ACCESS_TOKEN"
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -125,7 +125,7 @@ class UpstoxClient:
         self,
         host: str,
         token: str,
-        limiter: RateLimiter,
+        limiter: SlotLimiter,
         timeouts: tuple[float, float] = (5.0, 30.0),
         retry: RetryPolicy | None = None,
         connections: int = 16,
