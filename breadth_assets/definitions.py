@@ -15,8 +15,11 @@ import dagster as dg
 
 from breadth_assets.assets import build_breadth, build_intraday_prices, build_ticker_assets
 from breadth_assets.checks import build_checks
-from breadth_assets.deployment import price_source_for, store_for_deployment
-from breadth_assets.executor import recording_in_process_executor
+from breadth_assets.deployment import (
+    executor_for_deployment,
+    price_source_for,
+    store_for_deployment,
+)
 from breadth_assets.jobs import breadth_job, quality_checks_job, ticker_job
 from breadth_assets.partitions import build_trading_days
 from breadth_assets.resources.market_store import MarketStore
@@ -61,8 +64,9 @@ def build_definitions(
             run_recovery_sensor,
         ],
         # Every run is one step (a batch of tickers, or breadth): a separate step process would
-        # only add a process start-up and a few hundred MB to each run.
-        executor=recording_in_process_executor,
+        # only add a process start-up and a few hundred MB to each run. Several machines send
+        # that step to Celery workers instead (BREADTH_EXECUTOR=celery).
+        executor=executor_for_deployment(),
         resources={
             "store": store,
             "price_source": source,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import dagster as dg
@@ -77,3 +78,35 @@ def store_for_deployment() -> MarketStore:
     if kind != "duckdb":
         raise ValueError(f"BREADTH_STORE={kind!r}: use one of {', '.join(STORES)}")
     return DuckDBStore(path=duckdb_path())
+
+
+EXECUTORS = ("in_process", "celery")
+WORKER_ENV = "BREADTH_WORKER_NAME"
+
+
+def executor_for_deployment() -> dg.ExecutorDefinition:
+    """`$BREADTH_EXECUTOR`: `in_process` (the default: a run's one step in the run's process) or
+    `celery` (each step sent to a Celery worker through `$BREADTH_CELERY_BROKER`, results on
+    `$BREADTH_CELERY_BACKEND`; the run config names the variables, never their values)."""
+    kind = os.environ.get("BREADTH_EXECUTOR", "in_process").strip().lower() or "in_process"
+    if kind == "celery":
+        from dagster_celery import celery_executor  # only where a deployment chooses it
+
+        return celery_executor.configured(
+            {
+                "broker": {"env": "BREADTH_CELERY_BROKER"},
+                "backend": {"env": "BREADTH_CELERY_BACKEND"},
+            },
+            name="celery_executor",
+        )
+    if kind != "in_process":
+        raise ValueError(f"BREADTH_EXECUTOR={kind!r}: use one of {', '.join(EXECUTORS)}")
+    from breadth_assets.executor import recording_in_process_executor
+
+    return recording_in_process_executor
+
+
+def worker_name() -> str:
+    """Who executes this step: `$BREADTH_WORKER_NAME` (scripts/cluster.sh names its Celery
+    workers), else this host and process."""
+    return os.environ.get(WORKER_ENV) or f"{socket.gethostname()}:{os.getpid()}"

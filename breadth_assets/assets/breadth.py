@@ -13,6 +13,7 @@ from breadth_assets.analytics import breadth_report
 from breadth_assets.analytics.breadth import BreadthState, compute_breadth_in_chunks, state_after
 from breadth_assets.assets.column_schemas import table_asset_args
 from breadth_assets.assets.reporting import date_range_text, record_good_partitions
+from breadth_assets.deployment import worker_name
 from breadth_assets.partitions import tickers_partitions
 from breadth_assets.resources.market_store import MarketStore, StaleMark
 from breadth_assets.resources.universe_file import UniverseFile
@@ -134,6 +135,7 @@ def _materialize(
         "date_range": dg.MetadataValue.text(date_range_text(written)),
         "tickers": dg.MetadataValue.int(len(tickers)),
         "seconds": dg.MetadataValue.float(round(seconds, 3)),
+        "worker": dg.MetadataValue.text(worker_name()),
     }
     if first is not None:
         metadata["computed_from"] = dg.MetadataValue.text(f"{first:%Y-%m-%d}")

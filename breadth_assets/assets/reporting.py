@@ -7,6 +7,8 @@ from collections.abc import Iterator, Mapping, Sequence
 import dagster as dg
 import pandas as pd
 
+from breadth_assets.deployment import worker_name
+
 MAX_LISTED = 50
 
 
@@ -111,6 +113,7 @@ def batch_metadata(
     metadata = {
         "rows_written": dg.MetadataValue.int(rows_written),
         **extra,
+        "worker": dg.MetadataValue.text(worker_name()),
         "tickers_ok": dg.MetadataValue.int(tickers - len(failures)),
         "tickers_failed": dg.MetadataValue.int(len(failures)),
         "seconds": dg.MetadataValue.float(round(seconds, 3)),
