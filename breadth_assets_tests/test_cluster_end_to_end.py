@@ -19,11 +19,11 @@ from urllib.parse import urlsplit, urlunsplit
 import dagster as dg
 import pandas as pd
 import pytest
-from breadth_assets.resources.postgres_store import PostgresStore
 
 from breadth_assets import schema
 from breadth_assets.calendars import last_closed_day, trading_days
 from breadth_assets.resources.duckdb_store import DuckDBStore
+from breadth_assets.resources.postgres_store import PostgresStore
 from breadth_assets_testing.fake_upstox import FakeUpstox, max_in_window, write_instruments_master
 from breadth_assets_tests.deployment_support import (
     BIN,
