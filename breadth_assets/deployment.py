@@ -81,6 +81,10 @@ def store_for_deployment() -> MarketStore:
 
 
 EXECUTORS = ("in_process", "celery")
+CELERY_SETTINGS = {"task_acks_late": True, "worker_prefetch_multiplier": 1}
+"""A worker takes a step only when it is free, and acknowledges it once done: a step lasts
+seconds to minutes, so a worker must not reserve the next one while another worker idles (and
+a step whose worker died is delivered again; writing it twice changes nothing)."""
 WORKER_ENV = "BREADTH_WORKER_NAME"
 
 
@@ -96,6 +100,7 @@ def executor_for_deployment() -> dg.ExecutorDefinition:
             {
                 "broker": {"env": "BREADTH_CELERY_BROKER"},
                 "backend": {"env": "BREADTH_CELERY_BACKEND"},
+                "config_source": CELERY_SETTINGS,
             },
             name="celery_executor",
         )

@@ -295,9 +295,14 @@ def wait_for_code_location(deployment: Deployment) -> None:
     deployment.wait_for("the webserver to load the code location", probe, STARTUP_TIMEOUT)
 
 
-def launch_backfill(deployment: Deployment, breadth_days: dict[str, Any]) -> dict:
+def launch_backfill(
+    deployment: Deployment,
+    breadth_days: dict[str, Any],
+    before_waiting: Callable[[], None] | None = None,
+) -> dict:
     """Every ticker partition of raw_prices and indicators and the breadth days, as the UI's
-    *Backfill* button does; waits until the backfill completes and returns it."""
+    *Backfill* button does; calls `before_waiting`, then waits until the backfill completes and
+    returns it."""
     launched = deployment.gql(
         LAUNCH_BACKFILL_MUTATION,
         {
@@ -312,6 +317,8 @@ def launch_backfill(deployment: Deployment, breadth_days: dict[str, Any]) -> dic
     )["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
     backfill_id = launched["backfillId"]
+    if before_waiting is not None:
+        before_waiting()
 
     def probe() -> tuple[bool, Any]:
         backfill = deployment.gql(BACKFILL_QUERY, {"backfillId": backfill_id})

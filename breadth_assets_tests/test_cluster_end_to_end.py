@@ -24,6 +24,7 @@ from breadth_assets import schema
 from breadth_assets.calendars import last_closed_day, trading_days
 from breadth_assets.resources.duckdb_store import DuckDBStore
 from breadth_assets.resources.postgres_store import PostgresStore
+from breadth_assets_testing import write_demo_universe
 from breadth_assets_testing.fake_upstox import FakeUpstox, max_in_window, write_instruments_master
 from breadth_assets_tests.deployment_support import (
     BIN,
@@ -40,7 +41,6 @@ from breadth_assets_tests.support import (
     create_postgres_database,
     drop_postgres_database,
     postgres_server,
-    write_universe,
 )
 
 pytestmark = [
@@ -106,8 +106,8 @@ def _upstox_universe(folder: Path) -> Path:
 
 @pytest.fixture(scope="module", params=list(REDIS_DATABASES))
 def cluster(request, tmp_path_factory) -> Iterator[tuple[Deployment, FakeUpstox | None]]:
-    """PostgreSQL for Dagster and the store, Redis for Celery and the limiter, the daemon, the
-    webserver (for GraphQL) and two Celery workers, each its own process group."""
+    """PostgreSQL for Dagster and the store, Redis for Celery and the limiter, the daemon and
+    the webserver (for GraphQL), each its own process group; the backfill starts the workers."""
     kind = request.param
     server, redis = postgres_server(), redis_server()
     dagster_db, store_db = (create_postgres_database(server) for _ in range(2))
@@ -124,8 +124,7 @@ def cluster(request, tmp_path_factory) -> Iterator[tuple[Deployment, FakeUpstox 
         request.addfinalizer(fake.stop)
         universe = _upstox_universe(folder)
     else:
-        universe = write_universe(folder, TICKERS, start=_start_date().isoformat())
-        universe.write_text(universe.read_text() + f"batch_size: {BATCH_SIZE}\n")
+        universe = write_demo_universe(folder, TICKERS, _start_date(), batch_size=BATCH_SIZE)
     env = {
         **os.environ,
         "DAGSTER_HOME": str(dagster_home),
@@ -149,10 +148,6 @@ def cluster(request, tmp_path_factory) -> Iterator[tuple[Deployment, FakeUpstox 
             instance.add_dynamic_partitions("tickers", UPSTOX_TICKERS if fake else TICKERS)
         port = free_port()
         try:
-            for worker in WORKERS:
-                deployment.env = {**env, "BREADTH_WORKER_NAME": worker}
-                start_process(deployment, worker, _worker_command(worker))
-            deployment.env = env
             start_process(
                 deployment, "dagster-daemon", [str(BIN / "dagster-daemon"), "run", "-m", MODULE]
             )
@@ -163,16 +158,34 @@ def cluster(request, tmp_path_factory) -> Iterator[tuple[Deployment, FakeUpstox 
             )
             deployment.client = dg_client(port)
             wait_for_code_location(deployment)
-            for worker in WORKERS:
-                deployment.wait_for(
-                    f"{worker} to be ready",
-                    lambda w=worker: (" ready." in deployment.logs[w].read_text(), w),
-                    60,
-                )
             yield deployment, fake
         finally:
             for process in deployment.processes.values():
                 stop_process(process)
+
+
+def _start_workers(deployment: Deployment) -> None:
+    """The two Celery workers, once the first steps wait in the broker: with steps of a second
+    or two, whichever worker is free first would otherwise take every step of a small backfill.
+    Started together on a queue, each takes one (prefetch 1, concurrency 1)."""
+    if all(worker in deployment.processes for worker in WORKERS):
+        return
+    import redis
+
+    broker = redis.Redis.from_url(deployment.env["BREADTH_CELERY_BROKER"])
+
+    def waiting() -> int:
+        # Kombu keeps a queue as one list per priority: "dagster", "dagster\x06\x163", ...
+        return sum(broker.llen(key) for key in broker.scan_iter(match="dagster*"))
+
+    deployment.wait_for(
+        "two steps waiting in the broker", lambda: (waiting() >= len(WORKERS), waiting()), 120
+    )
+    env = deployment.env
+    for worker in WORKERS:
+        deployment.env = {**env, "BREADTH_WORKER_NAME": worker}
+        start_process(deployment, worker, _worker_command(worker))
+    deployment.env = env
 
 
 def dg_client(port: int):
@@ -208,7 +221,8 @@ def _backfill_everything(deployment: Deployment, market: str) -> dt.date:
     start = _start_date() if market == "DEMO" else dt.date(2025, 1, 1)
     closed = last_closed_day(market)
     first = trading_days(market, start, closed)[0]
-    launch_backfill(deployment, {"range": {"start": f"{first:%Y-%m-%d}", "end": f"{closed}"}})
+    days = {"range": {"start": f"{first:%Y-%m-%d}", "end": f"{closed}"}}
+    launch_backfill(deployment, days, before_waiting=lambda: _start_workers(deployment))
     return closed
 
 
