@@ -119,6 +119,7 @@ def main() -> None:
         "BREADTH_EXECUTOR": "celery",
         "BREADTH_CELERY_BROKER": _redis(redis, 6),
         "BREADTH_CELERY_BACKEND": _redis(redis, 7),
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # `celery`, for the workers
     }
     os.environ.update(env)
     processes: list[subprocess.Popen] = []

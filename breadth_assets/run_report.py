@@ -81,12 +81,13 @@ def checks_text(events: Iterable[dg.DagsterEvent]) -> list[str]:
 class ProgressFollower:
     """Prints the breadth step's progress lines while its run executes in this process.
 
-    Reads the run's event log from its own instance in a thread (the run writes through the
-    caller's), every `POLL_SECONDS`, from a cursor: a long breadth run says how far it is.
+    Reads the run's event log in a thread, every `POLL_SECONDS`, from a cursor, through the
+    caller's instance (its storages pool their connections per thread): a long breadth run says
+    how far it is, and a short one costs a query or two.
     """
 
     def __init__(self, instance: dg.DagsterInstance, job_name: str, out: TextIO) -> None:
-        self._ref = instance.get_ref() if not instance.is_ephemeral else None
+        self._instance = instance
         self._job_name = job_name
         self._out = out
         self._stop = threading.Event()
@@ -99,35 +100,32 @@ class ProgressFollower:
         return dg.RunsFilter(job_name=self._job_name)
 
     def __enter__(self) -> ProgressFollower:
-        if self._ref is not None:
-            self._thread.start()
+        self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
+        self._thread.join(timeout=10)
 
     def _follow(self) -> None:
-        with dg.DagsterInstance.from_ref(self._ref) as instance:
-            run_id, cursor = None, None
-            while True:
-                stopping = self._stop.wait(POLL_SECONDS)
-                try:
-                    if run_id is None:
-                        runs = instance.get_run_records(self._filter(), limit=5)
-                        fresh = [
-                            r.dagster_run.run_id
-                            for r in runs
-                            if r.dagster_run.run_id not in self._known
-                        ]
-                        run_id = fresh[0] if fresh else None
-                    if run_id is not None:
-                        cursor = self._print_new(instance, run_id, cursor)
-                except Exception:  # a progress line is not worth failing the main job
-                    pass
-                if stopping:
-                    return
+        run_id, cursor = None, None
+        while True:
+            stopping = self._stop.wait(POLL_SECONDS)
+            try:
+                if run_id is None:
+                    runs = self._instance.get_run_records(self._filter(), limit=5)
+                    fresh = [
+                        r.dagster_run.run_id
+                        for r in runs
+                        if r.dagster_run.run_id not in self._known
+                    ]
+                    run_id = fresh[0] if fresh else None
+                if run_id is not None:
+                    cursor = self._print_new(self._instance, run_id, cursor)
+            except Exception:  # a progress line is not worth failing the main job
+                pass
+            if stopping:
+                return
 
     def _print_new(
         self, instance: dg.DagsterInstance, run_id: str, cursor: str | None
