@@ -135,7 +135,8 @@ class Universe:
         """The last day to fetch and compute: the last closed day, or `end_date` when earlier."""
         day = self.calendar.last_closed_day(now)
         if self.end_date is not None and self.end_date < day:
-            ended = self.calendar.trading_days(self.start_date, self.end_date)
+            recent = max(self.start_date, self.end_date - dt.timedelta(days=30))
+            ended = self.calendar.trading_days(recent, self.end_date)
             return ended[-1].date() if len(ended) else self.start_date
         return day
 
