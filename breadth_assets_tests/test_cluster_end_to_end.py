@@ -26,7 +26,12 @@ from breadth_assets.resources.duckdb_store import DuckDBStore
 from breadth_assets.resources.postgres_store import PostgresStore
 from breadth_assets_testing import write_demo_universe
 from breadth_assets_testing.fake_upstox import FakeUpstox, max_in_window, write_instruments_master
-from breadth_assets_tests.deployment_support import (
+from breadth_assets_tests.support import (
+    create_postgres_database,
+    drop_postgres_database,
+    postgres_server,
+)
+from breadth_assets_tests.support_deployment import (
     BIN,
     MODULE,
     PROJECT_ROOT,
@@ -36,11 +41,6 @@ from breadth_assets_tests.deployment_support import (
     start_process,
     stop_process,
     wait_for_code_location,
-)
-from breadth_assets_tests.support import (
-    create_postgres_database,
-    drop_postgres_database,
-    postgres_server,
 )
 
 pytestmark = [

@@ -26,7 +26,13 @@ from dagster_shared.yaml_utils import load_run_config_yaml
 from breadth_assets.batches import BATCHES_TAG, DAY_TAG
 from breadth_assets.calendars import last_closed_day, trading_days
 from breadth_assets.resources.duckdb_store import DuckDBStore
-from breadth_assets_tests.deployment_support import (
+from breadth_assets_tests.support import (
+    create_postgres_database,
+    drop_postgres_database,
+    postgres_server,
+    write_universe,
+)
+from breadth_assets_tests.support_deployment import (
     BIN,
     INSTIGATORS_QUERY,
     MODULE,
@@ -40,12 +46,6 @@ from breadth_assets_tests.deployment_support import (
     start_process,
     stop_process,
     wait_for_code_location,
-)
-from breadth_assets_tests.support import (
-    create_postgres_database,
-    drop_postgres_database,
-    postgres_server,
-    write_universe,
 )
 
 pytestmark = [
