@@ -23,6 +23,7 @@ from dagster._core.events import RunFailureReason
 from breadth_assets import run_report
 from breadth_assets.assets import BREADTH, RAW_PRICES
 from breadth_assets.batches import range_tags, update_batches
+from breadth_assets.instance import open_instance
 from breadth_assets.partitions import build_trading_days, sync_ticker_partitions, tickers_partitions
 from breadth_assets.recovery import repair, status, status_text
 from breadth_assets.universe import Universe, UniverseError, load_universe
@@ -262,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if not os.environ.get("DAGSTER_HOME"):
         parser.error("set DAGSTER_HOME to a folder for Dagster's runs and events (see README)")
-    instance = dg.DagsterInstance.get()
+    instance = open_instance()
     if args.command == "status":
         if args.repair:
             done = repair(instance).lines()

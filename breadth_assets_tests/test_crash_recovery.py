@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -25,6 +25,7 @@ import pytest
 from dagster._core.test_utils import create_run_for_test
 
 from breadth_assets.calendars import last_closed_day
+from breadth_assets.instance import open_instance
 from breadth_assets.recovery import PID_TAG, location_tags
 from breadth_assets.resources.duckdb_store import DuckDBStore
 from breadth_assets_testing.fake_upstox import FakeUpstox
@@ -84,17 +85,28 @@ def env(tmp_path, server, monkeypatch) -> dict[str, str]:
 
 
 def _instance(env: dict[str, str]) -> dg.DagsterInstance:
-    return dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+    return open_instance(env["DAGSTER_HOME"])
 
 
-def _wait_for(what: str, probe: Callable[[], object], timeout: float = WAIT_TIMEOUT) -> object:
+def _wait_for(
+    what: str,
+    probe: Callable[[], object],
+    timeout: float = WAIT_TIMEOUT,
+    logs: Sequence[Path] = (),
+) -> object:
+    """The probe's first truthy answer; on timeout, fails showing the ends of `logs`."""
     deadline = time.monotonic() + timeout
     while True:
         state = probe()
         if state:
             return state
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}", pytrace=False)
+            tails = "".join(
+                f"\n--- {log.name}:\n" + "\n".join(log.read_text().splitlines()[-15:])
+                for log in logs
+                if log.exists()
+            )
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}{tails}", pytrace=False)
         time.sleep(0.5)
 
 
@@ -166,10 +178,13 @@ def test_after_two_main_jobs_are_killed_mid_fetch_the_next_one_finishes_by_itsel
     env, server, tmp_path
 ):
     main_job = [str(BIN / "breadth-assets"), "run", "--tail", "0"]
-    killed = [_start(main_job, env, tmp_path / f"killed-{i}.log") for i in range(2)]
+    logs = [tmp_path / f"killed-{i}.log" for i in range(2)]
+    killed = [_start(main_job, env, log) for log in logs]
     try:
         with _instance(env) as instance:
-            runs = _wait_for("two main jobs fetching", lambda: _fetching_runs(instance, 2))
+            runs = _wait_for(
+                "two main jobs fetching", lambda: _fetching_runs(instance, 2), logs=logs
+            )
             _wait_for("requests at the server", lambda: len(server.requests) >= 2)
             for process in killed:
                 _kill_group(process)
@@ -206,16 +221,20 @@ def test_after_two_daemon_launched_runs_are_killed_mid_step_the_next_run_finishe
     env, server, tmp_path
 ):
     _write_universe(tmp_path, TICKERS, batch_size=4)
+    # The home's tables exist before the daemon starts: this process and the daemon creating
+    # them at once would race (breadth_assets.instance.open_instance).
+    _instance(env).dispose()
+    daemon_log = tmp_path / "daemon.log"
     daemon = _start(
-        [str(BIN / "dagster-daemon"), "run", "-m", "breadth_assets.definitions"],
-        env,
-        tmp_path / "daemon.log",
+        [str(BIN / "dagster-daemon"), "run", "-m", "breadth_assets.definitions"], env, daemon_log
     )
     try:
         with _instance(env) as instance:
             # universe_sensor adds the tickers and launches one run per batch of four.
             runs = _wait_for(
-                "two daemon-launched runs fetching", lambda: _fetching_runs(instance, 2)
+                "two daemon-launched runs fetching",
+                lambda: _fetching_runs(instance, 2),
+                logs=[daemon_log],
             )
             for run in runs:
                 os.kill(int(run.tags[PID_TAG]), signal.SIGKILL)
@@ -239,9 +258,10 @@ def test_after_two_daemon_launched_runs_are_killed_mid_step_the_next_run_finishe
                         return run
                 return None
 
-            finished = _wait_for("the run for the new tickers to finish", new_run)
-            daemon_log = (tmp_path / "daemon.log").read_text()[-3000:]
-            assert finished.status == dg.DagsterRunStatus.SUCCESS, daemon_log
+            finished = _wait_for(
+                "the run for the new tickers to finish", new_run, logs=[daemon_log]
+            )
+            assert finished.status == dg.DagsterRunStatus.SUCCESS, daemon_log.read_text()[-3000:]
             record = instance.get_run_record_by_id(finished.run_id)
             assert record.end_time - record.create_timestamp.timestamp() <= 60
         _assert_every_bar_stored_once(env, server, NEW_TICKERS)
