@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from pathlib import Path
 
 import numpy as np
@@ -150,14 +149,6 @@ def test_some_demo_ticker_has_a_split_like_one_day_halving(demo_history):
 def test_negative_seed_is_refused():
     with pytest.raises(ValueError, match="seed"):
         demo_bars("ARVEN", seed=-1)
-
-
-def test_generation_is_vectorised_and_fast():
-    symbols = [f"T{i:03d}" for i in range(133)]
-    started = time.perf_counter()
-    for symbol in symbols:
-        demo_bars(symbol)
-    assert time.perf_counter() - started < 2.0
 
 
 def test_a_negative_seed_is_refused_when_the_source_is_built():

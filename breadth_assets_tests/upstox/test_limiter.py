@@ -248,6 +248,8 @@ def test_processes_sharing_a_file_stay_under_the_limit_together(tmp_path):
         times += [float(line) for line in out.split()]
     assert len(times) == 90
     assert max_in_window(times, 1.0) <= 10
+    # Not throttled far below the limit either: 90 requests at 10/s take 8.4 s at best; a busy
+    # machine stalls the processes now and then, a limiter at half the rate takes 17 s.
     ideal = (90 / 10 - 1) * 1.05
     elapsed = max(times) - min(times)
-    assert elapsed < ideal / 0.8
+    assert elapsed < ideal * 1.5
