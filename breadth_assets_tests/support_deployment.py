@@ -275,6 +275,21 @@ def start_process(deployment: Deployment, name: str, args: list[str]) -> None:
         log.close()
 
 
+def start_dagster(deployment: Deployment) -> None:
+    """`dagster-daemon` and `dagster-webserver` on the deployment's home, the GraphQL client on
+    the webserver, back once the code location has loaded. The home's storage must exist first
+    (open the instance once): Dagster's processes create it without a lock."""
+    start_process(deployment, "dagster-daemon", [str(BIN / "dagster-daemon"), "run", "-m", MODULE])
+    port = free_port()
+    start_process(
+        deployment,
+        "dagster-webserver",
+        [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-m", MODULE],
+    )
+    deployment.client = DagsterGraphQLClient("127.0.0.1", port_number=port, timeout=60)
+    wait_for_code_location(deployment)
+
+
 def wait_for_code_location(deployment: Deployment) -> None:
     def probe() -> tuple[bool, Any]:
         try:

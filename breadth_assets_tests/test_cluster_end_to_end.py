@@ -36,11 +36,10 @@ from breadth_assets_tests.support_deployment import (
     MODULE,
     PROJECT_ROOT,
     Deployment,
-    free_port,
     launch_backfill,
+    start_dagster,
     start_process,
     stop_process,
-    wait_for_code_location,
 )
 
 pytestmark = [
@@ -146,18 +145,8 @@ def cluster(request, tmp_path_factory) -> Iterator[tuple[Deployment, FakeUpstox 
         monkeypatch.setenv("DAGSTER_POSTGRES_URL", dagster_db)
         with deployment.open_instance() as instance:
             instance.add_dynamic_partitions("tickers", UPSTOX_TICKERS if fake else TICKERS)
-        port = free_port()
         try:
-            start_process(
-                deployment, "dagster-daemon", [str(BIN / "dagster-daemon"), "run", "-m", MODULE]
-            )
-            start_process(
-                deployment,
-                "dagster-webserver",
-                [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-m", MODULE],
-            )
-            deployment.client = dg_client(port)
-            wait_for_code_location(deployment)
+            start_dagster(deployment)
             yield deployment, fake
         finally:
             for process in deployment.processes.values():
@@ -186,12 +175,6 @@ def _start_workers(deployment: Deployment) -> None:
         deployment.env = {**env, "BREADTH_WORKER_NAME": worker}
         start_process(deployment, worker, _worker_command(worker))
     deployment.env = env
-
-
-def dg_client(port: int):
-    from dagster_graphql import DagsterGraphQLClient
-
-    return DagsterGraphQLClient("127.0.0.1", port_number=port, timeout=60)
 
 
 def _worker_command(name: str) -> list[str]:

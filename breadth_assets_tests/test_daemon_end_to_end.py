@@ -18,7 +18,6 @@ from collections.abc import Iterator
 import pandas as pd
 import pytest
 import yaml
-from dagster_graphql import DagsterGraphQLClient
 
 # How Dagster reads run config YAML: dates stay strings (yaml.safe_load makes them dates).
 from dagster_shared.yaml_utils import load_run_config_yaml
@@ -33,19 +32,15 @@ from breadth_assets_tests.support import (
     write_universe,
 )
 from breadth_assets_tests.support_deployment import (
-    BIN,
     INSTIGATORS_QUERY,
-    MODULE,
     PROJECT_ROOT,
     SCHEDULE_DRY_RUN_MUTATION,
     STOP_SCHEDULE_MUTATION,
     Deployment,
-    free_port,
     launch_backfill,
     run_tags,
-    start_process,
+    start_dagster,
     stop_process,
-    wait_for_code_location,
 )
 
 pytestmark = [
@@ -99,18 +94,8 @@ def deployment(request, tmp_path_factory) -> Iterator[Deployment]:
         with deployment.open_instance() as instance:
             instance.add_dynamic_partitions("tickers", TICKERS)
 
-        port = free_port()
         try:
-            start_process(
-                deployment, "dagster-daemon", [str(BIN / "dagster-daemon"), "run", "-m", MODULE]
-            )
-            start_process(
-                deployment,
-                "dagster-webserver",
-                [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-m", MODULE],
-            )
-            deployment.client = DagsterGraphQLClient("127.0.0.1", port_number=port, timeout=60)
-            wait_for_code_location(deployment)
+            start_dagster(deployment)
             _take_the_schedule_off_the_clock(deployment)
             yield deployment
         finally:
