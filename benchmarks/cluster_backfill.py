@@ -22,12 +22,9 @@ import subprocess
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psutil
-import sqlalchemy
 from _daemon import (
     BIN,
     MODULE,
@@ -43,26 +40,9 @@ from _instances import drop_home, new_home
 from daemon_backfill import full_backfill
 
 from breadth_assets_testing import write_demo_universe
+from breadth_assets_testing.servers import create_postgres_database, empty_redis_db
 
 SAMPLE_SECONDS = 0.5
-
-
-def _database(server: str) -> str:
-    name = f"breadth_store_{uuid.uuid4().hex[:10]}"
-    engine = sqlalchemy.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return f"{server}/{name}"
-
-
-def _redis(server: str, db: int) -> str:
-    import redis
-
-    parts = urlsplit(server)
-    url = urlunsplit((parts.scheme, parts.netloc, f"/{db}", "", ""))
-    redis.Redis.from_url(url).flushdb()
-    return url
 
 
 class TreePeak:
@@ -107,7 +87,7 @@ def main() -> None:
 
     root = Path(tempfile.mkdtemp(prefix="cluster_backfill_"))
     home_env = new_home("postgres", root / "dagster_home")
-    store_url = _database(postgres)
+    store_url = create_postgres_database(postgres, prefix="breadth_store")
     today = time.gmtime()
     start = f"{today.tm_year - args.years}-{today.tm_mon:02d}-{min(today.tm_mday, 28):02d}"
     symbols = [f"BK{i:04d}" for i in range(1, args.tickers + 1)]
@@ -117,8 +97,8 @@ def main() -> None:
         "BREADTH_STORE": "postgres",
         "BREADTH_POSTGRES_URL": store_url,
         "BREADTH_EXECUTOR": "celery",
-        "BREADTH_CELERY_BROKER": _redis(redis, 6),
-        "BREADTH_CELERY_BACKEND": _redis(redis, 7),
+        "BREADTH_CELERY_BROKER": empty_redis_db(redis, 6),
+        "BREADTH_CELERY_BACKEND": empty_redis_db(redis, 7),
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # `celery`, for the workers
     }
     os.environ.update(env)

@@ -18,7 +18,6 @@ import mongomock
 import numpy as np
 import pandas as pd
 import pytest
-import sqlalchemy
 
 from breadth_assets import schema
 from breadth_assets.assets import build_breadth, build_ticker_assets
@@ -34,6 +33,7 @@ from breadth_assets.resources.universe_file import UniverseFile
 from breadth_assets.universe import UniverseError, load_universe
 from breadth_assets_testing import write_demo_universe
 from breadth_assets_testing.fake_upstox import FakeUpstox
+from breadth_assets_testing.servers import create_postgres_database, drop_postgres_database
 
 # --- the demo universe and the assets over it --------------------------------------------------
 
@@ -270,21 +270,3 @@ def postgres_server() -> str:
             pytest.fail(f"CI must set {POSTGRES_ENV} (bash scripts/postgres.sh start)")
         pytest.skip(f"{POSTGRES_ENV} is not set (bash scripts/postgres.sh start)")
     return server
-
-
-def create_postgres_database(server: str) -> str:
-    """A new empty database on the server; its URL."""
-    name = f"breadth_test_{uuid.uuid4().hex[:12]}"
-    engine = sqlalchemy.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return f"{server}/{name}"
-
-
-def drop_postgres_database(url: str) -> None:
-    server, name = url.rsplit("/", 1)
-    engine = sqlalchemy.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()

@@ -14,7 +14,6 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
 import pandas as pd
@@ -26,6 +25,7 @@ from breadth_assets.resources.duckdb_store import DuckDBStore
 from breadth_assets.resources.postgres_store import PostgresStore
 from breadth_assets_testing import write_demo_universe
 from breadth_assets_testing.fake_upstox import FakeUpstox, max_in_window, write_instruments_master
+from breadth_assets_testing.servers import empty_redis_db
 from breadth_assets_tests.support import (
     create_postgres_database,
     drop_postgres_database,
@@ -61,16 +61,6 @@ def redis_server() -> str:
     url = os.environ.get("BREADTH_TEST_REDIS")
     if not url:
         pytest.skip("BREADTH_TEST_REDIS is not set (bash scripts/redis.sh start)")
-    return url
-
-
-def _redis_db(server: str, db: int) -> str:
-    """The server's URL on database `db`, emptied first: each deployment starts clean."""
-    import redis
-
-    parts = urlsplit(server)
-    url = urlunsplit((parts.scheme, parts.netloc, f"/{db}", "", ""))
-    redis.Redis.from_url(url).flushdb()
     return url
 
 
@@ -111,7 +101,7 @@ def cluster(request, tmp_path_factory) -> Iterator[tuple[Deployment, FakeUpstox 
     server, redis = postgres_server(), redis_server()
     dagster_db, store_db = (create_postgres_database(server) for _ in range(2))
     request.addfinalizer(lambda: [drop_postgres_database(db) for db in (dagster_db, store_db)])
-    broker, backend, limiter = (_redis_db(redis, db) for db in REDIS_DATABASES[kind])
+    broker, backend, limiter = (empty_redis_db(redis, db) for db in REDIS_DATABASES[kind])
     folder = tmp_path_factory.mktemp(f"cluster_{kind}")
     dagster_home = folder / "dagster_home"
     dagster_home.mkdir()
