@@ -28,7 +28,6 @@ import psutil
 from _daemon import (
     BIN,
     MODULE,
-    PROJECT_ROOT,
     graphql_workspace,
     start_process,
     stop_schedule,
@@ -39,6 +38,7 @@ from _daemon import (
 from _instances import drop_home, new_home
 from daemon_backfill import full_backfill
 
+from breadth_assets.deployment import celery_worker_args
 from breadth_assets_testing import write_demo_universe
 from breadth_assets_testing.servers import create_postgres_database, empty_redis_db
 
@@ -116,11 +116,7 @@ def main() -> None:
         workers = []
         for n in range(1, args.workers + 1):
             os.environ["BREADTH_WORKER_NAME"] = f"worker{n}"
-            command = [
-                str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
-                "-y", str(PROJECT_ROOT / "deploy" / "cluster" / "celery.yaml"),
-                "-n", f"worker{n}", "--", "--concurrency", "1",
-            ]  # fmt: skip
+            command = [str(BIN / "celery"), *celery_worker_args(f"worker{n}")]
             workers.append(start_process(command, root / f"worker{n}.log", root))
         os.environ.pop("BREADTH_WORKER_NAME")
         processes += workers

@@ -86,6 +86,8 @@ CELERY_SETTINGS = {"task_acks_late": True, "worker_prefetch_multiplier": 1}
 seconds to minutes, so a worker must not reserve the next one while another worker idles (and
 a step whose worker died is delivered again; writing it twice changes nothing)."""
 WORKER_ENV = "BREADTH_WORKER_NAME"
+CELERY_BROKER_ENV = "BREADTH_CELERY_BROKER"
+CELERY_BACKEND_ENV = "BREADTH_CELERY_BACKEND"
 
 
 def executor_for_deployment() -> dg.ExecutorDefinition:
@@ -98,8 +100,8 @@ def executor_for_deployment() -> dg.ExecutorDefinition:
 
         return celery_executor.configured(
             {
-                "broker": {"env": "BREADTH_CELERY_BROKER"},
-                "backend": {"env": "BREADTH_CELERY_BACKEND"},
+                "broker": {"env": CELERY_BROKER_ENV},
+                "backend": {"env": CELERY_BACKEND_ENV},
                 "config_source": CELERY_SETTINGS,
             },
             name="celery_executor",
@@ -109,6 +111,38 @@ def executor_for_deployment() -> dg.ExecutorDefinition:
     from breadth_assets.executor import recording_in_process_executor
 
     return recording_in_process_executor
+
+
+def celery_app_args() -> dict:
+    """What a Celery worker's app is made with: what the runs' `celery_executor` gives its own
+    app (`CeleryExecutor.app_args`), read from the same environment variables."""
+    missing = [name for name in (CELERY_BROKER_ENV, CELERY_BACKEND_ENV) if not os.environ.get(name)]
+    if missing:
+        raise RuntimeError(
+            f"a Celery worker needs {' and '.join(missing)} (README 'Running on several machines')"
+        )
+    return {
+        "broker": os.environ[CELERY_BROKER_ENV],
+        "backend": os.environ[CELERY_BACKEND_ENV],
+        "include": [],
+        "config_source": CELERY_SETTINGS,
+    }
+
+
+def celery_worker_args(name: str) -> list[str]:
+    """`celery` arguments that start one worker of this deployment, named `name`, one step at a
+    time (a step is a run's batch of tickers or its breadth)."""
+    return [
+        "-A",
+        "breadth_assets.celery_worker",
+        "worker",
+        "-n",
+        f"{name}@%h",
+        "--concurrency",
+        "1",
+        "--loglevel",
+        "INFO",
+    ]
 
 
 def worker_name() -> str:

@@ -21,6 +21,7 @@ import pytest
 
 from breadth_assets import schema
 from breadth_assets.calendars import last_closed_day, trading_days
+from breadth_assets.deployment import celery_worker_args
 from breadth_assets.resources.duckdb_store import DuckDBStore
 from breadth_assets.resources.postgres_store import PostgresStore
 from breadth_assets_testing import write_demo_universe
@@ -168,20 +169,7 @@ def _start_workers(deployment: Deployment) -> None:
 
 
 def _worker_command(name: str) -> list[str]:
-    return [
-        str(BIN / "dagster-celery"),
-        "worker",
-        "start",
-        "-A",
-        "dagster_celery.app",
-        "-y",
-        str(PROJECT_ROOT / "deploy" / "cluster" / "celery.yaml"),
-        "-n",
-        name,
-        "--",
-        "--concurrency",
-        "1",
-    ]
+    return [str(BIN / "celery"), *celery_worker_args(name)]
 
 
 def _workers_of(deployment: Deployment, asset: str) -> set[str]:

@@ -1,9 +1,25 @@
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import dagster as dg
 import pytest
+from dagster_celery.config import (
+    TASK_EXECUTE_JOB_NAME,
+    TASK_EXECUTE_PLAN_NAME,
+    TASK_RESUME_JOB_NAME,
+)
 
-from breadth_assets.deployment import price_source_for, store_for_deployment
+from breadth_assets.deployment import (
+    CELERY_SETTINGS,
+    celery_worker_args,
+    executor_for_deployment,
+    price_source_for,
+    store_for_deployment,
+)
 from breadth_assets.resources.duckdb_store import DuckDBStore
 from breadth_assets.resources.mongo_store import MongoStore
 from breadth_assets.resources.postgres_store import PostgresStore
@@ -107,3 +123,48 @@ def test_a_mongodb_store_used_outside_a_run_reads_its_connection_string_itself(m
     monkeypatch.setenv("MONGODB_URI", "mongodb://reader:s3cret@db.example:27017/")
     store = store_for_deployment()
     assert store.location() == "MongoDB at db.example:27017, database breadth"
+
+
+def _worker_app_conf(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """The workers' Celery app as `celery -A breadth_assets.celery_worker` loads it."""
+    code = (
+        "import json; from breadth_assets.celery_worker import app; c = app.conf; "
+        "print(json.dumps({'broker': c.broker_url, 'backend': c.result_backend, "
+        "'acks_late': c.task_acks_late, 'prefetch': c.worker_prefetch_multiplier, "
+        "'tasks': sorted(t for t in app.tasks if not t.startswith('celery.'))}))"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("BREADTH_CELERY_")}
+    return subprocess.run(
+        [sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True
+    )
+
+
+def test_the_workers_celery_app_takes_broker_backend_and_settings_as_the_runs_executor_does():
+    broker, backend = "redis://127.0.0.1:6399/4", "redis://127.0.0.1:6399/5"
+    done = _worker_app_conf({"BREADTH_CELERY_BROKER": broker, "BREADTH_CELERY_BACKEND": backend})
+    assert done.returncode == 0, done.stderr[-2000:]
+    conf = json.loads(done.stdout)
+    assert (conf["broker"], conf["backend"]) == (broker, backend)
+    assert conf["acks_late"] == CELERY_SETTINGS["task_acks_late"]
+    assert conf["prefetch"] == CELERY_SETTINGS["worker_prefetch_multiplier"]
+    assert conf["tasks"] == sorted(
+        [TASK_EXECUTE_PLAN_NAME, TASK_EXECUTE_JOB_NAME, TASK_RESUME_JOB_NAME]
+    )
+
+
+def test_a_worker_without_its_broker_variable_names_it():
+    done = _worker_app_conf({"BREADTH_CELERY_BACKEND": "redis://127.0.0.1:6399/5"})
+    assert done.returncode != 0
+    assert "a Celery worker needs BREADTH_CELERY_BROKER" in done.stderr
+
+
+def test_breadth_executor_celery_gives_every_job_the_celery_executor(monkeypatch):
+    monkeypatch.setenv("BREADTH_EXECUTOR", "celery")
+    assert executor_for_deployment().name == "celery_executor"
+
+
+def test_celery_worker_args_start_one_named_worker_taking_one_step_at_a_time():
+    args = celery_worker_args("worker3")
+    assert args[:3] == ["-A", "breadth_assets.celery_worker", "worker"]
+    assert args[args.index("-n") + 1] == "worker3@%h"
+    assert args[args.index("--concurrency") + 1] == "1"
