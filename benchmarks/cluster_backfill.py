@@ -1,10 +1,10 @@
 """The 500 x 10 y backfill on the several-machine deployment, with N Celery workers.
 
 Dagster's storage and the market store on PostgreSQL, each run's step sent through Redis to one
-of N `dagster-celery` workers (BREADTH_EXECUTOR=celery), all on this machine: the cost of
-distribution next to `daemon_backfill.py`'s one-machine figure (on 2 cores no speed-up is
-expected). Prints the backfill's time, raw and without the daemon's loop waits, the steps each
-worker ran and the peak RSS of the workers' processes.
+of N Celery workers (BREADTH_EXECUTOR=celery, the app of breadth_assets.celery_worker), all on
+this machine: the cost of distribution next to `daemon_backfill.py`'s one-machine figure (on 2
+cores no speed-up is expected). Prints the backfill's time, raw and without the daemon's loop
+waits, the steps each worker ran and the peak RSS of the workers' processes.
 
     bash scripts/postgres.sh start && bash scripts/redis.sh start
     BREADTH_TEST_POSTGRES=postgresql+psycopg2://postgres@127.0.0.1:54329 \\
