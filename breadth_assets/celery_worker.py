@@ -2,7 +2,7 @@
 `celery -A breadth_assets.celery_worker worker -n NAME@%h --concurrency 1`.
 
 It registers dagster-celery's tasks on an app made exactly as the runs' `celery_executor` makes
-its own (deployment.celery_config): broker and result backend from the same environment
+its own (deployment.celery_app_args): broker and result backend from the same environment
 variables, the same settings. `dagster-celery worker start -y FILE` would instead write the
 resolved URLs, passwords included, into a new module under `$DAGSTER_HOME` at every start.
 """
