@@ -28,9 +28,10 @@ def _open_at_once(home: Path, code: str) -> list[subprocess.CompletedProcess]:
         )
         for _ in range(OPENERS)
     ]
+    outputs = [p.communicate(timeout=120) for p in processes]
     return [
-        subprocess.CompletedProcess(p.args, p.wait(timeout=120), *p.communicate())
-        for p in processes
+        subprocess.CompletedProcess(p.args, p.returncode, out, err)
+        for p, (out, err) in zip(processes, outputs, strict=True)
     ]
 
 
