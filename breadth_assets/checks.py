@@ -26,6 +26,7 @@ from breadth_assets.check_tables import Check, Finding, Gathered, Tables, gather
 from breadth_assets.partitions import tickers_partitions
 from breadth_assets.resources.market_store import MarketStore
 from breadth_assets.resources.universe_file import UniverseFile
+from breadth_assets.stale_breadth import breadth_days, stale_breadth
 
 ERROR = dg.AssetCheckSeverity.ERROR
 WARN = dg.AssetCheckSeverity.WARN
@@ -262,4 +263,33 @@ def build_checks() -> list[dg.AssetChecksDefinition]:
             if check.scope != "chunk":
                 yield result(check, check.find(whole))
 
-    return [quality_checks]
+    return [quality_checks, breadth_up_to_date]
+
+
+@dg.asset_check(
+    asset=BREADTH,
+    name="breadth_up_to_date",
+    description="The stored breadth is as new as its inputs: no prices or indicators written "
+    "on or before its last row since it was computed (the store's stale mark), no ticker "
+    "joined or left the universe since, and no bars after its last row. On failure it names "
+    "the first stale day and why; `breadth-assets run`, or daily_breadth_sensor under the "
+    "daemon, recomputes from there.",
+    blocking=False,
+)
+def breadth_up_to_date(
+    context: dg.AssetCheckExecutionContext, store: MarketStore, universe: UniverseFile
+) -> dg.AssetCheckResult:
+    tickers = context.instance.get_dynamic_partitions(tickers_partitions.name)
+    found = stale_breadth(store, tickers, breadth_days(universe.load()))
+    if found is None:
+        return dg.AssetCheckResult(passed=True, severity=ERROR, description="up to date")
+    return dg.AssetCheckResult(
+        passed=False,
+        severity=ERROR,
+        description=found.text(),
+        metadata={
+            "first_stale_day": dg.MetadataValue.text(f"{found.first_day}"),
+            "last_day": dg.MetadataValue.text(f"{found.last_day}"),
+            "reason": dg.MetadataValue.text(found.reason),
+        },
+    )

@@ -26,6 +26,7 @@ from breadth_assets.batches import range_tags, update_batches
 from breadth_assets.instance import open_instance
 from breadth_assets.partitions import build_trading_days, sync_ticker_partitions, tickers_partitions
 from breadth_assets.recovery import repair, status, status_text
+from breadth_assets.stale_breadth import StaleBreadth, breadth_days, stale_breadth
 from breadth_assets.universe import Universe, UniverseError, load_universe
 
 DEFINITIONS_MODULE = "breadth_assets.definitions"
@@ -77,14 +78,19 @@ def run_main_job(
         names = ", ".join(f"{name} ({reason})" for name, reason in universe.skipped[:5])
         more = f" and {len(universe.skipped) - 5} more" if len(universe.skipped) > 5 else ""
         print(f"universe: {len(universe.skipped)} names skipped: {names}{more}", file=out)
-    tickers_ok, first_changed = _run_ticker_batches(instance, universe, out, end_date)
+    tickers_ok = _run_ticker_batches(instance, universe, out, end_date)
     last = universe.last_day().isoformat()
     if end_date is not None:
         last = min(last, end_date.isoformat())
     days = [day for day in build_trading_days(universe).get_partition_keys() if day <= last]
-    first = days[0] if (full or removed) else _first_stale_day(instance, days, first_changed)
-    if first is None:
-        print("breadth: every trading day is up to date", file=out)
+    first = days[0] if full else None
+    if not full:
+        found = _stale(instance, universe, days)
+        if found is None:
+            print("breadth: every trading day is up to date", file=out)
+        else:
+            print(found.text(), file=out)
+            first = found.first_day.isoformat()
     breadth_ok = first is None or _run_breadth(instance, first, days[-1], out)
     if checks:
         _run_checks(instance, out)
@@ -94,14 +100,14 @@ def run_main_job(
 
 def _run_ticker_batches(
     instance: dg.DagsterInstance, universe: Universe, out, end_date: dt.date | None = None
-) -> tuple[bool, dt.date | None]:
-    """Runs `ticker_job` per batch; returns success and the earliest date written."""
+) -> bool:
+    """Runs `ticker_job` per batch; returns whether every run succeeded."""
     keys = instance.get_dynamic_partitions(tickers_partitions.name)
     with_history = instance.get_materialized_partitions(RAW_PRICES)
     batches = update_batches(
         keys, universe.symbols, with_history, universe.batch_size, universe.update_batch_size
     )
-    all_ok, first_changed = True, None
+    all_ok = True
     refused: Counter[str] = Counter()
     for number, batch in enumerate(batches, start=1):
         started = time.perf_counter()
@@ -125,26 +131,40 @@ def _run_ticker_batches(
         if not result.success:
             all_ok = False
             _print_failure(result, out)
-        for event in result.get_asset_materialization_events():
-            written = event.materialization.metadata.get("first_date_written")
-            if written is not None:
-                day = dt.date.fromisoformat(written.value)
-                first_changed = day if first_changed is None else min(first_changed, day)
     if refused:
         print(
             f"tickers: {run_report.refused_text(refused)}; the raw_prices metadata lists them",
             file=out,
         )
-    return all_ok, first_changed
+    return all_ok
 
 
-def _first_stale_day(
-    instance: dg.DagsterInstance, days: Sequence[str], first_changed: dt.date | None
-) -> str | None:
-    """The earliest trading day never materialized or on/after the first changed input."""
-    done = instance.get_materialized_partitions(BREADTH)
-    changed = first_changed.isoformat() if first_changed else None
-    return next((d for d in days if d not in done or (changed and d >= changed)), None)
+def _stale(
+    instance: dg.DagsterInstance, universe: Universe, days: Sequence[str]
+) -> StaleBreadth | None:
+    """Where breadth must start (the store's rule), counting the days never materialized."""
+    from breadth_assets.deployment import store_for_deployment
+
+    tickers = instance.get_dynamic_partitions(tickers_partitions.name)
+    return stale_breadth(
+        store_for_deployment(),
+        tickers,
+        [dt.date.fromisoformat(day) for day in days],
+        materialized=instance.get_materialized_partitions(BREADTH),
+    )
+
+
+def breadth_status(instance: dg.DagsterInstance) -> str:
+    """`status`'s line on breadth: up to date, or from which day and why not."""
+    try:
+        universe = load_universe()
+    except UniverseError as error:
+        return f"breadth: cannot read the universe file: {error}"
+    days = [f"{day}" for day in breadth_days(universe)]
+    found = _stale(instance, universe, days)
+    if found is None:
+        return "breadth: up to date"
+    return f"{found.text()}; `breadth-assets run` recomputes it"
 
 
 def _execute(
@@ -269,6 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             done = repair(instance).lines()
             print("\n".join(f"repaired: {line}" for line in done) or "nothing to repair")
         print(status_text(status(instance)))
+        print(breadth_status(instance))
         return 0
     try:
         ok = run_main_job(instance, full=args.full, end_date=args.end_date, checks=args.checks)

@@ -116,7 +116,7 @@ def metadata_of(result: dg.ExecuteInProcessResult, asset: str) -> dict:
         for e in result.get_asset_materialization_events()
         if e.asset_key.to_user_string() == asset
     ]
-    return {k: v.value for k, v in events[0].materialization.metadata.items()}
+    return {k: v.value for k, v in events[-1].materialization.metadata.items()}
 
 
 # --- prices --------------------------------------------------------------------------------------

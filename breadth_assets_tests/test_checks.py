@@ -89,6 +89,7 @@ def test_the_code_location_has_the_checks_on_each_asset():
         "breadth:every_trading_day",
         "breadth:universe_coverage",
         "breadth:percentages_in_range",
+        "breadth:breadth_up_to_date",
     }
 
 
@@ -294,3 +295,42 @@ def test_a_ticker_that_stopped_recently_warns(instance, store):
     assert not check.passed
     assert check.severity == dg.AssetCheckSeverity.WARN
     assert f"| STEADY0 | {PANEL_DAYS[37]:%Y-%m-%d} | 2 |" in check.metadata["offenders"].value
+
+
+# --- breadth_up_to_date --------------------------------------------------------------------------
+
+UP_TO_DATE = "breadth:breadth_up_to_date"
+
+
+def test_breadth_computed_after_its_inputs_is_up_to_date(loaded):
+    check = run_checks(*loaded, UP_TO_DATE, end_date=END)[UP_TO_DATE]
+    assert check.passed
+    assert check.severity == dg.AssetCheckSeverity.ERROR
+
+
+def test_a_write_after_breadth_fails_the_check_with_the_day_and_reason_until_recomputed(loaded):
+    instance, store = loaded
+    changed = store.read_indicators(["ALPHA"])
+    store.write({schema.INDICATORS: changed[changed["date"] == "2024-06-12"]})
+
+    check = run_checks(instance, store, UP_TO_DATE, end_date=END)[UP_TO_DATE]
+
+    assert not check.passed
+    assert check.description == (
+        "breadth stale from 2024-06-12: prices or indicators were written from 2024-06-12 on"
+    )
+    assert check.metadata["first_stale_day"].value == "2024-06-12"
+    materialize_breadth(instance, store, END, END)
+    assert run_checks(instance, store, UP_TO_DATE, end_date=END)[UP_TO_DATE].passed
+
+
+def test_a_ticker_missing_from_the_breadth_universe_fails_the_check(loaded):
+    instance, store = loaded
+    instance.add_dynamic_partitions("tickers", ["NEWCO"])
+    store.write({schema.INDICATORS: store.read_indicators(["ALPHA"]).assign(ticker="NEWCO")})
+    store.settle_breadth_stale(store.breadth_stale(), None)
+
+    check = run_checks(instance, store, UP_TO_DATE, end_date=END)[UP_TO_DATE]
+
+    assert not check.passed
+    assert "NEWCO joined the universe since breadth was computed" in check.description

@@ -4,6 +4,7 @@ import datetime as dt
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import dagster as dg
 import pandas as pd
@@ -19,7 +20,20 @@ from breadth_assets.resources.market_store import MarketStore, StaleMark
 from breadth_assets.resources.universe_file import UniverseFile
 
 BREADTH = dg.AssetKey("breadth")
-SUMMARY_COLUMNS = ["universe", "advancers", "decliners", "ad_line", "mcclellan_osc"]
+DAY_COLUMNS = [
+    "universe",
+    "advancers",
+    "decliners",
+    "unchanged",
+    "ad_line",
+    "mcclellan_osc",
+    "mcclellan_sum",
+    "pct_above_ema_50",
+    "pct_above_ema_200",
+    "new_highs_52w",
+    "new_lows_52w",
+]
+"""The breadth columns each day's materialization shows, with that day's values."""
 CHUNK_DAYS = 500
 """Trading days read and counted at a time: memory holds about two years of ticker-days."""
 RECENT_DAYS = 400
@@ -53,6 +67,19 @@ def build_breadth(
         )(breadth)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What a run computes: `days[begin:]` from `state`, the asked `keys`, and how far it must
+    carry on past them (stored rows the new inputs made stale)."""
+
+    days: pd.DatetimeIndex
+    begin: int
+    state: BreadthState
+    keys: list[str]
+    mark: StaleMark
+    carried_to: pd.Timestamp | None
+
+
 def _materialize(
     context: dg.AssetExecutionContext,
     store: MarketStore,
@@ -64,8 +91,10 @@ def _materialize(
     The cumulative columns (A/D line, McClellan, Zweig) depend on every earlier day; a stored
     row carries what their recursions need, so a day costs one day. When inputs changed on or
     before that row (the store's stale mark) or no row is stored, the computation starts at the
-    first day it must: the rows equal one computation from the first trading day. The days are
-    read and counted `CHUNK_DAYS` at a time, so memory holds a chunk, not the history.
+    first day it must; when they changed before the last asked day and later rows are stored,
+    it carries on to the last stored row: the rows equal one computation from the first trading
+    day, with no break after the range. The days are read and counted `CHUNK_DAYS` at a time,
+    so memory holds a chunk, not the history.
     """
     started = time.perf_counter()
     current = universe.load()
@@ -73,101 +102,194 @@ def _materialize(
     keys = [key for key in sorted(context.partition_keys) if key <= closed]
     not_over = [key for key in sorted(context.partition_keys) if key > closed]
     tickers = context.instance.get_dynamic_partitions(tickers_partitions.name)
-    written = pd.DataFrame(columns=list(schema.BREADTH_COLUMNS))
-    recent = written
-    first = None
+    by_day: dict[str, dict[str, dg.MetadataValue]] = {}
     if keys:
-        days = pd.DatetimeIndex(
-            pd.to_datetime(
-                trading_days.get_partition_keys_in_range(
-                    dg.PartitionKeyRange(trading_days.get_first_partition_key(), keys[-1])
-                )
-            )
-        )
-        left_or_joined = sorted(set(store.read_breadth_tickers()) ^ set(tickers))
-        if left_or_joined:
-            store.mark_breadth_stale(left_or_joined)
-        mark = store.breadth_stale()
-        asked = days.get_loc(pd.Timestamp(keys[0]))
-        begin, state = _starting_point(store, tickers, days, asked, mark)
-        first = days[begin]
-        if first < pd.Timestamp(keys[0]):
-            context.log.info(
-                f"breadth: computing from {first:%Y-%m-%d}, the first day whose row is missing "
-                f"or whose inputs changed (stale mark {mark.stale_from})"
-            )
-
-        def count(chunk: pd.DatetimeIndex) -> pd.DataFrame:
-            return store.count_breadth(tickers, chunk)
-
-        computed = days[begin:]
-        parts = []
-        chunks = compute_breadth_in_chunks(count, computed, CHUNK_DAYS, state)
-        for number, part in enumerate(chunks, start=1):
-            parts.append(part)
-            done = min(number * CHUNK_DAYS, len(computed))
-            context.log.info(
-                f"breadth: counted {done} of {len(computed)} days "
-                f"(up to {computed[done - 1]:%Y-%m-%d})"
-            )
-        series = pd.concat(parts, ignore_index=True)
-        # Days before the asked ones are written only where a (stale) row is stored: a day
-        # Dagster has never materialized stays absent from the table.
-        stored = store.read_breadth(start=first.date(), end=pd.Timestamp(keys[0]).date())["date"]
-        written = series[series["date"].isin(stored) | (series["date"] >= pd.Timestamp(keys[0]))]
-        dropped = computed.difference(pd.DatetimeIndex(series["date"]))
-        store.write_breadth(
-            written,
-            sorted(tickers),
-            mark,
-            _stale_after(store, mark, keys[-1]),
-            dropped=[day.date() for day in dropped],
-        )
-        last_bar = _last_breadth_day(store, series, first)
-        metadata_days = _days_without_bars(context, keys, dropped, last_bar)
-        shown_until = last_bar if last_bar is not None else pd.Timestamp(keys[-1])
-        recent = store.read_breadth(
-            start=(shown_until - pd.Timedelta(days=RECENT_DAYS)).date(), end=shown_until.date()
-        )
-    seconds = time.perf_counter() - started
-    metadata = {
-        "rows_written": dg.MetadataValue.int(len(written)),
-        "date_range": dg.MetadataValue.text(date_range_text(written)),
-        "tickers": dg.MetadataValue.int(len(tickers)),
-        "seconds": dg.MetadataValue.float(round(seconds, 3)),
-        "worker": dg.MetadataValue.text(worker_name()),
-    }
-    if first is not None:
-        metadata["computed_from"] = dg.MetadataValue.text(f"{first:%Y-%m-%d}")
-        metadata.update(metadata_days)
-    report: dict[str, dg.MetadataValue] = {}
-    if len(written):
-        last = written.iloc[-1]
-        for column in SUMMARY_COLUMNS:
-            metadata[f"last_{column}"] = dg.MetadataValue.float(float(last[column]))
-    if len(recent):
-        # The table and chart go on the run's last day only: Dagster copies a ranged run's
-        # metadata into every day's materialization, and the chart is tens of KB.
-        report = {
-            "last_days": dg.MetadataValue.md(breadth_report.last_days_table(recent)),
-            "chart": dg.MetadataValue.md(
-                breadth_report.chart_markdown(breadth_report.chart_png(recent))
-            ),
-        }
-        context.add_asset_metadata(report, partition_key=keys[-1])
+        plan = _plan(context, store, tickers, trading_days, keys)
+        series, dropped = _compute(context, store, tickers, plan)
+        written = _write(store, tickers, plan, series, dropped)
+        by_day = _report(context, store, plan, series, written, dropped, len(tickers), started)
     context.log.info(
-        f"breadth: {len(written)} days over {len(tickers)} tickers written in {seconds:.2f} s"
+        f"breadth: {sum('universe' in m for m in by_day.values())} asked days over "
+        f"{len(tickers)} tickers written in {time.perf_counter() - started:.2f} s"
     )
     if not_over:
-        extra = {keys[-1]: report} if keys else {}
-        record_good_partitions(context, BREADTH, keys, {}, metadata, extra)
+        record_good_partitions(context, BREADTH, keys, {}, {}, by_day)
         market = current.calendar
         raise dg.Failure(
             description=f"{', '.join(not_over)}: the {current.market} trading day has not reached "
             f"its update time ({market.update_time:%H:%M} {market.timezone}) yet; the daily update "
             "materializes it then. The other days were written."
         )
-    return dg.MaterializeResult(metadata=metadata)
+    for key, values in by_day.items():
+        context.add_asset_metadata(values, partition_key=key)
+    return dg.MaterializeResult()
+
+
+def _plan(
+    context: dg.AssetExecutionContext,
+    store: MarketStore,
+    tickers: Sequence[str],
+    trading_days: dg.DailyPartitionsDefinition,
+    keys: list[str],
+) -> _Plan:
+    """Where the computation starts (docs/design.md "History and recomputation") and ends."""
+    left_or_joined = sorted(set(store.read_breadth_tickers()) ^ set(tickers))
+    if left_or_joined:
+        store.mark_breadth_stale(left_or_joined)
+    mark = store.breadth_stale()
+    last_asked = pd.Timestamp(keys[-1])
+    end = last_asked
+    latest = store.read_breadth_before(dt.date.max)
+    if (
+        mark.stale_from is not None
+        and pd.Timestamp(mark.stale_from) <= last_asked
+        and latest is not None
+        and pd.Timestamp(latest["date"]) > last_asked
+    ):
+        end = pd.Timestamp(latest["date"])
+    days = pd.DatetimeIndex(
+        pd.to_datetime(
+            trading_days.get_partition_keys_in_range(
+                dg.PartitionKeyRange(trading_days.get_first_partition_key(), f"{end:%Y-%m-%d}")
+            )
+        )
+    )
+    asked = days.get_loc(pd.Timestamp(keys[0]))
+    begin, state = _starting_point(store, tickers, days, asked, mark)
+    if days[begin] < pd.Timestamp(keys[0]):
+        context.log.info(
+            f"breadth: computing from {days[begin]:%Y-%m-%d}, the first day whose row is missing "
+            f"or whose inputs changed (stale mark {mark.stale_from})"
+        )
+    carried_to = end if end > last_asked else None
+    if carried_to is not None:
+        context.log.info(
+            f"breadth: carrying on to {carried_to:%Y-%m-%d}, the last stored row: inputs changed "
+            f"from {mark.stale_from}, so the rows after {keys[-1]} were stale"
+        )
+    return _Plan(days, begin, state, keys, mark, carried_to)
+
+
+def _compute(
+    context: dg.AssetExecutionContext,
+    store: MarketStore,
+    tickers: Sequence[str],
+    plan: _Plan,
+) -> tuple[pd.DataFrame, pd.DatetimeIndex]:
+    """The breadth rows of the planned days, and the days that got none (no bar)."""
+
+    def count(chunk: pd.DatetimeIndex) -> pd.DataFrame:
+        return store.count_breadth(tickers, chunk)
+
+    computed = plan.days[plan.begin :]
+    parts = []
+    chunks = compute_breadth_in_chunks(count, computed, CHUNK_DAYS, plan.state)
+    for number, part in enumerate(chunks, start=1):
+        parts.append(part)
+        done = min(number * CHUNK_DAYS, len(computed))
+        context.log.info(
+            f"breadth: counted {done} of {len(computed)} days (up to {computed[done - 1]:%Y-%m-%d})"
+        )
+    series = pd.concat(parts, ignore_index=True)
+    return series, computed.difference(pd.DatetimeIndex(series["date"]))
+
+
+def _write(
+    store: MarketStore,
+    tickers: Sequence[str],
+    plan: _Plan,
+    series: pd.DataFrame,
+    dropped: pd.DatetimeIndex,
+) -> pd.DataFrame:
+    """Writes the asked days and the stored rows it recomputed; returns the rows written.
+
+    Days outside the asked ones are written only where a (stale) row is stored: a day Dagster
+    has never materialized stays absent from the table.
+    """
+    first, last = plan.days[plan.begin], plan.days[-1]
+    stored = store.read_breadth(start=first.date(), end=last.date())["date"]
+    asked = (series["date"] >= pd.Timestamp(plan.keys[0])) & (
+        series["date"] <= pd.Timestamp(plan.keys[-1])
+    )
+    written = series[series["date"].isin(stored) | asked]
+    store.write_breadth(
+        written,
+        sorted(tickers),
+        plan.mark,
+        _stale_after(store, plan.mark, f"{last:%Y-%m-%d}"),
+        dropped=[day.date() for day in dropped],
+    )
+    return written
+
+
+def _report(
+    context: dg.AssetExecutionContext,
+    store: MarketStore,
+    plan: _Plan,
+    series: pd.DataFrame,
+    written: pd.DataFrame,
+    dropped: pd.DatetimeIndex,
+    tickers: int,
+    started: float,
+) -> dict[str, dict[str, dg.MetadataValue]]:
+    """Each asked day's own figures, and the run's (rows written, range, chart) on its last
+    asked day: Dagster would copy a run's metadata into every day's materialization."""
+    first = plan.days[plan.begin]
+    last_bar = _last_breadth_day(store, series, first)
+    rows = series.set_index("date")
+    by_day: dict[str, dict[str, dg.MetadataValue]] = {}
+    for key in plan.keys:
+        day = pd.Timestamp(key)
+        if day in rows.index:
+            row = rows.loc[day]
+            by_day[key] = {
+                column: dg.MetadataValue.int(int(row[column]))
+                if schema.BREADTH_COLUMNS[column] == "BIGINT"
+                else _float(row[column])
+                for column in DAY_COLUMNS
+            }
+        else:
+            after = last_bar is None or day > last_bar
+            by_day[key] = {
+                "no_row": dg.MetadataValue.text(
+                    "no ticker has a bar after the data's last day"
+                    if after
+                    else "closure found in the data: no ticker has a bar"
+                )
+            }
+    run: dict[str, dg.MetadataValue] = {
+        "rows_written": dg.MetadataValue.int(len(written)),
+        "date_range": dg.MetadataValue.text(date_range_text(written)),
+        "tickers": dg.MetadataValue.int(tickers),
+        "seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 3)),
+        "worker": dg.MetadataValue.text(worker_name()),
+        "computed_from": dg.MetadataValue.text(f"{first:%Y-%m-%d}"),
+        **_days_without_bars(context, plan.keys, dropped, last_bar),
+    }
+    if plan.carried_to is not None:
+        run["carried_on_to"] = dg.MetadataValue.text(f"{plan.carried_to:%Y-%m-%d}")
+    still = store.breadth_stale().stale_from
+    if still is not None:
+        run["stale_from"] = dg.MetadataValue.text(f"{still}")
+        context.log.warning(
+            f"breadth: rows from {still} on are still computed from older inputs (written "
+            "after this run's days, or while it ran); the next breadth run recomputes them"
+        )
+    shown_until = last_bar if last_bar is not None else pd.Timestamp(plan.keys[-1])
+    recent = store.read_breadth(
+        start=(shown_until - pd.Timedelta(days=RECENT_DAYS)).date(), end=shown_until.date()
+    )
+    if len(recent):
+        run["last_days"] = dg.MetadataValue.md(breadth_report.last_days_table(recent))
+        run["chart"] = dg.MetadataValue.md(
+            breadth_report.chart_markdown(breadth_report.chart_png(recent))
+        )
+    by_day[plan.keys[-1]] = {**by_day[plan.keys[-1]], **run}
+    return by_day
+
+
+def _float(value: float) -> dg.MetadataValue:
+    return dg.MetadataValue.float(float(value)) if pd.notna(value) else dg.MetadataValue.null()
 
 
 def _last_breadth_day(

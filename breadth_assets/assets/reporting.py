@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import dagster as dg
 import pandas as pd
 
+from breadth_assets.dagster_compat import log_materializations, versioned_materializations
 from breadth_assets.deployment import worker_name
 
 MAX_LISTED = 50
@@ -60,17 +61,26 @@ def record_good_partitions(
     failed: Mapping[str, object],
     metadata: Mapping[str, dg.MetadataValue],
     extra: Mapping[str, Mapping[str, dg.MetadataValue]] | None = None,
+    versions: Mapping[str, str] | None = None,
 ) -> None:
     """Records the partitions that did not fail as materialized, before the step fails for the
-    rest; `extra` adds metadata to single partitions."""
-    for partition in partitions:
-        if partition not in failed:
-            more = (extra or {}).get(partition, {})
-            context.log_event(
-                dg.AssetMaterialization(
-                    asset_key=key, partition=partition, metadata={**metadata, **more}
-                )
+    rest; `extra` adds metadata to single partitions, `versions` gives each its data version."""
+    good = [partition for partition in partitions if partition not in failed]
+    if versions is not None:
+        shown = {partition: versions[partition] for partition in good}
+        log_materializations(context, versioned_materializations(key, shown, metadata, extra or {}))
+        return
+    log_materializations(
+        context,
+        [
+            dg.AssetMaterialization(
+                asset_key=key,
+                partition=partition,
+                metadata={**metadata, **(extra or {}).get(partition, {})},
             )
+            for partition in good
+        ],
+    )
 
 
 def finish_batch(
@@ -79,14 +89,17 @@ def finish_batch(
     metadata: Mapping[dg.AssetKey, Mapping[str, dg.MetadataValue]],
     failed: Mapping[dg.AssetKey, Mapping[str, str]],
     by_partition: Mapping[dg.AssetKey, Mapping[str, Mapping[str, dg.MetadataValue]]] | None = None,
+    versions: Mapping[dg.AssetKey, Mapping[str, str]] | None = None,
 ) -> Iterator[dg.MaterializeResult]:
     """Each asset's materialization for a batch of tickers, or, when some failed, the good ones
     recorded as materialized and the step failed with every reason. `by_partition` adds
-    metadata to single partitions (a ticker's own refused rows).
+    metadata to single partitions (a ticker's own refused rows); an asset in `versions` is
+    recorded partition by partition with each one's data version (its spec is skippable).
 
     When a ticker failed for several assets, the first asset's reason wins.
     """
     by_partition = by_partition or {}
+    versions = versions or {}
     failures: dict[str, str] = {}
     for key in metadata:
         for ticker, reason in failed.get(key, {}).items():
@@ -94,9 +107,16 @@ def finish_batch(
     if failures:
         for key, values in metadata.items():
             extra = by_partition.get(key)
-            record_good_partitions(context, key, tickers, failed.get(key, {}), values, extra)
+            record_good_partitions(
+                context, key, tickers, failed.get(key, {}), values, extra, versions.get(key)
+            )
         raise partial_failure(failures, len(tickers))
     for key, values in metadata.items():
+        if key in versions:
+            record_good_partitions(
+                context, key, tickers, {}, values, by_partition.get(key), versions[key]
+            )
+            continue
         for partition, extra in by_partition.get(key, {}).items():
             context.add_asset_metadata(dict(extra), asset_key=key, partition_key=partition)
         yield dg.MaterializeResult(asset_key=key, metadata=dict(values))

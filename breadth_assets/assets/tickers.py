@@ -22,6 +22,7 @@ from breadth_assets.analytics.indicators import (
     continue_indicators,
 )
 from breadth_assets.assets.column_schemas import table_asset_args
+from breadth_assets.assets.data_versions import partition_versions
 from breadth_assets.assets.fetching import (
     FetchRunConfig,
     fetched_answers,
@@ -35,6 +36,7 @@ from breadth_assets.assets.reporting import (
     lines_markdown,
     rejected_metadata,
 )
+from breadth_assets.dagster_compat import latest_data_versions
 from breadth_assets.partitions import tickers_partitions
 from breadth_assets.resources.market_store import MarketStore
 from breadth_assets.resources.price_source import PriceRequest, PriceSource
@@ -82,6 +84,7 @@ def build_ticker_assets(batch_size: int, store_kind: str) -> dg.AssetsDefinition
                 "`prices` table. Incremental: bars after the last stored one, with a few bars "
                 "of overlap to pick up corrections.",
                 tags=TICKER_TAG,
+                skippable=True,
                 **table_asset_args(schema.PRICES, store_kind),
             ),
             dg.AssetSpec(
@@ -91,6 +94,7 @@ def build_ticker_assets(batch_size: int, store_kind: str) -> dg.AssetsDefinition
                 "Bollinger 20/2 and 52-week high/low per ticker (TA-Lib), in the `indicators` "
                 "table.",
                 tags=TICKER_TAG,
+                skippable=True,
                 **table_asset_args(schema.INDICATORS, store_kind),
             ),
         ],
@@ -168,7 +172,13 @@ def ticker_assets(
             f"{len(failed[key])} failed, {len(written[key])} rows written in {seconds:.2f} s"
             + (f", {refused} rows refused in {len(rejected)} tickers" if refused else "")
         )
-    yield from finish_batch(context, tickers, metadata, failed, by_partition)
+    versions = {
+        key: partition_versions(
+            latest_data_versions(context.instance, key, tickers), tickers, written[key]
+        )
+        for key in metadata
+    }
+    yield from finish_batch(context, tickers, metadata, failed, by_partition, versions)
 
 
 def _indicators_from_state(

@@ -244,6 +244,14 @@ class DuckDBStore(MarketStore):
             ).fetchall()[0]
         return StaleMark(stale_from, version)
 
+    def bar_span(self, tickers: Sequence[str]) -> tuple[dt.date | None, dt.date | None]:
+        with self._connect(write=False) as con:
+            first, last = con.execute(
+                "SELECT min(date), max(date) FROM indicators WHERE ticker IN (SELECT unnest(?))",
+                [list(tickers)],
+            ).fetchall()[0]
+        return first, last
+
     def mark_breadth_stale(self, tickers: Sequence[str]) -> dt.date | None:
         with self._connect(write=True) as con:
             first = con.execute(

@@ -91,6 +91,12 @@ class MarketStore(dg.ConfigurableResource):
         """
         raise NotImplementedError
 
+    def bar_span(self, tickers: Sequence[str]) -> tuple[dt.date | None, dt.date | None]:
+        """The first and the last date of these tickers' `indicators` rows (None, None without
+        any): where a ticker joining or leaving the universe changes breadth, and how far the
+        bars reach."""
+        raise NotImplementedError
+
     def mark_breadth_stale(self, tickers: Sequence[str]) -> dt.date | None:
         """Marks breadth stale from these tickers' first bar (they joined or left the universe);
         returns that day, or None when they have no rows."""

@@ -171,6 +171,19 @@ class MongoStore(MarketStore):
         stale_from = found.get("stale_from")
         return StaleMark(stale_from.date() if stale_from else None, int(found.get("version", 0)))
 
+    def bar_span(self, tickers: Sequence[str]) -> tuple[dt.date | None, dt.date | None]:
+        pipeline = [
+            {"$match": {"ticker": {"$in": list(tickers)}}},
+            {"$group": {"_id": None, "first": {"$min": "$date"}, "last": {"$max": "$date"}}},
+        ]
+        try:
+            groups = list(self._db()[schema.INDICATORS].aggregate(pipeline))
+        except PyMongoError as error:
+            raise self._fail(error, "reading indicators") from None
+        if not groups or groups[0]["first"] is None:
+            return None, None
+        return groups[0]["first"].date(), groups[0]["last"].date()
+
     def mark_breadth_stale(self, tickers: Sequence[str]) -> dt.date | None:
         pipeline = [
             {"$match": {"ticker": {"$in": list(tickers)}}},

@@ -226,6 +226,16 @@ class PostgresStore(MarketStore):
         )
         return StaleMark(rows[0][0], int(rows[0][1])) if rows else StaleMark(None, 0)
 
+    def bar_span(self, tickers: Sequence[str]) -> tuple[dt.date | None, dt.date | None]:
+        with self._cursor("reading indicators") as cursor:
+            cursor.execute(
+                "SELECT min(date), max(date) FROM indicators "
+                "WHERE ticker = ANY(%(tickers)s::text[])",
+                {"tickers": list(tickers)},
+            )
+            first, last = cursor.fetchone()
+        return first, last
+
     def mark_breadth_stale(self, tickers: Sequence[str]) -> dt.date | None:
         with self._cursor("marking breadth stale", write=True) as cursor:
             cursor.execute(

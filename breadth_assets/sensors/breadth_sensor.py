@@ -1,20 +1,29 @@
-"""Materializes a day's breadth once every ticker run of that day's update has finished."""
+"""Materializes breadth once the ticker runs that changed its inputs have finished: a daily
+update's day, and the stored rows that any other write (new or removed tickers through
+`universe_sensor`, a ticker backfill, a re-execution) left stale."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections import defaultdict
 
 import dagster as dg
+from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
 
-from breadth_assets.batches import BATCHES_TAG, DAY_TAG
+from breadth_assets.batches import BATCHES_TAG, DAY_TAG, range_tags
 from breadth_assets.jobs import breadth_job, ticker_job
+from breadth_assets.partitions import tickers_partitions
+from breadth_assets.resources.market_store import MarketStore
+from breadth_assets.resources.universe_file import UniverseFile
+from breadth_assets.stale_breadth import breadth_days, stale_breadth
 
 FINISHED = {
     dg.DagsterRunStatus.SUCCESS,
     dg.DagsterRunStatus.FAILURE,
     dg.DagsterRunStatus.CANCELED,
 }
+NOT_FINISHED = [status for status in dg.DagsterRunStatus if status not in FINISHED]
 LOOKBACK = dt.timedelta(days=7)
 
 
@@ -23,14 +32,61 @@ LOOKBACK = dt.timedelta(days=7)
     job=breadth_job,
     minimum_interval_seconds=15,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="After every ticker run of a daily update has finished (succeeded or failed), "
-    "materializes that day's breadth. Tickers that failed have no bar that day and are left out "
-    "of it; re-executing their run recomputes the day's breadth once it finishes.",
+    description="Once no ticker run is queued or running: after every ticker run of a daily "
+    "update has finished (succeeded or failed), materializes that day's breadth; otherwise, "
+    "when the store says breadth is stale (tickers added or removed, bars written by a "
+    "backfill or re-execution), recomputes it from the first stale day to the last stored "
+    "one. Tickers that failed have no bar that day and are left out of it.",
 )
-def daily_breadth_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    """Run keys name the day and how many ticker runs it has had, so a re-execution of a failed
-    batch (which keeps the day's tags) asks for that day's breadth again, and nothing else does.
-    """
+def daily_breadth_sensor(
+    context: dg.SensorEvaluationContext, store: MarketStore, universe: UniverseFile
+) -> dg.SensorResult | dg.SkipReason:
+    """Run keys name what a request answers (a day and how many ticker runs it has had, or the
+    stale mark's version and range), so the same state asks for breadth once, and a failed
+    breadth run is not retried until something changes."""
+    busy = _busy(context.instance)
+    if busy:
+        return dg.SkipReason(busy)
+    requests = _daily_requests(context)
+    if requests:
+        return dg.SensorResult(run_requests=requests)
+    current = universe.load()
+    tickers = context.instance.get_dynamic_partitions(tickers_partitions.name)
+    found = stale_breadth(store, tickers, breadth_days(current))
+    if found is None:
+        return dg.SkipReason("breadth is up to date with its inputs")
+    context.log.info(f"{found.text()}; recomputing {found.first_day}..{found.last_day}")
+    universe_hash = hashlib.sha1(",".join(sorted(tickers)).encode()).hexdigest()[:12]
+    mark = store.breadth_stale()
+    run_key = f"stale-breadth:{mark.version}:{found.first_day}:{found.last_day}:{universe_hash}"
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=run_key,
+                tags=range_tags(found.first_day.isoformat(), found.last_day.isoformat()),
+            )
+        ]
+    )
+
+
+def _busy(instance: dg.DagsterInstance) -> str | None:
+    """Why breadth must wait: a ticker or breadth run, or a backfill, not finished yet."""
+    for job in (ticker_job, breadth_job):
+        running = instance.get_run_records(
+            filters=dg.RunsFilter(job_name=job.name, statuses=NOT_FINISHED), limit=1
+        )
+        if running:
+            return f"a {job.name} run is queued or running ({running[0].dagster_run.run_id[:8]})"
+    backfills = instance.get_backfills(
+        filters=BulkActionsFilter(statuses=[BulkActionStatus.REQUESTED]), limit=1
+    )
+    if backfills:
+        return f"backfill {backfills[0].backfill_id} is in progress"
+    return None
+
+
+def _daily_requests(context: dg.SensorEvaluationContext) -> list[dg.RunRequest]:
+    """One request per daily update whose ticker runs have all finished."""
     records = context.instance.get_run_records(
         filters=dg.RunsFilter(
             job_name=ticker_job.name, created_after=dt.datetime.now(dt.UTC) - LOOKBACK
@@ -51,6 +107,4 @@ def daily_breadth_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
         requests.append(
             dg.RunRequest(run_key=f"daily-breadth:{day}:{len(runs)}", partition_key=day)
         )
-    if not requests:
-        return dg.SkipReason("no daily update has finished all of its ticker runs")
-    return dg.SensorResult(run_requests=requests)
+    return requests

@@ -205,3 +205,72 @@ def test_days_after_the_last_bar_get_no_row_and_the_metadata_names_the_last_bar(
 
     assert filled_store.read_breadth(dt.date(2024, 7, 1)).empty
     assert metadata_of(result, "breadth")["no_bars_after"] == END
+
+
+# --- each day's metadata, and ranges that end before the last stored row -------------------------
+
+
+def _materializations(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
+    return {
+        event.partition: {k: v.value for k, v in event.materialization.metadata.items()}
+        for event in result.get_asset_materialization_events()
+    }
+
+
+def test_each_breadth_day_carries_its_own_values(instance_with_tickers, filled_store):
+    result = materialize_breadth(instance_with_tickers, filled_store, "2024-06-24", END)
+
+    by_day = _materializations(result)
+    rows = filled_store.read_breadth().set_index("date")
+    assert sorted(by_day) == [f"{d:%Y-%m-%d}" for d in pd.bdate_range("2024-06-24", END)]
+    for day, metadata in by_day.items():
+        row = rows.loc[pd.Timestamp(day)]
+        for column in ("universe", "advancers", "decliners", "ad_line"):
+            assert metadata[column] == row[column], (day, column)
+        assert metadata["mcclellan_osc"] == pytest.approx(row["mcclellan_osc"], nan_ok=True)
+    assert len({metadata["ad_line"] for metadata in by_day.values()}) > 1
+
+
+def test_the_runs_own_figures_go_on_its_last_day_only(instance_with_tickers, filled_store):
+    result = materialize_breadth(instance_with_tickers, filled_store, "2024-06-24", END)
+
+    by_day = _materializations(result)
+    run_level = {"rows_written", "date_range", "seconds", "chart", "last_days"}
+    assert run_level <= set(by_day[END])
+    for day, metadata in by_day.items():
+        if day != END:
+            assert not run_level & set(metadata), day
+
+
+def _change_a_close(store: DuckDBStore, ticker: str, day: str) -> None:
+    changed = store.read_indicators([ticker])
+    changed = changed[changed["date"] == day].assign(close=lambda d: d["close"] * 1.5)
+    store.write({schema.INDICATORS: changed})
+
+
+def test_a_range_ending_before_the_last_stored_row_carries_on_over_the_stale_rows(
+    instance_with_tickers, filled_store, tmp_path
+):
+    materialize_breadth(instance_with_tickers, filled_store, "2024-06-03", END)
+    _change_a_close(filled_store, "ALPHA", "2024-06-12")
+
+    result = materialize_breadth(instance_with_tickers, filled_store, "2024-06-03", "2024-06-20")
+
+    assert metadata_of(result, "breadth")["carried_on_to"] == END
+    whole = _fresh_copy(filled_store, tmp_path, "whole.duckdb")
+    materialize_breadth(instance_with_tickers, whole, "2024-06-03", END)
+    pd.testing.assert_frame_equal(filled_store.read_breadth(), whole.read_breadth())
+    assert filled_store.breadth_stale().stale_from is None
+
+
+def test_a_range_ending_before_unchanged_later_rows_leaves_them_as_they_were(
+    instance_with_tickers, filled_store
+):
+    materialize_breadth(instance_with_tickers, filled_store, "2024-06-03", END)
+    before = filled_store.read_breadth()
+
+    result = materialize_breadth(instance_with_tickers, filled_store, "2024-06-03", "2024-06-20")
+
+    assert "carried_on_to" not in metadata_of(result, "breadth")
+    pd.testing.assert_frame_equal(filled_store.read_breadth(), before)
+    assert filled_store.breadth_stale().stale_from is None

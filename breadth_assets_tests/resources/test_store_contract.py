@@ -237,6 +237,20 @@ def test_marking_tickers_stale_starts_at_their_first_indicators_row(store):
     assert store.mark_breadth_stale(["ZZZ"]) is None
 
 
+def test_the_bar_span_is_the_first_and_last_indicators_date_of_the_tickers(store):
+    store.write(
+        {
+            schema.INDICATORS: pd.concat(
+                [_indicator_days("AAA", "2024-01-02", 3), _indicator_days("BBB", "2024-01-03", 4)]
+            )
+        }
+    )
+
+    assert store.bar_span(["AAA"]) == (dt.date(2024, 1, 2), dt.date(2024, 1, 4))
+    assert store.bar_span(["AAA", "BBB", "ZZZ"]) == (dt.date(2024, 1, 2), dt.date(2024, 1, 8))
+    assert store.bar_span(["ZZZ"]) == (None, None)
+
+
 def test_the_breadth_row_before_a_day_is_the_latest_stored_one(store):
     rows = pd.DataFrame(
         {
