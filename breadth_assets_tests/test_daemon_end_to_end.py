@@ -4,7 +4,9 @@ The three tests share one deployment (a temporary Dagster home, universe file an
 and run in file order, each building on the store the previous one left:
 
 1. a backfill of every ticker and every breadth partition fills the store;
-2. tickers appended to the universe file are picked up by the running universe_sensor;
+2. tickers appended to the universe file are picked up by the running universe_sensor, and
+   daily_breadth_sensor recomputes breadth from their first bar by itself; so it does when a
+   ticker leaves the file;
 3. the daily_update schedule's runs for the last closed day are followed by that day's breadth,
    launched by the running daily_breadth_sensor.
 """
@@ -22,6 +24,7 @@ import yaml
 # How Dagster reads run config YAML: dates stay strings (yaml.safe_load makes them dates).
 from dagster_shared.yaml_utils import load_run_config_yaml
 
+from breadth_assets.analytics.breadth import compute_breadth
 from breadth_assets.batches import BATCHES_TAG, DAY_TAG
 from breadth_assets.calendars import last_closed_day, trading_days
 from breadth_assets.resources.duckdb_store import DuckDBStore
@@ -50,6 +53,7 @@ pytestmark = [
 ]
 TICKERS = ["ALPHA", "BRAVO", "CHARLIE", "DELTA", "ECHO", "FOXTROT", "GOLF", "HOTEL"]
 NEW_TICKERS = ["INDIA", "JULIET", "KILO"]
+REMOVED = "CHARLIE"
 HISTORY_DAYS = 60
 
 
@@ -186,6 +190,56 @@ def test_tickers_appended_to_the_universe_file_are_fetched_by_the_universe_senso
     assert set(store.read_indicators(NEW_TICKERS)["ticker"]) == set(NEW_TICKERS)
     with deployment.open_instance() as instance:
         assert instance.get_dynamic_partitions("tickers") == TICKERS + NEW_TICKERS
+
+    # Nobody runs anything: daily_breadth_sensor finds breadth stale from the new tickers'
+    # first bar once their run has finished, and recomputes it.
+    first_bar = store.read_indicators(NEW_TICKERS)["date"].min()
+    [run] = _stale_breadth_runs(deployment, "after the new tickers' history", seen=set())
+    assert run_tags(run)["dagster/asset_partition_range_start"] == f"{first_bar:%Y-%m-%d}"
+    _assert_breadth_equals_a_full_recomputation(store, TICKERS + NEW_TICKERS)
+
+
+def test_a_ticker_removed_from_the_universe_file_is_followed_by_breadth_without_it(deployment):
+    seen = {run["runId"] for run in _breadth_sensor_ranges(deployment)}
+    start = yaml.safe_load(deployment.universe_path.read_text())["start_date"]
+    kept = [ticker for ticker in TICKERS + NEW_TICKERS if ticker != REMOVED]
+    staging = deployment.folder / "staging_removed"
+    staging.mkdir()
+    os.replace(write_universe(staging, kept, start=start.isoformat()), deployment.universe_path)
+
+    [run] = _stale_breadth_runs(deployment, f"after {REMOVED} left the universe", seen)
+
+    store = deployment.store
+    first_bar = store.read_indicators([REMOVED])["date"].min()
+    assert run_tags(run)["dagster/asset_partition_range_start"] == f"{first_bar:%Y-%m-%d}"
+    with deployment.open_instance() as instance:
+        assert instance.get_dynamic_partitions("tickers") == kept
+    _assert_breadth_equals_a_full_recomputation(store, kept)
+
+
+def _breadth_sensor_ranges(deployment: Deployment) -> list[dict]:
+    """daily_breadth_sensor's ranged breadth runs (its runs for stale rows)."""
+    runs = deployment.runs(job="breadth_job", tags={"dagster/sensor_name": "daily_breadth_sensor"})
+    return [run for run in runs if "dagster/asset_partition_range_start" in run_tags(run)]
+
+
+def _stale_breadth_runs(deployment: Deployment, what: str, seen: set[str]) -> list[dict]:
+    return deployment.wait_for_runs(
+        f"daily_breadth_sensor's breadth run {what}",
+        lambda: [run for run in _breadth_sensor_ranges(deployment) if run["runId"] not in seen],
+    )
+
+
+def _assert_breadth_equals_a_full_recomputation(store: DuckDBStore, tickers: list[str]) -> None:
+    """Every stored row equals one computation over every trading day from the first."""
+    stored = store.read_breadth()
+    days = pd.DatetimeIndex(stored["date"])
+    inputs = store.read_breadth_inputs(tickers, days[-1].date())
+    days = pd.DatetimeIndex(trading_days("DEMO", days[0].date(), days[-1].date()))
+    expected = compute_breadth(inputs, days)
+    pd.testing.assert_frame_equal(
+        stored.reset_index(drop=True), expected, check_dtype=False, rtol=1e-9
+    )
 
 
 def test_the_daily_update_for_a_new_day_is_followed_by_that_days_breadth(deployment):
