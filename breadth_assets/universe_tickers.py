@@ -25,7 +25,12 @@ from typing import Annotated, Any, NamedTuple
 import pandas as pd
 from pydantic import BeforeValidator, Discriminator, PlainValidator, Tag
 
-from breadth_assets.resources.csv_settings import CsvSettings, default_layout, find_header
+from breadth_assets.resources.csv_settings import (
+    CsvSettings,
+    default_layout,
+    file_problem,
+    find_header,
+)
 from breadth_assets.resources.upstox_settings import UpstoxSettings
 from breadth_assets.settings import (
     Loc,
@@ -310,10 +315,8 @@ def _long_file_tickers(file: Path, mapped: str | None) -> ResolvedTickers:
     """The distinct values of the long file's ticker column, read again only when it changed."""
     try:
         stat = file.stat()
-    except FileNotFoundError:
-        raise TickersError(f"{file}: file not found", ("source", "path")) from None
     except OSError as error:
-        raise TickersError(f"{file}: cannot be read: {error}", ("source", "path")) from None
+        raise TickersError(f"{file}: {file_problem(error, file)}", ("source", "path")) from None
     key, signature = (str(file), mapped), (stat.st_mtime_ns, stat.st_size)
     with _long_lock:
         cached = _long_cache.get(key)
@@ -353,7 +356,7 @@ def _column_tickers(file: Path, mapped: str | None) -> ResolvedTickers:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else "not CSV"
         raise TickersError(f"{file}: cannot be read as CSV: {reason}", ("source", "path")) from None
     except OSError as error:
-        raise TickersError(f"{file}: cannot be read: {error}", ("source", "path")) from None
+        raise TickersError(f"{file}: {file_problem(error, file)}", ("source", "path")) from None
     symbols: dict[str, None] = {}
     skipped: list[tuple[str, str]] = []
     for value in pd.unique(column.fillna("").str.strip().str.upper()):

@@ -76,6 +76,23 @@ def find_header(headers: Iterable[Any], wanted: str) -> Any | None:
     return exact.get(wanted, by_lower.get(wanted.lower()))
 
 
+def file_problem(error: OSError, path: Path) -> str:
+    """Why a csv file or folder cannot be used, in a few words: missing, a directory, no
+    permission to read it, or the system's reason."""
+    if isinstance(error, FileNotFoundError):
+        return (
+            "file not found"
+            if path.parent.is_dir()
+            else f"file not found (no folder {path.parent})"
+        )
+    if isinstance(error, IsADirectoryError):
+        return "is a directory, not a file"
+    if isinstance(error, PermissionError):
+        return "cannot be read: permission denied"
+    reason = error.strerror or str(error) or type(error).__name__
+    return f"cannot be read: {reason[:1].lower()}{reason[1:]}"
+
+
 def default_layout(path: Path) -> str:
     """A folder holds per-ticker files; a file (or a name with a suffix) is a long file."""
     if path.is_dir():

@@ -2,7 +2,8 @@
 
 Hand-made and exported files are where bad rows come from, so a bad row never stops a ticker: it
 is left out and reported as `<file>:<line>: <reason>` (line 1 is the header). Only a file that
-cannot be used at all (missing, unreadable, without a needed column) raises `SourceError`.
+cannot be used at all (missing, a directory, unreadable, without a needed column) raises
+`SourceError`, one line naming the ticker, the file and why: the ticker fails, the others go on.
 Headers are matched exactly, then ignoring case, so Date/Open/High/... need no mapping.
 """
 
@@ -32,6 +33,7 @@ from breadth_assets.resources.csv_settings import (
     DateFormat,
     FilePattern,
     Layout,
+    file_problem,
     find_header,
 )
 from breadth_assets.resources.price_source import (
@@ -142,10 +144,8 @@ class CsvSource(PriceSource):
 def _file_errors(file: Path, ticker: str) -> Iterator[None]:
     try:
         yield
-    except FileNotFoundError:
-        raise SourceError(f"{ticker}: {file}: file not found") from None
     except OSError as error:
-        raise SourceError(f"{ticker}: {file}: cannot be read: {error}") from None
+        raise SourceError(f"{ticker}: {file}: {file_problem(error, file)}") from None
 
 
 def _decode(data: bytes, file: Path, ticker: str) -> tuple[str, dict[int, str]]:

@@ -190,6 +190,45 @@ def test_missing_file_raises_naming_ticker_and_file(tmp_path):
     assert str(error.value) == f"ZZZ: {tmp_path / 'ZZZ.csv'}: file not found"
 
 
+def test_missing_folder_raises_naming_the_file_and_the_missing_folder(tmp_path):
+    folder = tmp_path / "prices"
+    with pytest.raises(SourceError) as error:
+        fetch(CsvSource(path=str(folder)))
+    assert str(error.value) == f"AAA: {folder / 'AAA.csv'}: file not found (no folder {folder})"
+
+
+@pytest.mark.parametrize("layout", ["per_ticker", "long"])
+def test_a_directory_in_place_of_the_file_raises_one_line_naming_it(tmp_path, layout):
+    path = tmp_path / "AAA.csv"
+    path.mkdir()
+    source = CsvSource(path=str(path if layout == "long" else tmp_path), layout=layout)
+    with pytest.raises(SourceError) as error:
+        fetch(source)
+    assert str(error.value) == f"AAA: {path}: is a directory, not a file"
+
+
+@pytest.mark.parametrize("layout", ["per_ticker", "long"])
+def test_an_unreadable_file_raises_one_line_naming_it_and_the_reason(tmp_path, monkeypatch, layout):
+    file = write(tmp_path / "AAA.csv", "ticker," + HEADER, "AAA," + GOOD[0])
+
+    def refused(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    # chmod cannot take reading away from root, which the CI runs as.
+    monkeypatch.setattr(Path, "read_bytes", refused)
+    source = CsvSource(path=str(file if layout == "long" else tmp_path), layout=layout)
+    with pytest.raises(SourceError) as error:
+        fetch(source)
+    assert str(error.value) == f"AAA: {file}: cannot be read: permission denied"
+
+
+def test_a_file_error_is_one_line_without_the_exception_it_came_from(tmp_path):
+    with pytest.raises(SourceError) as error:
+        fetch(CsvSource(path=str(tmp_path)))
+    assert "\n" not in str(error.value)
+    assert error.value.__suppress_context__ and error.value.__cause__ is None
+
+
 def test_missing_column_raises_naming_it_and_the_files_headers(tmp_path):
     file = write(tmp_path / "AAA.csv", "date,open,high,low,close", "2024-01-02,10,11,9,10.5")
     with pytest.raises(SourceError) as error:
