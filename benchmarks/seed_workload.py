@@ -1,4 +1,4 @@
-"""The seeds' workload (133 tickers x 200 trading days) through our main job, and its pure core.
+"""The reference workload (133 tickers x 200 trading days) through our main job, and its pure core.
 
 Prints: the end-to-end seconds of `breadth-assets run` in a fresh process on a fresh Dagster home
 (process start-up, Dagster runs and event log included), its peak memory and the events it wrote,

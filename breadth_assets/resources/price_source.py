@@ -69,7 +69,7 @@ class PriceSource(dg.ConfigurableResource):
             raise SourceChangedError(
                 f"the universe file {universe.path} now names the {universe.source} source, but "
                 f"the code location was loaded with the {self.kind} source; reload the code "
-                "location (Deployment → Reload, or restart dagster dev)"
+                "location (Deployment → Reload, or restart scripts/dev.sh)"
             )
         fields = type(self).model_fields
         kept = {name: getattr(self, name) for name in fields if name not in self.file_settings}
