@@ -166,3 +166,33 @@ def test_the_main_job_totals_the_rows_the_source_refused_per_ticker(home, tmp_pa
     )
     assert "; 3 rows refused" in result.stdout
     assert "tickers: 3 rows refused in 2 tickers (AAA 2, CCC 1)" in result.stdout
+
+
+def test_a_ticker_fetched_outside_the_main_job_makes_status_and_the_next_run_see_stale_breadth(
+    home, tmp_path
+):
+    _run([str(BIN / "breadth-assets"), "run", "--tail", "0"], home)
+    # What universe_sensor does for a ticker appended to the file: a partition, then its run.
+    write_universe(tmp_path, [*TICKERS, "ZULU"], start="2025-06-02")
+    with _instance(home) as instance:
+        instance.add_dynamic_partitions("tickers", ["ZULU"])
+    tags = json.dumps(range_tags("ZULU", "ZULU"))
+    module = ["-m", "breadth_assets.definitions"]
+    _run(
+        [str(BIN / "dagster"), "job", "execute", *module, "-j", "ticker_job", "--tags", tags], home
+    )
+
+    status = _run([str(BIN / "breadth-assets"), "status"], home)
+    assert (
+        "breadth stale from 2025-06-02: ZULU joined the universe since breadth was computed"
+        in status.stdout
+    )
+    result = _run([str(BIN / "breadth-assets"), "run", "--tail", "0"], home)
+    assert "breadth stale from 2025-06-02: ZULU joined" in result.stdout
+
+    store = DuckDBStore(path=home["BREADTH_DUCKDB_PATH"])
+    whole = DuckDBStore(path=str(Path(home["BREADTH_DUCKDB_PATH"]).with_name("whole.duckdb")))
+    fresh = {**home, "BREADTH_DUCKDB_PATH": whole.path, "DAGSTER_HOME": _fresh_home(home)}
+    _run([str(BIN / "breadth-assets"), "run", "--tail", "0"], fresh)
+    pd.testing.assert_frame_equal(store.read_breadth(), whole.read_breadth())
+    assert "breadth: up to date" in _run([str(BIN / "breadth-assets"), "status"], home).stdout
