@@ -23,6 +23,7 @@ from dagster._core.events import RunFailureReason
 from breadth_assets import run_report
 from breadth_assets.assets import BREADTH, RAW_PRICES
 from breadth_assets.batches import range_tags, update_batches
+from breadth_assets.console import failure_lines
 from breadth_assets.instance import open_instance
 from breadth_assets.partitions import build_trading_days, sync_ticker_partitions, tickers_partitions
 from breadth_assets.recovery import repair, status, status_text
@@ -227,9 +228,8 @@ def _run_checks(instance: dg.DagsterInstance, out) -> None:
 
 
 def _print_failure(result: dg.ExecutionResult, out) -> None:
-    for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data:
-            print(f"  {event.step_failure_data.error.message.strip()}", file=out)
+    for text in failure_lines(result.all_events):
+        print(f"  {text}", file=out)
 
 
 def print_breadth_tail(days: int, out=sys.stdout) -> None:
@@ -249,7 +249,7 @@ def print_where(out=sys.stdout) -> None:
     print(f"\ndata: {store_for_deployment().location()} (tables {TABLES})", file=out)
     print(f"Dagster home: {os.environ['DAGSTER_HOME']}", file=out)
     print(
-        "UI: bash scripts/dev.sh, then open http://127.0.0.1:3000 (Runs, Assets > breadth, "
+        "UI: bash scripts/dev.sh, then open http://127.0.0.1:3000 (Runs, Catalog > breadth, "
         "its Checks tab)",
         file=out,
     )

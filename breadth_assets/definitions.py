@@ -15,6 +15,7 @@ import dagster as dg
 
 from breadth_assets.assets import build_breadth, build_intraday_prices, build_ticker_assets
 from breadth_assets.checks import build_checks
+from breadth_assets.console import console_logger
 from breadth_assets.deployment import (
     executor_for_deployment,
     price_source_for,
@@ -67,6 +68,7 @@ def build_definitions(
         # only add a process start-up and a few hundred MB to each run. Several machines send
         # that step to Celery workers instead (BREADTH_EXECUTOR=celery).
         executor=executor_for_deployment(),
+        loggers={"console": console_logger},
         resources={
             "store": store,
             "price_source": source,

@@ -19,6 +19,9 @@ from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationInfo, mode
 from pydantic_core import PydanticCustomError
 
 Loc = tuple[str | int, ...]
+MAX_DEPTH = 20
+"""Levels of nesting a universe file may have (it needs four)."""
+ALIAS_REFUSAL = "YAML aliases (*name) are not accepted in a universe file; write the value out"
 
 
 @dataclass(frozen=True)
@@ -58,10 +61,20 @@ def read_tree(text: str) -> Tree | None:
         except (ValueError, OverflowError, yaml.constructor.ConstructorError):
             return Scalar(node.value, node.value)
 
-    def walk(node: yaml.Node, loc: Loc) -> Any:
+    seen: set[int] = set()
+
+    def walk(node: yaml.Node, loc: Loc, line: int) -> Any:
+        # An alias is the node of its anchor met again: refused before it is expanded, so a
+        # few hundred bytes of nested aliases cannot grow into gigabytes.
+        if id(node) in seen:
+            raise TreeError(loc, line, ALIAS_REFUSAL)
+        if len(loc) > MAX_DEPTH:
+            raise TreeError(loc, line, f"nested deeper than {MAX_DEPTH} levels")
+        seen.add(id(node))
         lines[loc] = node.start_mark.line + 1
         if isinstance(node, yaml.SequenceNode):
-            return [walk(item, (*loc, index)) for index, item in enumerate(node.value)]
+            at = node.start_mark.line + 1
+            return [walk(item, (*loc, index), at) for index, item in enumerate(node.value)]
         if not isinstance(node, yaml.MappingNode):
             return scalar(node)
         entries: dict[str, Any] = {}
@@ -72,12 +85,12 @@ def read_tree(text: str) -> Tree | None:
                 first = key_lines[(*loc, key)]
                 raise TreeError((*loc, key), line, f"given twice (first on line {first})")
             key_lines[(*loc, key)] = line
-            entries[key] = walk(value_node, (*loc, key))
+            entries[key] = walk(value_node, (*loc, key), line)
         return entries
 
     try:
         root = loader.get_single_node()
-        return None if root is None else Tree(walk(root, ()), lines, key_lines)
+        return None if root is None else Tree(walk(root, (), 1), lines, key_lines)
     finally:
         loader.dispose()
 

@@ -136,12 +136,6 @@ def test_the_main_job_names_the_missing_file_on_one_line_and_goes_on(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the project's console logger on the code location (definitions.py: "
-    'loggers={"console": console_logger}) and cli._print_failure printing '
-    "console.failure_lines; remove this mark with that change",
-)
 def test_the_main_job_prints_no_stack_trace_and_no_exception_class(tmp_path):
     universe, _ = _csv_universe(tmp_path)
     env = {

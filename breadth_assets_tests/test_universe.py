@@ -396,3 +396,36 @@ def test_a_finished_historys_last_day_is_its_end_date(tmp_path):
         "market: XNYS\nstart_date: 2015-01-01\nend_date: 2024-07-04\nsource: demo\ntickers: [A]\n"
     )
     assert load_universe(write_universe_text(tmp_path, text)).last_day() == dt.date(2024, 7, 3)
+
+
+def test_a_yaml_alias_is_refused_before_it_is_expanded(tmp_path):
+    lines = ["market: DEMO", 'a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for level in "bcdefghi":
+        previous = chr(ord(level) - 1)
+        lines.append(f"{level}: &{level} [{', '.join([f'*{previous}'] * 9)}]")
+    text = "\n".join(lines) + "\n"
+    assert len(text) < 500  # 9**9 strings once expanded
+
+    path, message = universe_refusal(tmp_path, text)
+
+    assert message == (
+        f"{path} line 3: b[0]: YAML aliases (*name) are not accepted in a universe file; "
+        "write the value out"
+    )
+
+
+def test_a_merge_key_is_an_alias_too(tmp_path):
+    text = "base: &base {kind: demo}\nmarket: DEMO\nsource:\n  <<: *base\n"
+
+    path, message = universe_refusal(tmp_path, text)
+
+    assert message.startswith(f"{path} line 4: source.<<: YAML aliases (*name) are not accepted")
+
+
+def test_nesting_deeper_than_any_universe_needs_is_refused(tmp_path):
+    text = "market: DEMO\nx: " + "[" * 30 + "]" * 30 + "\n"
+
+    path, message = universe_refusal(tmp_path, text)
+
+    assert message.startswith(f"{path} line 2: ")
+    assert message.endswith("nested deeper than 20 levels")
