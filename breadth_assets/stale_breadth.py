@@ -73,20 +73,15 @@ def stale_breadth(
     last_bar = None if last_bar is None else min(last_bar, days[-1])
     if last_bar is not None and (latest is None or last_bar > latest):
         after = days[0] if latest is None else latest + dt.timedelta(days=1)
-        found.append(
-            (
-                after,
-                f"bars reach {last_bar}, breadth rows "
-                + ("none" if latest is None else f"only {latest}"),
-            )
-        )
+        rows = "no breadth row yet" if latest is None else f"breadth rows end on {latest}"
+        found.append((after, f"{rows}, bars reach {last_bar}"))
     if materialized is not None:
         never = next((day for day in days if day.isoformat() not in materialized), None)
         if never is not None and (last_bar is None or never <= last_bar):
             found.append((never, f"{never} was never materialized"))
     if not found:
         return None
-    day, reason = min(found)
+    day, reason = min(found, key=lambda item: item[0])
     first = _trading_day_on_or_after(days, day)
     ends = [end for end in (latest, last_bar) if end is not None]
     last = _trading_day_on_or_before(days, max(ends)) if ends else None
