@@ -1,8 +1,9 @@
 """What makes a bar possible, as one rule for every source that reads bars and every check.
 
-Prices are positive, the high is at least the open and the close, the low at most both, and the
-volume is not negative. A missing price is not positive; any other comparison with a missing
-value holds, so a missing value is reported once, as missing.
+Prices are positive and at most `MAX_PRICE`, the high is at least the open and the close, the low
+at most both, and the volume is not negative and at most `MAX_VOLUME`. A missing price is not
+positive; any other comparison with a missing value holds, so a missing value is reported once,
+as missing.
 """
 
 from __future__ import annotations
@@ -14,10 +15,16 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 PRICES = ("open", "high", "low", "close")
+MAX_PRICE = 1e9
+"""No exchange quotes a share above a billion (the dearest, Berkshire Hathaway A, is below 1e6):
+a larger price is a unit or parsing mistake, and 1e308 would overflow every sum over it."""
+MAX_VOLUME = 1e15
+"""Shares traded in one bar: far above any market's daily volume."""
 
 
 class Rule(NamedTuple):
-    """`field` is positive, at least `other`, at most `other`, or non-negative."""
+    """`field` is positive, at least `other`, at most `other`, non-negative, or at most its
+    bound (`MAX_PRICE`, `MAX_VOLUME`)."""
 
     field: str
     relation: str
@@ -31,6 +38,8 @@ OHLC_RULES = (
     Rule("low", "at most", "open"),
     Rule("low", "at most", "close"),
     Rule("volume", "non-negative"),
+    *(Rule(name, "bounded") for name in PRICES),
+    Rule("volume", "bounded"),
 )
 
 
@@ -47,9 +56,16 @@ def ohlc_breaks(bars: Mapping[str, ArrayLike]) -> dict[Rule, np.ndarray]:
             broken[rule] = value < values[rule.other]
         elif rule.relation == "at most":
             broken[rule] = value > values[rule.other]
+        elif rule.relation == "bounded":
+            broken[rule] = value > bound(rule.field)
         else:
             broken[rule] = value < 0
     return broken
+
+
+def bound(field: str) -> float:
+    """The largest plausible value of a price or of the volume."""
+    return MAX_VOLUME if field == "volume" else MAX_PRICE
 
 
 def impossible_bars(bars: Mapping[str, ArrayLike]) -> np.ndarray:

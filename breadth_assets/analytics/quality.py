@@ -56,6 +56,7 @@ _OHLC_PROBLEMS = {
     "at most": "low above min(open, close)",
     "positive": "price not > 0",
     "non-negative": "volume < 0",
+    "bounded": "price above 1e9 or volume above 1e15",
 }
 """Problem names by the relation a bar breaks, in the order they are listed."""
 
@@ -67,7 +68,8 @@ def _frame(rows: list[dict] | pd.DataFrame, columns: Sequence[str]) -> pd.DataFr
 
 def ohlc_problems(prices: pd.DataFrame) -> pd.DataFrame:
     """Bars that break the bar rule (`analytics.bars`): high < max(open, close), low >
-    min(open, close), a price that is not > 0 (or missing), a negative volume.
+    min(open, close), a price that is not > 0 (or missing), a negative volume, a price or volume
+    beyond its plausible bound.
     Columns: ticker, date, problem."""
     p = prices
     found = {name: np.zeros(len(p), dtype=bool) for name in _OHLC_PROBLEMS.values()}

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from breadth_assets.analytics.bars import PRICES, ohlc_breaks
+from breadth_assets.analytics.bars import PRICES, bound, ohlc_breaks
 from breadth_assets.resources.csv_settings import (
     DEFAULT_FILE_PATTERN,
     LAYOUTS,
@@ -264,7 +264,14 @@ def _validate(
     priced = np.logical_and.reduce([numbers[name] > 0 for name in PRICES])
     for rule, broken in ohlc_breaks(numbers).items():
         name, other = rule.field, rule.other
-        if other is None:
+        if rule.relation == "bounded":
+            report(
+                broken,
+                lambda r, n=name: (
+                    f"{n} is above the plausible bound {bound(n):g}: {text[n].iat[r]}"
+                ),
+            )
+        elif other is None:
             missing = np.isnan(numbers[name])
             report(missing, lambda r, n=name: f"{n} is not a number: {text[n].iat[r]!r}")
             word = "not positive" if rule.relation == "positive" else "negative"

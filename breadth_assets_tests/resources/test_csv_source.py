@@ -135,6 +135,15 @@ BAD_ROWS = {
     "negative_volume": ("2024-01-05,10,11,9,10.5,-1", "volume is negative: -1"),
     "non_numeric_volume": ("2024-01-05,10,11,9,10.5,many", "volume is not a number: 'many'"),
     "missing_volume": ("2024-01-05,10,11,9,10.5", "volume is not a number: ''"),
+    "huge_price": (
+        "2024-01-05,10,1e308,9,10.5,1000",
+        "high is above the plausible bound 1e+09: 1e308",
+    ),
+    "infinite_price": ("2024-01-05,10,11,9,inf,1000", "close is not a number: 'inf'"),
+    "huge_volume": (
+        "2024-01-05,10,11,9,10.5,1e20",
+        "volume is above the plausible bound 1e+15: 1e20",
+    ),
 }
 
 
