@@ -55,6 +55,8 @@ SYMBOL_RULE = (
     "letters, digits, '&', '-', '_' and '.' only, at most 40, starting with a letter or digit"
 )
 _LONG_CACHE_SIZE = 4
+MAX_SHOWN = 40
+"""A bad line of a list file is quoted in its error only after a good one and when this short."""
 _SKIPPED_SHOWN = 5
 
 
@@ -216,8 +218,12 @@ def list_file_tickers(file: Path, source: SourceSettings) -> tuple[TickerEntry, 
         if not written:
             continue
         symbol = written.upper()
-        if symbol_problem(symbol):
+        if symbol_problem(symbol) and (entries and len(written) <= MAX_SHOWN):
             problem = f"{written!r} is not a valid ticker ({SYMBOL_RULE})"
+        elif symbol_problem(symbol):
+            # Before any symbol the file may be anything (a path mistyped in the universe
+            # file): its content is not echoed.
+            problem = f"not a valid ticker ({SYMBOL_RULE}); is this a list of tickers?"
         elif symbol in seen:
             problem = f"duplicate ticker {symbol!r} (lines {seen[symbol]} and {number})"
         else:

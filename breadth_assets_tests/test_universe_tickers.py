@@ -211,6 +211,15 @@ def test_a_bad_symbol_in_a_list_file_is_refused_with_the_list_files_line(tmp_pat
     )
 
 
+def test_a_file_that_is_no_list_of_tickers_is_refused_without_quoting_it(tmp_path):
+    other = tmp_path / "passwd"
+    other.write_text("root:x:0:0:root:/root:/bin/bash\nSBIN\n")
+    _, message = universe_refusal(tmp_path, demo_universe(f"{{file: {other}}}"))
+    assert message.startswith(f"{other.resolve()} line 1: not a valid ticker (letters, ")
+    assert message.endswith("; is this a list of tickers?")
+    assert "/bin/bash" not in message
+
+
 def test_a_duplicate_in_a_list_file_is_refused_naming_both_lines(tmp_path):
     symbols = tmp_path / "symbols.txt"
     symbols.write_text("SBIN\nINFY\n# again\nsbin\n")
