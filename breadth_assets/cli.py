@@ -14,6 +14,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import dagster as dg
 import pandas as pd
@@ -21,12 +22,13 @@ from dagster._core.definitions.reconstruct import ReconstructableRepository
 from dagster._core.events import RunFailureReason
 
 from breadth_assets import run_report
-from breadth_assets.assets import BREADTH, RAW_PRICES
+from breadth_assets.assets import BREADTH, INDICATORS, RAW_PRICES
 from breadth_assets.batches import range_tags, update_batches
-from breadth_assets.console import failure_lines
+from breadth_assets.console import crash_line, failure_lines, one_line
 from breadth_assets.instance import open_instance
 from breadth_assets.partitions import build_trading_days, sync_ticker_partitions, tickers_partitions
 from breadth_assets.recovery import repair, status, status_text
+from breadth_assets.resources.market_store import StoreError
 from breadth_assets.stale_breadth import StaleBreadth, breadth_days, stale_breadth
 from breadth_assets.universe import Universe, UniverseError, load_universe
 
@@ -55,6 +57,7 @@ def run_main_job(
     out=sys.stdout,
     end_date: dt.date | None = None,
     checks: bool = False,
+    allow_partial: bool = False,
 ) -> bool:
     """Every ticker partition in batches, then breadth; True when every run succeeds.
 
@@ -62,7 +65,9 @@ def run_main_job(
     materialized) to the last trading day; `full` redoes every day. The universe file is read
     once, here: its batch size and tickers are those of this run. `end_date` stops prices and
     breadth at that day instead of the last closed one. `checks` runs the data-quality checks
-    once at the end (their verdicts do not change the result).
+    once at the end (their verdicts do not change the result). Breadth is not computed while a
+    ticker with history failed to update (it would count the day without its bar) unless
+    `allow_partial`.
     """
     started = time.perf_counter()
     universe = load_universe()
@@ -79,7 +84,7 @@ def run_main_job(
         names = ", ".join(f"{name} ({reason})" for name, reason in universe.skipped[:5])
         more = f" and {len(universe.skipped) - 5} more" if len(universe.skipped) > 5 else ""
         print(f"universe: {len(universe.skipped)} names skipped: {names}{more}", file=out)
-    tickers_ok = _run_ticker_batches(instance, universe, out, end_date)
+    tickers = _run_ticker_batches(instance, universe, out, end_date)
     last = universe.last_day().isoformat()
     if end_date is not None:
         last = min(last, end_date.isoformat())
@@ -92,23 +97,47 @@ def run_main_job(
         else:
             print(found.text(), file=out)
             first = found.first_day.isoformat()
+    if first is not None and tickers.not_updated and not allow_partial:
+        print(
+            f"breadth: not computed: {len(tickers.not_updated)} tickers with history failed to "
+            f"update ({_listed(tickers.not_updated)}), so their latest bars are missing; run "
+            "again once they succeed, or `breadth-assets run --allow-partial` to compute it "
+            "without them",
+            file=out,
+        )
+        first = None
     breadth_ok = first is None or _run_breadth(instance, first, days[-1], out)
     if checks:
         _run_checks(instance, out)
     print(f"main job finished in {time.perf_counter() - started:.1f} s", file=out)
-    return tickers_ok and breadth_ok
+    return tickers.ok and breadth_ok
+
+
+def _listed(tickers: Sequence[str], shown: int = 5) -> str:
+    more = len(tickers) - shown
+    return ", ".join(tickers[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
+@dataclass
+class TickerOutcome:
+    """What the ticker batches left: success, the tickers with history that failed to update
+    (breadth would miss their new bars), and why fetching stopped early, if it did."""
+
+    ok: bool = True
+    not_updated: list[str] = field(default_factory=list)
+    stopped: str | None = None
 
 
 def _run_ticker_batches(
     instance: dg.DagsterInstance, universe: Universe, out, end_date: dt.date | None = None
-) -> bool:
-    """Runs `ticker_job` per batch; returns whether every run succeeded."""
+) -> TickerOutcome:
+    """Runs `ticker_job` per batch; after the source refused its credentials, no later batch."""
     keys = instance.get_dynamic_partitions(tickers_partitions.name)
     with_history = instance.get_materialized_partitions(RAW_PRICES)
     batches = update_batches(
         keys, universe.symbols, with_history, universe.batch_size, universe.update_batch_size
     )
-    all_ok = True
+    outcome = TickerOutcome()
     refused: Counter[str] = Counter()
     for number, batch in enumerate(batches, start=1):
         started = time.perf_counter()
@@ -119,25 +148,60 @@ def _run_ticker_batches(
             range_tags(batch[0], batch[-1]),
             {"ops": {"ticker_assets": {"config": config}}},
         )
-        in_batch = run_report.refused_rows(result.get_asset_materialization_events())
+        events = _materializations(instance, result.run_id)
+        in_batch = run_report.refused_rows(events)
         refused += in_batch
+        cause = "" if result.success else f": {_cause(result)}"
         print(
             f"tickers batch {number}/{len(batches)} "
             f"({batch[0]}..{batch[-1]}, {len(batch)} tickers): "
-            f"{'ok' if result.success else 'FAILED (see the run in the UI)'} in "
-            f"{time.perf_counter() - started:.1f} s  run {result.run_id[:8]}"
+            f"{'ok' if result.success else 'FAILED'} in "
+            f"{time.perf_counter() - started:.1f} s  run {result.run_id[:8]}{cause}"
             + (f"; {in_batch.total()} rows refused" if in_batch else ""),
             file=out,
         )
-        if not result.success:
-            all_ok = False
-            _print_failure(result, out)
+        if result.success:
+            continue
+        outcome.ok = False
+        _print_failure(result, out, skip_first=True)
+        written = {event.partition for event in events if event.asset_key == INDICATORS}
+        outcome.not_updated += [t for t in batch if t in with_history and t not in written]
+        if _credentials_refused(result) and number < len(batches):
+            outcome.stopped = (
+                f"the price source refused its credentials; batches {number + 1} to "
+                f"{len(batches)} were not started (no request could succeed)"
+            )
+            print(f"tickers: stopped: {outcome.stopped}", file=out)
+            break
     if refused:
         print(
             f"tickers: {run_report.refused_text(refused)}; the raw_prices metadata lists them",
             file=out,
         )
-    return all_ok
+    return outcome
+
+
+def _materializations(instance: dg.DagsterInstance, run_id: str) -> list[dg.DagsterEvent]:
+    """The run's materializations as stored: a failed step's good partitions are recorded in
+    the event log, not in the result's own list of events."""
+    entries = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+    return [entry.dagster_event for entry in entries if entry.dagster_event is not None]
+
+
+def _credentials_refused(result: dg.ExecutionResult) -> bool:
+    for event in result.all_events:
+        data = event.step_failure_data if event.is_step_failure else None
+        user = data.user_failure_data if data is not None else None
+        flag = user.metadata.get("credentials_refused") if user is not None else None
+        if flag is not None and flag.value:
+            return True
+    return False
+
+
+def _cause(result: dg.ExecutionResult) -> str:
+    """The failure's root cause in one line (the run's log has the rest)."""
+    lines = failure_lines(result.all_events)
+    return one_line(lines[0]) if lines else "see the run in the UI"
 
 
 def _stale(
@@ -203,15 +267,16 @@ def _run_breadth(instance: dg.DagsterInstance, first: str, last: str, out) -> bo
     started = time.perf_counter()
     with run_report.ProgressFollower(instance, "breadth_job", out):
         result = _execute("breadth_job", instance, range_tags(first, last))
+    cause = "" if result.success else f": {_cause(result)}"
     print(
         f"breadth {first}..{last}: {'ok' if result.success else 'FAILED'} in "
-        f"{time.perf_counter() - started:.1f} s  run {result.run_id[:8]}",
+        f"{time.perf_counter() - started:.1f} s  run {result.run_id[:8]}{cause}",
         file=out,
     )
     for line in run_report.breadth_notes(result.get_asset_materialization_events()):
         print(f"  {line}", file=out)
     if not result.success:
-        _print_failure(result, out)
+        _print_failure(result, out, skip_first=True)
     return result.success
 
 
@@ -227,9 +292,12 @@ def _run_checks(instance: dg.DagsterInstance, out) -> None:
         _print_failure(result, out)
 
 
-def _print_failure(result: dg.ExecutionResult, out) -> None:
-    for text in failure_lines(result.all_events):
-        print(f"  {text}", file=out)
+def _print_failure(result: dg.ExecutionResult, out, skip_first: bool = False) -> None:
+    """The failures' lines under the run's line (whose first line already says the cause)."""
+    for number, text in enumerate(failure_lines(result.all_events)):
+        shown = text.splitlines()[1:] if skip_first and number == 0 else text.splitlines()
+        for line in shown:
+            print(f"  {line}", file=out)
 
 
 def print_breadth_tail(days: int, out=sys.stdout) -> None:
@@ -271,6 +339,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=dt.date.fromisoformat,
         help="update prices and breadth up to this day (YYYY-MM-DD) instead of the last closed one",
     )
+    run.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="compute breadth even when tickers with history failed to update (their latest "
+        "bars are then missing from it)",
+    )
     state = commands.add_parser(
         "status", help="runs in progress, claimed pool slots and who holds them"
     )
@@ -283,6 +357,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if not os.environ.get("DAGSTER_HOME"):
         parser.error("set DAGSTER_HOME to a folder for Dagster's runs and events (see README)")
+    try:
+        return _command(args)
+    except (UniverseError, StoreError) as error:
+        print(f"breadth-assets: {error}", file=sys.stderr)
+        return 2
+    except Interrupted as stop:
+        print(f"breadth-assets: {stop}; nothing else was started", file=sys.stderr)
+        return 130
+    except Exception as error:  # Dagster's own storage (a full home, a database that is down)
+        print(f"breadth-assets: {crash_line(error)}", file=sys.stderr)
+        return 1
+
+
+def _command(args: argparse.Namespace) -> int:
     instance = open_instance()
     if args.command == "status":
         if args.repair:
@@ -291,14 +379,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(status_text(status(instance)))
         print(breadth_status(instance))
         return 0
-    try:
-        ok = run_main_job(instance, full=args.full, end_date=args.end_date, checks=args.checks)
-    except UniverseError as error:
-        print(f"breadth-assets: {error}", file=sys.stderr)
-        return 2
-    except Interrupted as stop:
-        print(f"breadth-assets: {stop}; nothing else was started", file=sys.stderr)
-        return 130
+    ok = run_main_job(
+        instance,
+        full=args.full,
+        end_date=args.end_date,
+        checks=args.checks,
+        allow_partial=args.allow_partial,
+    )
     if args.tail:
         print(f"\nlast {args.tail} days of breadth:")
         print_breadth_tail(args.tail)

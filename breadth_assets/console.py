@@ -12,6 +12,9 @@ stack trace.
 from __future__ import annotations
 
 import logging
+import re
+import tempfile
+import traceback
 from collections.abc import Iterable
 
 import dagster as dg
@@ -42,6 +45,19 @@ def failure_text(data: object) -> str | None:
         head, _, rest = text.partition(": ")
         text = rest if head.endswith(f".{FAILURE}") or head == FAILURE else text
     return text
+
+
+PROJECT_ERRORS = ("StoreError", "SourceError", "CredentialsError", "UniverseError")
+"""The project's own errors, whose message already says what and where."""
+
+
+def one_line(text: str) -> str:
+    """A failure's first line, without the class name of one of the project's own errors."""
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    head, sep, rest = first.partition(": ")
+    if sep and head.rsplit(".", 1)[-1] in PROJECT_ERRORS:
+        return rest
+    return first.rstrip(":")
 
 
 def _wrapped(error: SerializableErrorInfo) -> bool:
@@ -101,3 +117,39 @@ def console_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
     )
     logger.addFilter(_without_failure_stack)
     return logger
+
+
+def crash_line(error: BaseException) -> str:
+    """One line for an error the command could not go on after: its root cause (the innermost
+    exception it came from, any password in a URL hidden), and where the whole traceback went."""
+    root = error
+    while True:
+        # SQLAlchemy keeps the driver's exception as `orig` (and usually as the cause too).
+        inner = root.__cause__ or getattr(root, "orig", None)
+        if inner is None and not root.__suppress_context__:
+            inner = root.__context__
+        if not isinstance(inner, BaseException):
+            break
+        root = inner
+    text = " ".join(str(root).split()) or type(root).__name__
+    text = _PASSWORD.sub(r"\1***@", text)
+    where = "Dagster's storage" if _from_storage(error) else type(error).__name__
+    with tempfile.NamedTemporaryFile(
+        "w", prefix="breadth-assets-", suffix=".log", delete=False
+    ) as log:
+        traceback.print_exception(error, file=log)
+    return f"{where}: {type(root).__name__}: {text} (traceback: {log.name})"
+
+
+_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+
+
+def _from_storage(error: BaseException) -> bool:
+    """Raised by Dagster's instance storage: SQLAlchemy, SQLite, PostgreSQL or Dagster's own."""
+    seen: BaseException | None = error
+    while seen is not None:
+        module = type(seen).__module__
+        if module.startswith(("sqlalchemy", "sqlite3", "psycopg2", "dagster_postgres")):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

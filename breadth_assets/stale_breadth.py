@@ -57,11 +57,6 @@ def stale_breadth(
     found: list[tuple[dt.date, str]] = []
     latest_row = store.read_breadth_before(dt.date.max)
     latest = None if latest_row is None else latest_row["date"].date()
-    mark = store.breadth_stale()
-    if mark.stale_from is not None and latest is not None and mark.stale_from <= latest:
-        found.append(
-            (mark.stale_from, f"prices or indicators were written from {mark.stale_from} on")
-        )
     computed_over = set(store.read_breadth_tickers())
     joined = sorted(set(tickers) - computed_over)
     left = sorted(computed_over - set(tickers))
@@ -69,6 +64,11 @@ def stale_breadth(
         first_bar, _ = store.bar_span([*joined, *left])
         if first_bar is not None:
             found.append((first_bar, _universe_text(joined, left, first_bar)))
+    mark = store.breadth_stale()
+    if mark.stale_from is not None and latest is not None and mark.stale_from <= latest:
+        found.append(
+            (mark.stale_from, f"prices or indicators were written from {mark.stale_from} on")
+        )
     _, last_bar = store.bar_span(tickers)
     last_bar = None if last_bar is None else min(last_bar, days[-1])
     if last_bar is not None and (latest is None or last_bar > latest):
@@ -81,6 +81,8 @@ def stale_breadth(
             found.append((never, f"{never} was never materialized"))
     if not found:
         return None
+    # The earliest day; on a tie the first reason found, the most telling (a ticker that joined
+    # also moved the stale mark to its first bar).
     day, reason = min(found, key=lambda item: item[0])
     first = _trading_day_on_or_after(days, day)
     ends = [end for end in (latest, last_bar) if end is not None]

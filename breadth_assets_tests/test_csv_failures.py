@@ -129,7 +129,7 @@ def test_the_main_job_names_the_missing_file_on_one_line_and_goes_on(tmp_path):
     )
     assert result.returncode == 1, result.stdout + result.stderr
     out = result.stdout.splitlines()
-    assert f"- BBB: {missing}: file not found" in out
+    assert f"  - BBB: {missing}: file not found" in out
     assert any(line.startswith("breadth ") and ": ok in " in line for line in out)
     assert "Traceback" not in result.stdout + result.stderr
     _assert_no_stack(result.stdout)

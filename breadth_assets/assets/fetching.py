@@ -11,9 +11,12 @@ import dagster as dg
 from pydantic import Field
 
 from breadth_assets.progress import Progress
-from breadth_assets.resources.price_source import SourceError
+from breadth_assets.resources.price_source import CredentialsError, SourceError
 from breadth_assets.universe import Universe, partition_key_problems
 
+CREDENTIALS_PREFIX = "credentials refused: "
+"""Starts the reason of a ticker the source refused for its credentials: the main job then
+starts no later batch (`reporting.partial_failure` marks the failure)."""
 Request = TypeVar("Request")
 Answer = TypeVar("Answer")
 
@@ -55,7 +58,8 @@ def fetched_answers(
 ) -> Iterator[tuple[Request, Answer]]:
     """The good answers of a fetch; a source error becomes its ticker's failure.
 
-    A reason shared by many tickers (an expired token) is logged once.
+    A reason shared by many tickers (an expired token) is logged once. A ticker refused for the
+    source's credentials is failed with the reason `CREDENTIALS_PREFIX` + the source's words.
     """
     progress = Progress(total, context.log.info, what="fetching", unit=unit)
     for request, answer in answers:
@@ -63,6 +67,8 @@ def fetched_answers(
         if isinstance(answer, SourceError):
             ticker = request.ticker
             reason = str(answer).removeprefix(f"{ticker}: ")
+            if isinstance(answer, CredentialsError):
+                reason = CREDENTIALS_PREFIX + reason
             if reason not in failures.values():
                 context.log.error(f"{label(request)}: {reason}")
             failures.setdefault(ticker, reason)

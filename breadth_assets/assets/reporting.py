@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import dagster as dg
 import pandas as pd
 
+from breadth_assets.assets.fetching import CREDENTIALS_PREFIX
 from breadth_assets.dagster_compat import log_materializations, versioned_materializations
 from breadth_assets.deployment import worker_name
 
@@ -145,7 +146,10 @@ def batch_metadata(
 
 
 def partial_failure(failures: Mapping[str, str], tickers: int) -> dg.Failure:
-    """The step's failure when some tickers failed and the others were recorded as materialized."""
+    """The step's failure when some tickers failed and the others were recorded as materialized.
+
+    Its metadata says `credentials_refused` when the source refused its credentials, so that
+    the main job starts no later batch."""
     by_reason: dict[str, list[str]] = {}
     for ticker, reason in sorted(failures.items()):
         by_reason.setdefault(reason, []).append(ticker)
@@ -155,10 +159,18 @@ def partial_failure(failures: Mapping[str, str], tickers: int) -> dg.Failure:
         else f"- {len(names)} tickers ({_names(names)}): {reason}"
         for reason, names in by_reason.items()
     ]
+    others = (
+        "nothing was written"
+        if len(failures) >= tickers
+        else "the others were written and recorded as materialized"
+    )
+    refused = any(reason.startswith(CREDENTIALS_PREFIX) for reason in failures.values())
     return dg.Failure(
-        description=f"{len(failures)} of {tickers} tickers failed; the others were "
-        "written and recorded as materialized:\n" + "\n".join(lines),
-        metadata={"failures": dg.MetadataValue.md(failures_markdown(failures))},
+        description=f"{len(failures)} of {tickers} tickers failed; {others}:\n" + "\n".join(lines),
+        metadata={
+            "failures": dg.MetadataValue.md(failures_markdown(failures)),
+            "credentials_refused": dg.MetadataValue.bool(refused),
+        },
     )
 
 

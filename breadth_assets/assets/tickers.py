@@ -177,8 +177,19 @@ def ticker_assets(
             latest_data_versions(context.instance, key, tickers), tickers, written[key]
         )
         for key in metadata
+        if not _checked_in_this_run(context, key)
     }
     yield from finish_batch(context, tickers, metadata, failed, by_partition, versions)
+
+
+def _checked_in_this_run(context: dg.AssetExecutionContext, key: dg.AssetKey) -> bool:
+    """A check of `key` runs after this step in the same run (a materialization or backfill
+    from the UI with its checks): it needs the step's output, so the asset is recorded as
+    Dagster records outputs (one data version for the run), not partition by partition."""
+    selected = context.run.asset_check_selection
+    if selected is None:
+        selected = context.job_def.asset_layer.asset_graph.asset_check_keys
+    return any(check.asset_key == key for check in selected)
 
 
 def _indicators_from_state(

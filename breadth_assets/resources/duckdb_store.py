@@ -113,6 +113,10 @@ class DuckDBStore(MarketStore):
                     _ensure_tables(con)
                     _SCHEMA_CHECKED.add(self.path)
                 yield con
+            except (duckdb.IOException, OSError) as error:
+                # A full disk or a lost file: the store and the reason, in one line.
+                reason = str(error).strip().splitlines()[0].removeprefix("IO Error: ")
+                raise StoreError(f"DuckDB store {self.path}: {reason}") from error
             finally:
                 con.close()
 

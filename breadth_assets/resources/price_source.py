@@ -18,6 +18,11 @@ class SourceError(Exception):
     """A ticker's bars cannot be had; the message names the ticker (and file or request) and why."""
 
 
+class CredentialsError(SourceError):
+    """The source refused the credentials (an expired token): no later request can succeed, so
+    the main job starts no further batch."""
+
+
 class SourceChangedError(Exception):
     """The universe file now names another kind of source than the code location was loaded with."""
 

@@ -24,6 +24,7 @@ from pydantic import Field, PrivateAttr
 
 from breadth_assets.analytics.bars import PRICES, impossible_bars
 from breadth_assets.resources.price_source import (
+    CredentialsError,
     IntradayRequest,
     PriceRequest,
     PriceSource,
@@ -144,14 +145,14 @@ class UpstoxSource(PriceSource):
 
         def run(request: _Request) -> object:
             if stop.is_set():
-                return SourceError(f"{request.ticker}: {AUTH_MESSAGE}")
+                return CredentialsError(f"{request.ticker}: {AUTH_MESSAGE}")
             try:
                 return work(self._upstox(), request, stop)
             except UpstoxCancelled:
-                return SourceError(f"{request.ticker}: {AUTH_MESSAGE}")
+                return CredentialsError(f"{request.ticker}: {AUTH_MESSAGE}")
             except UpstoxAuthError as error:
                 stop.set()
-                return _error(request.ticker, error)
+                return _error(request.ticker, error, CredentialsError)
             except (UpstoxError, InstrumentError, LimiterUnavailable) as error:
                 return _error(request.ticker, error)
 
@@ -239,10 +240,10 @@ class UpstoxSource(PriceSource):
         return good.reset_index(drop=True)
 
 
-def _error(ticker: str, error: Exception) -> SourceError:
-    """The error as a SourceError that names the ticker once."""
+def _error(ticker: str, error: Exception, kind: type[SourceError] = SourceError) -> SourceError:
+    """The error as a SourceError (or `kind`) that names the ticker once."""
     text = str(error)
-    return SourceError(text if text.startswith(f"{ticker}: ") else f"{ticker}: {text}")
+    return kind(text if text.startswith(f"{ticker}: ") else f"{ticker}: {text}")
 
 
 def _values(candles: pd.DataFrame) -> dict[str, np.ndarray]:
