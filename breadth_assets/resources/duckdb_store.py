@@ -18,7 +18,7 @@ from pydantic import Field
 from breadth_assets import schema
 from breadth_assets.analytics.breadth import COUNT_COLUMNS, VOLUME_COLUMNS
 from breadth_assets.resources.duckdb_sql import COUNT_BREADTH_SQL
-from breadth_assets.resources.market_store import MarketStore, StaleMark, StoreError
+from breadth_assets.resources.market_store import BreadthSteps, MarketStore, StaleMark, StoreError
 
 _POLL_SECONDS = 0.02
 _SCHEMA_CHECKED: set[str] = set()
@@ -256,49 +256,15 @@ class DuckDBStore(MarketStore):
             ).fetchall()[0]
         return first, last
 
-    def mark_breadth_stale(self, tickers: Sequence[str]) -> dt.date | None:
-        with self._connect(write=True) as con:
-            first = con.execute(
-                "SELECT min(date) FROM indicators WHERE ticker IN (SELECT unnest(?))",
-                [list(tickers)],
-            ).fetchall()[0][0]
-            if first is not None:
-                _move_stale_mark(con, first)
-        return first
-
-    def write_breadth(
-        self,
-        rows: pd.DataFrame,
-        tickers: Sequence[str],
-        seen: StaleMark,
-        stale_from: dt.date | None,
-        dropped: Sequence[dt.date] = (),
-    ) -> None:
-        """One transaction: a crash leaves the rows, their universe and the mark as they were."""
-        with self._transaction() as con:
-            if len(rows):
-                self._upsert(con, schema.BREADTH, rows)
-            if dropped:
-                _delete_breadth(con, dropped)
-            _replace_universe(con, tickers)
-            _settle(con, seen, stale_from)
-
-    def delete_breadth(self, days: Sequence[dt.date]) -> None:
-        with self._transaction() as con:
-            _delete_breadth(con, days)
-
     def read_breadth_tickers(self) -> list[str]:
         with self._connect(write=False) as con:
             rows = con.execute(f"SELECT ticker FROM {_UNIVERSE_TABLE} ORDER BY ticker").fetchall()
         return [row[0] for row in rows]
 
-    def write_breadth_tickers(self, tickers: Sequence[str]) -> None:
+    @contextlib.contextmanager
+    def _breadth_steps(self) -> Iterator[BreadthSteps]:
         with self._transaction() as con:
-            _replace_universe(con, tickers)
-
-    def settle_breadth_stale(self, seen: StaleMark, stale_from: dt.date | None) -> None:
-        with self._connect(write=True) as con:
-            _settle(con, seen, stale_from)
+            yield _DuckDBSteps(con)
 
     def read_breadth(
         self, start: dt.date | None = None, end: dt.date | None = None
@@ -336,7 +302,7 @@ class DuckDBStore(MarketStore):
                 written[table] = self._upsert(con, table, df)
             inputs = [frames[t]["date"].min() for t in _INPUT_TABLES if t in frames]
             if inputs:
-                _move_stale_mark(con, pd.Timestamp(min(inputs)).date())
+                _DuckDBSteps(con).move_mark(pd.Timestamp(min(inputs)).date())
         return written
 
     @staticmethod
@@ -366,24 +332,31 @@ class DuckDBStore(MarketStore):
             con.execute("DROP TABLE IF EXISTS incoming")
 
 
-def _move_stale_mark(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
-    con.execute(
-        f"UPDATE {_STALE_TABLE} SET stale_from = least(coalesce(stale_from, ?), ?), "
-        "version = version + 1",
-        [day, day],
-    )
+class _DuckDBSteps(BreadthSteps):
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
 
+    def upsert(self, rows: pd.DataFrame) -> None:
+        DuckDBStore._upsert(self.con, schema.BREADTH, rows)
 
-def _delete_breadth(con: duckdb.DuckDBPyConnection, days: Sequence[dt.date]) -> None:
-    con.execute("DELETE FROM breadth WHERE date IN (SELECT unnest(?))", [list(days)])
+    def delete(self, days: Sequence[dt.date]) -> None:
+        self.con.execute("DELETE FROM breadth WHERE date IN (SELECT unnest(?))", [list(days)])
 
+    def replace_universe(self, tickers: Sequence[str]) -> None:
+        self.con.execute(f"DELETE FROM {_UNIVERSE_TABLE}")
+        self.con.execute(
+            f"INSERT INTO {_UNIVERSE_TABLE} SELECT unnest(?::VARCHAR[])", [list(tickers)]
+        )
 
-def _replace_universe(con: duckdb.DuckDBPyConnection, tickers: Sequence[str]) -> None:
-    con.execute(f"DELETE FROM {_UNIVERSE_TABLE}")
-    con.execute(f"INSERT INTO {_UNIVERSE_TABLE} SELECT unnest(?::VARCHAR[])", [list(tickers)])
+    def settle(self, seen: StaleMark, stale_from: dt.date | None) -> None:
+        self.con.execute(
+            f"UPDATE {_STALE_TABLE} SET stale_from = ? WHERE version = ?",
+            [stale_from, seen.version],
+        )
 
-
-def _settle(con: duckdb.DuckDBPyConnection, seen: StaleMark, stale_from: dt.date | None) -> None:
-    con.execute(
-        f"UPDATE {_STALE_TABLE} SET stale_from = ? WHERE version = ?", [stale_from, seen.version]
-    )
+    def move_mark(self, day: dt.date) -> None:
+        self.con.execute(
+            f"UPDATE {_STALE_TABLE} SET stale_from = least(coalesce(stale_from, ?), ?), "
+            "version = version + 1",
+            [day, day],
+        )

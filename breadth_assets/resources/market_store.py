@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import ClassVar
 
 import dagster as dg
 import pandas as pd
 
-from breadth_assets import schema
 from breadth_assets.analytics.breadth import count_breadth
 
 
@@ -23,6 +23,31 @@ class StaleMark:
 
     stale_from: dt.date | None
     version: int
+
+
+class BreadthSteps:
+    """Breadth's writes and bookkeeping, each store's own, inside one of its transactions:
+    `MarketStore.write_breadth` and the stale-mark methods are written once over these."""
+
+    def upsert(self, rows: pd.DataFrame) -> None:
+        """Writes breadth rows (a key written again replaces its row)."""
+        raise NotImplementedError
+
+    def delete(self, days: Sequence[dt.date]) -> None:
+        """Removes the breadth rows of these days."""
+        raise NotImplementedError
+
+    def replace_universe(self, tickers: Sequence[str]) -> None:
+        """Records the tickers the breadth rows were computed over."""
+        raise NotImplementedError
+
+    def settle(self, seen: StaleMark, stale_from: dt.date | None) -> None:
+        """Sets the stale mark to `stale_from`, unless its version moved since `seen`."""
+        raise NotImplementedError
+
+    def move_mark(self, day: dt.date) -> None:
+        """Moves the stale mark back to `day` (never forward) and counts a new version."""
+        raise NotImplementedError
 
 
 class StoreError(Exception):
@@ -100,7 +125,11 @@ class MarketStore(dg.ConfigurableResource):
     def mark_breadth_stale(self, tickers: Sequence[str]) -> dt.date | None:
         """Marks breadth stale from these tickers' first bar (they joined or left the universe);
         returns that day, or None when they have no rows."""
-        raise NotImplementedError
+        first, _ = self.bar_span(tickers)
+        if first is not None:
+            with self._breadth_steps() as steps:
+                steps.move_mark(first)
+        return first
 
     def write_breadth(
         self,
@@ -112,17 +141,20 @@ class MarketStore(dg.ConfigurableResource):
     ) -> None:
         """Writes breadth rows with their bookkeeping: the universe they were computed over and
         the stale mark moved to `stale_from` (unless a write moved it since `seen`). `dropped`
-        are days computed without a row (no ticker had a bar): a row stored on one goes. This
-        default does it in steps; a store with transactions does it in one."""
-        self.write({schema.BREADTH: rows})
-        if dropped:
-            self.delete_breadth(dropped)
-        self.write_breadth_tickers(tickers)
-        self.settle_breadth_stale(seen, stale_from)
+        are days computed without a row (no ticker had a bar): a row stored on one goes. One
+        transaction where the store has them: a crash leaves all of it as it was."""
+        with self._breadth_steps() as steps:
+            if len(rows):
+                steps.upsert(rows)
+            if dropped:
+                steps.delete(dropped)
+            steps.replace_universe(tickers)
+            steps.settle(seen, stale_from)
 
     def delete_breadth(self, days: Sequence[dt.date]) -> None:
         """Removes the breadth rows of these days, if any."""
-        raise NotImplementedError
+        with self._breadth_steps() as steps:
+            steps.delete(days)
 
     def read_breadth_tickers(self) -> list[str]:
         """The universe the stored breadth rows were last computed over, sorted."""
@@ -130,11 +162,17 @@ class MarketStore(dg.ConfigurableResource):
 
     def write_breadth_tickers(self, tickers: Sequence[str]) -> None:
         """Records the universe the breadth rows just written were computed over."""
-        raise NotImplementedError
+        with self._breadth_steps() as steps:
+            steps.replace_universe(tickers)
 
     def settle_breadth_stale(self, seen: StaleMark, stale_from: dt.date | None) -> None:
         """After breadth was computed up to a day: the mark becomes `stale_from`, unless a write
         moved it since `seen` (then it stays, to be recomputed again)."""
+        with self._breadth_steps() as steps:
+            steps.settle(seen, stale_from)
+
+    def _breadth_steps(self) -> AbstractContextManager[BreadthSteps]:
+        """The store's `BreadthSteps` inside one transaction (where it has them)."""
         raise NotImplementedError
 
     def read_breadth(

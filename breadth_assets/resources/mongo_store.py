@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import dagster as dg
@@ -16,7 +17,7 @@ from pymongo.errors import BulkWriteError, PyMongoError
 from pymongo.uri_parser import parse_uri
 
 from breadth_assets import schema
-from breadth_assets.resources.market_store import MarketStore, StaleMark, StoreError
+from breadth_assets.resources.market_store import BreadthSteps, MarketStore, StaleMark, StoreError
 
 _clients: dict[str, pymongo.MongoClient] = {}
 _clients_lock = threading.Lock()
@@ -184,21 +185,6 @@ class MongoStore(MarketStore):
             return None, None
         return groups[0]["first"].date(), groups[0]["last"].date()
 
-    def mark_breadth_stale(self, tickers: Sequence[str]) -> dt.date | None:
-        pipeline = [
-            {"$match": {"ticker": {"$in": list(tickers)}}},
-            {"$group": {"_id": None, "first": {"$min": "$date"}}},
-        ]
-        try:
-            groups = list(self._db()[schema.INDICATORS].aggregate(pipeline))
-        except PyMongoError as error:
-            raise self._fail(error, "reading indicators") from None
-        if not groups or groups[0]["first"] is None:
-            return None
-        first = groups[0]["first"].date()
-        self._move_stale_mark(first)
-        return first
-
     def read_breadth_tickers(self) -> list[str]:
         try:
             found = self._db()[_STALE].find_one({"_id": _UNIVERSE}) or {}
@@ -206,42 +192,11 @@ class MongoStore(MarketStore):
             raise self._fail(error, "reading the breadth universe") from None
         return sorted(found.get("tickers", []))
 
-    def write_breadth_tickers(self, tickers: Sequence[str]) -> None:
-        try:
-            self._db()[_STALE].replace_one(
-                {"_id": _UNIVERSE}, {"_id": _UNIVERSE, "tickers": list(tickers)}, upsert=True
-            )
-        except PyMongoError as error:
-            raise self._fail(error, "writing the breadth universe") from None
-
-    def settle_breadth_stale(self, seen: StaleMark, stale_from: dt.date | None) -> None:
-        change = (
-            {"$set": {"stale_from": _bson_date(stale_from)}}
-            if stale_from
-            else {"$unset": {"stale_from": ""}}
-        )
-        try:
-            self._db()[_STALE].update_one({"_id": _STALE, "version": seen.version}, change)
-        except PyMongoError as error:
-            raise self._fail(error, "settling the breadth stale mark") from None
-
-    def _move_stale_mark(self, day: dt.date) -> None:
-        """Before the write (there is no transaction): a failed write leaves a mark too early,
-        which costs a recomputation, never a stale row."""
-        try:
-            self._db()[_STALE].update_one(
-                {"_id": _STALE},
-                {"$min": {"stale_from": _bson_date(day)}, "$inc": {"version": 1}},
-                upsert=True,
-            )
-        except PyMongoError as error:
-            raise self._fail(error, "moving the breadth stale mark") from None
-
-    def delete_breadth(self, days: Sequence[dt.date]) -> None:
-        try:
-            self._db()[schema.BREADTH].delete_many({"date": {"$in": [_bson_date(d) for d in days]}})
-        except PyMongoError as error:
-            raise self._fail(error, "deleting breadth rows") from None
+    @contextlib.contextmanager
+    def _breadth_steps(self) -> Iterator[BreadthSteps]:
+        """No transaction: each step is written on its own (a crash between them leaves the
+        mark set, which costs a recomputation, never a stale row)."""
+        yield _MongoSteps(self)
 
     def read_breadth(
         self, start: dt.date | None = None, end: dt.date | None = None
@@ -277,7 +232,9 @@ class MongoStore(MarketStore):
         lost: list[str] = []
         inputs = [df["date"].min() for t, df in frames.items() if t in _INPUT_TABLES and len(df)]
         if inputs:
-            self._move_stale_mark(pd.Timestamp(min(inputs)).date())
+            # Before the write (there is no transaction): a failed write leaves a mark too
+            # early, which costs a recomputation, never a stale row.
+            _MongoSteps(self).move_mark(pd.Timestamp(min(inputs)).date())
         for table, df in frames.items():
             keys = schema.KEYS[table]
             documents = _documents(df, schema.TABLES[table])
@@ -367,3 +324,49 @@ def _key_text(document: dict[str, Any], keys: Sequence[str]) -> str:
         else str(document[key])
         for key in keys
     )
+
+
+class _MongoSteps(BreadthSteps):
+    def __init__(self, store: MongoStore) -> None:
+        self.store = store
+
+    def _do(self, doing: str, step: Callable[[Any], object]) -> None:
+        try:
+            step(self.store._db())
+        except PyMongoError as error:
+            raise self.store._fail(error, doing) from None
+
+    def upsert(self, rows: pd.DataFrame) -> None:
+        self.store.write({schema.BREADTH: rows})
+
+    def delete(self, days: Sequence[dt.date]) -> None:
+        dates = [_bson_date(day) for day in days]
+        self._do(
+            "deleting breadth rows",
+            lambda db: db[schema.BREADTH].delete_many({"date": {"$in": dates}}),
+        )
+
+    def replace_universe(self, tickers: Sequence[str]) -> None:
+        document = {"_id": _UNIVERSE, "tickers": list(tickers)}
+        self._do(
+            "writing the breadth universe",
+            lambda db: db[_STALE].replace_one({"_id": _UNIVERSE}, document, upsert=True),
+        )
+
+    def settle(self, seen: StaleMark, stale_from: dt.date | None) -> None:
+        change = (
+            {"$set": {"stale_from": _bson_date(stale_from)}}
+            if stale_from
+            else {"$unset": {"stale_from": ""}}
+        )
+        self._do(
+            "settling the breadth stale mark",
+            lambda db: db[_STALE].update_one({"_id": _STALE, "version": seen.version}, change),
+        )
+
+    def move_mark(self, day: dt.date) -> None:
+        change = {"$min": {"stale_from": _bson_date(day)}, "$inc": {"version": 1}}
+        self._do(
+            "moving the breadth stale mark",
+            lambda db: db[_STALE].update_one({"_id": _STALE}, change, upsert=True),
+        )

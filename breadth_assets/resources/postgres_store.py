@@ -19,7 +19,7 @@ from breadth_assets import schema
 from breadth_assets.analytics.breadth import COUNT_COLUMNS, VOLUME_COLUMNS
 from breadth_assets.resources import postgres_connection as connection
 from breadth_assets.resources import postgres_sql as sql
-from breadth_assets.resources.market_store import MarketStore, StaleMark, StoreError
+from breadth_assets.resources.market_store import BreadthSteps, MarketStore, StaleMark, StoreError
 from breadth_assets.resources.postgres_copy import BadColumn, copy_out_sql, decode, encode
 
 _READY: set[tuple[str, str]] = set()
@@ -236,49 +236,14 @@ class PostgresStore(MarketStore):
             first, last = cursor.fetchone()
         return first, last
 
-    def mark_breadth_stale(self, tickers: Sequence[str]) -> dt.date | None:
-        with self._cursor("marking breadth stale", write=True) as cursor:
-            cursor.execute(
-                "SELECT min(date) FROM indicators WHERE ticker = ANY(%(tickers)s::text[])",
-                {"tickers": list(tickers)},
-            )
-            first = cursor.fetchone()[0]
-            if first is not None:
-                cursor.execute(sql.MOVE_STALE_SQL, {"day": first})
-        return first
-
-    def write_breadth(
-        self,
-        rows: pd.DataFrame,
-        tickers: Sequence[str],
-        seen: StaleMark,
-        stale_from: dt.date | None,
-        dropped: Sequence[dt.date] = (),
-    ) -> None:
-        """One transaction: a crash leaves the rows, their universe and the mark as they were."""
-        with self._cursor("writing breadth", write=True) as cursor:
-            if len(rows):
-                self._upsert(cursor, schema.BREADTH, rows)
-            if dropped:
-                cursor.execute(sql.DELETE_BREADTH_SQL, {"days": list(dropped)})
-            cursor.execute(sql.REPLACE_UNIVERSE_SQL, {"tickers": list(tickers)})
-            cursor.execute(sql.SETTLE_STALE_SQL, {"day": stale_from, "version": seen.version})
-
-    def delete_breadth(self, days: Sequence[dt.date]) -> None:
-        with self._cursor("deleting breadth rows", write=True) as cursor:
-            cursor.execute(sql.DELETE_BREADTH_SQL, {"days": list(days)})
-
     def read_breadth_tickers(self) -> list[str]:
         query = f"SELECT ticker FROM {sql.q(sql.UNIVERSE_TABLE)} ORDER BY ticker"
         return [row[0] for row in self._fetch(query, {}, "reading the breadth universe")]
 
-    def write_breadth_tickers(self, tickers: Sequence[str]) -> None:
-        with self._cursor("writing the breadth universe", write=True) as cursor:
-            cursor.execute(sql.REPLACE_UNIVERSE_SQL, {"tickers": list(tickers)})
-
-    def settle_breadth_stale(self, seen: StaleMark, stale_from: dt.date | None) -> None:
-        with self._cursor("settling the breadth stale mark", write=True) as cursor:
-            cursor.execute(sql.SETTLE_STALE_SQL, {"day": stale_from, "version": seen.version})
+    @contextlib.contextmanager
+    def _breadth_steps(self) -> Iterator[BreadthSteps]:
+        with self._cursor("writing breadth", write=True) as cursor:
+            yield _PostgresSteps(self, cursor)
 
     # --- writes -----------------------------------------------------------------------------------
 
@@ -292,7 +257,7 @@ class PostgresStore(MarketStore):
                 written[table] = self._upsert(cursor, table, df)
             inputs = [frames[t]["date"].min() for t in _INPUT_TABLES if t in frames]
             if inputs:
-                cursor.execute(sql.MOVE_STALE_SQL, {"day": pd.Timestamp(min(inputs)).date()})
+                _PostgresSteps(self, cursor).move_mark(pd.Timestamp(min(inputs)).date())
         return written
 
     def _upsert(self, cursor: Any, table: str, df: pd.DataFrame) -> int:
@@ -326,3 +291,24 @@ def _rollback(conn: Any) -> None:
         conn.rollback()
     except Exception:
         conn.invalidate()
+
+
+class _PostgresSteps(BreadthSteps):
+    def __init__(self, store: PostgresStore, cursor: Any) -> None:
+        self.store, self.cursor = store, cursor
+
+    def upsert(self, rows: pd.DataFrame) -> None:
+        self.store._upsert(self.cursor, schema.BREADTH, rows)
+
+    def delete(self, days: Sequence[dt.date]) -> None:
+        self.cursor.execute(sql.DELETE_BREADTH_SQL, {"days": list(days)})
+
+    def replace_universe(self, tickers: Sequence[str]) -> None:
+        # Under a table lock (in the SQL), so two breadth runs take turns.
+        self.cursor.execute(sql.REPLACE_UNIVERSE_SQL, {"tickers": list(tickers)})
+
+    def settle(self, seen: StaleMark, stale_from: dt.date | None) -> None:
+        self.cursor.execute(sql.SETTLE_STALE_SQL, {"day": stale_from, "version": seen.version})
+
+    def move_mark(self, day: dt.date) -> None:
+        self.cursor.execute(sql.MOVE_STALE_SQL, {"day": day})
