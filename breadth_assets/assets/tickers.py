@@ -8,6 +8,7 @@ ones are left failed in the partition status, ready for "re-execute failed" in t
 import datetime as dt
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import dagster as dg
 import pandas as pd
@@ -41,6 +42,7 @@ from breadth_assets.partitions import tickers_partitions
 from breadth_assets.resources.market_store import MarketStore
 from breadth_assets.resources.price_source import PriceRequest, PriceSource
 from breadth_assets.resources.universe_file import UniverseFile
+from breadth_assets.universe import Universe
 
 RAW_PRICES = dg.AssetKey("raw_prices")
 INDICATORS = dg.AssetKey("indicators")
@@ -105,6 +107,20 @@ def build_ticker_assets(batch_size: int, store_kind: str) -> dg.AssetsDefinition
     )(ticker_assets)
 
 
+@dataclass
+class _Batch:
+    """What a batch of tickers computed: the rows to write per table, the tickers that failed
+    per asset (with the reason), and the source's refused rows per ticker."""
+
+    prices: pd.DataFrame
+    indicators: pd.DataFrame
+    failed: dict[dg.AssetKey, dict[str, str]] = field(default_factory=dict)
+    rejected: dict[str, list[str]] = field(default_factory=dict)
+
+    def written(self, key: dg.AssetKey) -> pd.DataFrame:
+        return self.prices if key == RAW_PRICES else self.indicators
+
+
 def ticker_assets(
     context: dg.AssetExecutionContext,
     config: TickerRunConfig,
@@ -112,74 +128,91 @@ def ticker_assets(
     price_source: PriceSource,
     universe: UniverseFile,
 ) -> Iterator[dg.MaterializeResult]:
+    """Reads what the update needs, fetches and computes, writes the batch in one transaction,
+    then reports each asset's materializations (docs/design.md "Indicators from state")."""
     started = time.perf_counter()
     tickers = list(context.partition_keys)
-    selected = context.selected_asset_keys
-    failed: dict[dg.AssetKey, dict[str, str]] = {RAW_PRICES: {}, INDICATORS: {}}
-    rejected: dict[str, list[str]] = {}
+    batch = _compute(context, config, store, price_source, universe.load(), tickers)
+    store.write({schema.PRICES: batch.prices, schema.INDICATORS: batch.indicators})
+    yield from _report(context, tickers, batch, time.perf_counter() - started)
 
+
+def _compute(
+    context: dg.AssetExecutionContext,
+    config: TickerRunConfig,
+    store: MarketStore,
+    price_source: PriceSource,
+    current: Universe,
+    tickers: list[str],
+) -> _Batch:
+    """The rows of the selected assets that are new or changed, and who failed."""
+    selected = context.selected_asset_keys
     tail_bars = LOOKBACK_52W + config.overlap_bars + TAIL_MARGIN_BARS
     incremental = not config.full_refresh and RAW_PRICES in selected
     if incremental:
         prices = store.read_tail(schema.PRICES, tickers, tail_bars)
     else:
         prices = store.read_prices(tickers)
-    new_prices = prices.iloc[0:0]
+    batch = _Batch(prices.iloc[0:0], prices.iloc[0:0], {RAW_PRICES: {}, INDICATORS: {}})
     if RAW_PRICES in selected:
-        fetched, rejected = _fetch(context, config, price_source, universe, prices, failed)
+        fetched = _fetch(context, config, price_source, current, prices)
+        batch.failed[RAW_PRICES], batch.rejected = fetched.failed, fetched.rejected
         if incremental:
-            prices = _whole_where_needed(store, prices, fetched, tail_bars)
-        new_prices = changed_rows(fetched, prices, schema.KEYS[schema.PRICES])
-        prices = apply_changes(prices, new_prices, schema.KEYS[schema.PRICES])
-
-    new_indicators = prices.iloc[0:0]
+            prices = _whole_where_needed(store, prices, fetched.bars, tail_bars)
+        batch.prices = changed_rows(fetched.bars, prices, schema.KEYS[schema.PRICES])
+        prices = apply_changes(prices, batch.prices, schema.KEYS[schema.PRICES])
     if INDICATORS in selected:
-        for ticker, reason in failed[RAW_PRICES].items():
-            failed[INDICATORS][ticker] = f"prices were not updated: {reason}"
-        good = prices[~prices["ticker"].isin(list(failed[INDICATORS]))]
+        failed = {
+            ticker: f"prices were not updated: {reason}"
+            for ticker, reason in batch.failed[RAW_PRICES].items()
+        }
+        good = prices[~prices["ticker"].isin(list(failed))]
         if incremental:
             computed, stored, broken = _indicators_from_state(
-                store, good, new_prices, config.overlap_bars + TAIL_MARGIN_BARS
+                store, good, batch.prices, config.overlap_bars + TAIL_MARGIN_BARS
             )
         else:
             computed, broken = compute_indicators_by_ticker(good)
             stored = store.read_indicators(computed["ticker"].unique().tolist())
-        failed[INDICATORS].update(broken)
-        new_indicators = changed_rows(computed, stored, schema.KEYS[schema.INDICATORS])
+        batch.failed[INDICATORS] = {**failed, **broken}
+        batch.indicators = changed_rows(computed, stored, schema.KEYS[schema.INDICATORS])
+    return batch
 
-    store.write({schema.PRICES: new_prices, schema.INDICATORS: new_indicators})
-    seconds = time.perf_counter() - started
-    written = {RAW_PRICES: new_prices, INDICATORS: new_indicators}
+
+def _report(
+    context: dg.AssetExecutionContext, tickers: list[str], batch: _Batch, seconds: float
+) -> Iterator[dg.MaterializeResult]:
+    """Each selected asset's metadata, log line and per-partition data versions."""
+    keys = [key for key in (RAW_PRICES, INDICATORS) if key in context.selected_asset_keys]
     metadata = {
-        key: _metadata(written[key], failed[key], len(tickers), seconds)
-        for key in (RAW_PRICES, INDICATORS)
-        if key in selected
+        key: _metadata(batch.written(key), batch.failed[key], len(tickers), seconds) for key in keys
     }
     by_partition: dict[dg.AssetKey, dict[str, dict[str, dg.MetadataValue]]] = {}
     if RAW_PRICES in metadata:
-        metadata[RAW_PRICES].update(rejected_metadata(rejected))
+        metadata[RAW_PRICES].update(rejected_metadata(batch.rejected))
         by_partition[RAW_PRICES] = {
             ticker: {
                 "rows_rejected": dg.MetadataValue.int(len(lines)),
                 "rejected": dg.MetadataValue.md(lines_markdown(lines)),
             }
-            for ticker, lines in rejected.items()
+            for ticker, lines in batch.rejected.items()
         }
-    for key in metadata:
-        refused = sum(len(lines) for lines in rejected.values()) if key == RAW_PRICES else 0
+    for key in keys:
+        failed, written = batch.failed[key], batch.written(key)
+        refused = sum(map(len, batch.rejected.values())) if key == RAW_PRICES else 0
         context.log.info(
-            f"{key.to_user_string()}: {len(tickers) - len(failed[key])} tickers ok, "
-            f"{len(failed[key])} failed, {len(written[key])} rows written in {seconds:.2f} s"
-            + (f", {refused} rows refused in {len(rejected)} tickers" if refused else "")
+            f"{key.to_user_string()}: {len(tickers) - len(failed)} tickers ok, "
+            f"{len(failed)} failed, {len(written)} rows written in {seconds:.2f} s"
+            + (f", {refused} rows refused in {len(batch.rejected)} tickers" if refused else "")
         )
     versions = {
         key: partition_versions(
-            latest_data_versions(context.instance, key, tickers), tickers, written[key]
+            latest_data_versions(context.instance, key, tickers), tickers, batch.written(key)
         )
-        for key in metadata
+        for key in keys
         if not _checked_in_this_run(context, key)
     }
-    yield from finish_batch(context, tickers, metadata, failed, by_partition, versions)
+    yield from finish_batch(context, tickers, metadata, batch.failed, by_partition, versions)
 
 
 def _checked_in_this_run(context: dg.AssetExecutionContext, key: dg.AssetKey) -> bool:
@@ -254,18 +287,22 @@ def _metadata(
     return metadata
 
 
+@dataclass
+class _Fetched:
+    bars: pd.DataFrame
+    failed: dict[str, str]
+    rejected: dict[str, list[str]]
+
+
 def _fetch(
     context: dg.AssetExecutionContext,
     config: TickerRunConfig,
     price_source: PriceSource,
-    universe: UniverseFile,
+    current: Universe,
     stored: pd.DataFrame,
-    failed: dict[dg.AssetKey, dict[str, str]],
-) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+) -> _Fetched:
     """Bars from the source for every ticker of the run; failures are collected, not raised."""
-    current = universe.load()
-    failures = failed[RAW_PRICES]
-    failures.update(refused_partitions(context, context.partition_keys, current))
+    failures = refused_partitions(context, context.partition_keys, current)
     instrument_keys = {entry.symbol: entry.instrument_key for entry in current.tickers}
     end = run_end_date(config.end_date, current)
     starts = _fetch_starts(stored, current.start_date, config.overlap_bars)
@@ -295,4 +332,4 @@ def _fetch(
             rejected[request.ticker] = list(answer.rejected)
     columns = list(schema.PRICE_COLUMNS)
     fetched = pd.concat(frames, ignore_index=True) if frames else stored.iloc[0:0]
-    return fetched[columns], rejected
+    return _Fetched(fetched[columns], failures, rejected)
