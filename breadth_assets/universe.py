@@ -48,10 +48,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 from typing import Annotated, Any
 
 import yaml
@@ -106,7 +105,8 @@ class Universe:
     path: Path
     market: str
     source: str
-    source_options: Mapping[str, Any]
+    source_settings: SourceSettings
+    """The `source:` block as validated: what the source's resource is built with each run."""
     start_date: dt.date
     batch_size: int
     extra_closures: tuple[dt.date, ...]
@@ -122,6 +122,10 @@ class Universe:
     """Overrides of the market's time zone and update time (None: the calendar's)."""
     skipped: tuple[tuple[str, str], ...] = ()
     """(name, reason) of each file or value of `tickers: all` that cannot be a ticker."""
+
+    @property
+    def source_options(self) -> dict[str, Any]:
+        return self.source_settings.resource_options()
 
     @property
     def symbols(self) -> list[str]:
@@ -265,7 +269,7 @@ def _universe(
         path=path,
         market=model.market,
         source=model.source.kind,
-        source_options=MappingProxyType(model.source.resource_options()),
+        source_settings=model.source,
         start_date=model.start_date,
         batch_size=model.batch_size,
         extra_closures=tuple(sorted(set(model.extra_closures))),

@@ -67,7 +67,7 @@ def test_optional_fields_take_their_defaults(tmp_path):
     universe = load_universe(write_universe_text(tmp_path, HEADER + "tickers: [A]\n"))
     assert universe.batch_size == 50
     assert universe.extra_closures == ()
-    assert dict(universe.source_options) == {}
+    assert universe.source_settings.resource_options() == {}
 
 
 def test_extra_closures_are_sorted_dates(tmp_path):
@@ -81,7 +81,9 @@ def test_extra_closures_are_sorted_dates(tmp_path):
 
 def test_demo_seed_is_passed_as_a_source_option(tmp_path):
     text = "market: DEMO\nstart_date: 2015-01-01\nsource: {kind: demo, seed: 7}\ntickers: [A]\n"
-    assert dict(load_universe(write_universe_text(tmp_path, text)).source_options) == {"seed": 7}
+    assert load_universe(
+        write_universe_text(tmp_path, text)
+    ).source_settings.resource_options() == {"seed": 7}
 
 
 def test_csv_path_resolves_against_the_universe_folder_and_a_folder_defaults_to_per_ticker(
@@ -89,7 +91,7 @@ def test_csv_path_resolves_against_the_universe_folder_and_a_folder_defaults_to_
 ):
     (tmp_path / "prices").mkdir()
     text = "market: NSE\nstart_date: 2015-01-01\nsource: {kind: csv, path: prices}\ntickers: [A]\n"
-    options = load_universe(write_universe_text(tmp_path, text)).source_options
+    options = load_universe(write_universe_text(tmp_path, text)).source_settings.resource_options()
     assert options == {"path": str((tmp_path / "prices").resolve()), "layout": "per_ticker"}
 
 
@@ -104,7 +106,7 @@ def test_csv_file_path_defaults_to_long_and_keeps_its_settings(tmp_path):
       date_format: "%d/%m/%Y"
     tickers: [A]
     """
-    options = load_universe(write_universe_text(tmp_path, text)).source_options
+    options = load_universe(write_universe_text(tmp_path, text)).source_settings.resource_options()
     assert options["layout"] == "long"
     assert options["path"] == str((tmp_path / "all.csv").resolve())
     assert options["columns"] == {"ticker": "Symbol", "date": "Day"}

@@ -60,7 +60,7 @@ def test_full_upstox_universe_loads_with_its_options_and_timeframes(tmp_path):
     universe = load_universe(write_universe_text(tmp_path, text))
     assert universe.market == "NSE"
     assert universe.source == "upstox"
-    assert dict(universe.source_options) == {
+    assert universe.source_settings.resource_options() == {
         "instruments": str(master.resolve()),
         "per_second": 10,
         "per_minute": 200,
@@ -77,7 +77,7 @@ def test_timeframes_are_not_a_source_option(tmp_path):
     universe = load_universe(
         write_universe_text(tmp_path, upstox("instruments: NSE.json.gz\ntimeframes: [minutes/5]\n"))
     )
-    assert "timeframes" not in universe.source_options
+    assert "timeframes" not in universe.source_settings.resource_options()
     assert universe.timeframes == (Timeframe("minutes", 5),)
 
 
@@ -90,7 +90,7 @@ def test_relative_instruments_path_resolves_against_the_universe_folder(tmp_path
         write_universe_text(tmp_path, upstox("instruments: masters/NSE.json.gz\n"))
     )
     expected = (tmp_path / "masters" / "NSE.json.gz").resolve()
-    assert universe.source_options["instruments"] == str(expected)
+    assert universe.source_settings.resource_options()["instruments"] == str(expected)
 
 
 def test_instruments_path_with_dot_dot_is_resolved_to_an_absolute_path(tmp_path):
@@ -99,8 +99,8 @@ def test_instruments_path_with_dot_dot_is_resolved_to_an_absolute_path(tmp_path)
     universe = load_universe(
         write_universe_text(tmp_path / "conf", upstox("instruments: ../NSE.json.gz\n"))
     )
-    assert universe.source_options["instruments"] == str(master.resolve())
-    assert ".." not in universe.source_options["instruments"]
+    assert universe.source_settings.resource_options()["instruments"] == str(master.resolve())
+    assert ".." not in universe.source_settings.resource_options()["instruments"]
 
 
 def test_timeframes_are_deduplicated_keeping_first_seen_order(tmp_path):
@@ -120,7 +120,7 @@ def test_upstox_without_timeframes_has_none(tmp_path):
     with_master(tmp_path)
     universe = load_universe(write_universe_text(tmp_path, upstox("instruments: NSE.json.gz\n")))
     assert universe.timeframes == ()
-    assert dict(universe.source_options) == {
+    assert universe.source_settings.resource_options() == {
         "instruments": str((tmp_path / "NSE.json.gz").resolve())
     }
 
@@ -131,7 +131,7 @@ def test_every_ticker_with_a_key_needs_no_instruments_master(tmp_path):
         f'  - symbol: INFY\n    instrument_key: "{INFY_KEY}"\n'
     )
     universe = load_universe(write_universe_text(tmp_path, upstox("", tickers=tickers)))
-    assert dict(universe.source_options) == {}
+    assert universe.source_settings.resource_options() == {}
     assert [entry.instrument_key for entry in universe.tickers] == [SBIN_KEY, INFY_KEY]
 
 
@@ -141,7 +141,7 @@ def test_rate_limits_equal_to_upstox_limits_are_accepted(tmp_path):
         "instruments: NSE.json.gz\n"
         "rate_limits: {per_second: 50, per_minute: 500, per_30_minutes: 2000}\n"
     )
-    options = load_universe(write_universe_text(tmp_path, text)).source_options
+    options = load_universe(write_universe_text(tmp_path, text)).source_settings.resource_options()
     assert (options["per_second"], options["per_minute"], options["per_30_minutes"]) == (
         50,
         500,
@@ -152,7 +152,7 @@ def test_rate_limits_equal_to_upstox_limits_are_accepted(tmp_path):
 def test_rate_limits_may_give_only_some_windows(tmp_path):
     with_master(tmp_path)
     text = upstox("instruments: NSE.json.gz\nrate_limits:\n  per_minute: 100\n")
-    options = load_universe(write_universe_text(tmp_path, text)).source_options
+    options = load_universe(write_universe_text(tmp_path, text)).source_settings.resource_options()
     assert dict(options) == {
         "instruments": str((tmp_path / "NSE.json.gz").resolve()),
         "per_minute": 100,
@@ -163,7 +163,12 @@ def test_rate_limits_may_give_only_some_windows(tmp_path):
 def test_workers_at_the_bounds_are_accepted(tmp_path, workers):
     with_master(tmp_path)
     text = upstox(f"instruments: NSE.json.gz\nworkers: {workers}\n")
-    assert load_universe(write_universe_text(tmp_path, text)).source_options["workers"] == workers
+    assert (
+        load_universe(write_universe_text(tmp_path, text)).source_settings.resource_options()[
+            "workers"
+        ]
+        == workers
+    )
 
 
 # --- refusals ---------------------------------------------------------------------------------
@@ -481,7 +486,7 @@ def test_a_list_files_symbols_are_left_to_the_master_as_bare_symbols_are(tmp_pat
         ("SBIN", None),
         ("RELIANCE", None),
     ]
-    assert universe.source_options["instruments"] == str(master.resolve())
+    assert universe.source_settings.resource_options()["instruments"] == str(master.resolve())
 
 
 def test_a_list_file_without_an_instruments_master_is_refused_at_tickers_file(tmp_path):

@@ -104,7 +104,7 @@ def intraday_prices(
     fetched: list[tuple[str, pd.DataFrame]] = []
     answers = fetched_answers(
         context,
-        price_source.with_settings(current).fetch_intraday(requests),
+        price_source.with_settings(current.source_settings).fetch_intraday(requests),
         len(requests),
         failures,
         unit="series",

@@ -320,7 +320,7 @@ def _fetch(
     ]
     frames: list[pd.DataFrame] = []
     rejected: dict[str, list[str]] = {}
-    answers = price_source.with_settings(current).fetch_many(requests)
+    answers = price_source.with_settings(current.source_settings).fetch_many(requests)
     for request, answer in fetched_answers(context, answers, len(requests), failures):
         frames.append(answer.bars)
         if answer.rejected:

@@ -10,8 +10,8 @@ from typing import ClassVar
 import dagster as dg
 import pandas as pd
 
+from breadth_assets.settings import SourceSettings
 from breadth_assets.timeframes import Timeframe
-from breadth_assets.universe import Universe
 
 
 class SourceError(Exception):
@@ -63,22 +63,22 @@ class PriceSource(dg.ConfigurableResource):
     file_settings: ClassVar[frozenset[str]] = frozenset()
     """The fields that the universe file's `source:` block sets; the deployment sets the rest."""
 
-    def with_settings(self, universe: Universe) -> PriceSource:
-        """This source with the universe file's settings as they are now.
+    def with_settings(self, settings: SourceSettings) -> PriceSource:
+        """This source with the universe file's `source:` settings as they are now.
 
         Runs read the file when they start, so an edited setting (Upstox workers or rate limits,
         CSV columns, the demo seed) applies to the next run without reloading the code location;
         a setting the file no longer gives returns to its default.
         """
-        if universe.source != self.kind:
+        if settings.kind != self.kind:
             raise SourceChangedError(
-                f"the universe file {universe.path} now names the {universe.source} source, but "
-                f"the code location was loaded with the {self.kind} source; reload the code "
-                "location (Deployment → Reload, or restart scripts/dev.sh)"
+                f"the universe file now names the {settings.kind} source, but the code location "
+                f"was loaded with the {self.kind} source; reload the code location (Deployment → "
+                "Reload, or restart scripts/dev.sh)"
             )
         fields = type(self).model_fields
         kept = {name: getattr(self, name) for name in fields if name not in self.file_settings}
-        return type(self)(**kept, **universe.source_options)
+        return type(self)(**kept, **settings.resource_options())
 
     def fetch(self, request: PriceRequest) -> TickerBars:
         raise NotImplementedError

@@ -65,7 +65,7 @@ def test_upstox_takes_workers_and_rate_limits_from_the_file_and_keeps_the_deploy
         'tickers:\n  - symbol: SBIN\n    instrument_key: "NSE_EQ|INE062A01020"\n'
     )
     loaded = UpstoxSource(access_token="tok", host="http://127.0.0.1:1", workers=9, per_minute=7)
-    current = loaded.with_settings(load_universe(path))
+    current = loaded.with_settings(load_universe(path).source_settings)
     assert (current.workers, current.per_second) == (3, 5)
     assert current.per_minute == UpstoxSource(access_token="x").per_minute  # no longer set
     assert (current.access_token, current.host) == ("tok", "http://127.0.0.1:1")
@@ -75,7 +75,7 @@ def test_a_run_whose_file_names_another_kind_of_source_fails_asking_for_a_reload
     path = write_demo_universe(tmp_path, TICKERS, "2024-01-01")
     loaded = UpstoxSource(access_token="tok")
     with pytest.raises(SourceChangedError, match=r"names the demo source.*reload the code"):
-        loaded.with_settings(load_universe(path))
+        loaded.with_settings(load_universe(path).source_settings)
 
 
 def test_a_finished_history_fetches_nothing_after_its_end_date(instance, tmp_path):
