@@ -17,12 +17,12 @@ from collections.abc import Iterator, Sequence
 
 import dagster as dg
 import pandas as pd
-from dagster._core.storage.tags import BACKFILL_ID_TAG
 
 from breadth_assets import schema
 from breadth_assets.analytics import freshness, quality
 from breadth_assets.assets import BREADTH, INDICATORS, RAW_PRICES
 from breadth_assets.check_tables import Check, Finding, Gathered, Tables, gather, merged, result
+from breadth_assets.dagster_compat import BACKFILL_ID_TAG
 from breadth_assets.partitions import tickers_partitions
 from breadth_assets.resources.market_store import MarketStore
 from breadth_assets.resources.universe_file import UniverseFile

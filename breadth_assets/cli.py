@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 import pandas as pd
-from dagster._core.definitions.reconstruct import ReconstructableRepository
-from dagster._core.events import RunFailureReason
 
 from breadth_assets import run_report
 from breadth_assets.assets import BREADTH, INDICATORS, RAW_PRICES
 from breadth_assets.batches import range_tags, update_batches
 from breadth_assets.console import crash_line, failure_lines, one_line
+from breadth_assets.dagster_compat import ReconstructableRepository, RunFailureReason
 from breadth_assets.instance import open_instance
 from breadth_assets.partitions import build_trading_days, sync_ticker_partitions, tickers_partitions
 from breadth_assets.recovery import repair, status, status_text

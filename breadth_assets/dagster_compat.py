@@ -1,9 +1,13 @@
-"""What the assets need of Dagster that its public API does not offer yet, in one place.
+"""What the project needs of Dagster that its public API does not offer (checked against
+Dagster 1.13, `CHECKED_DAGSTER`): the one place outside `runtime/`'s own storages, executor and
+logger that imports `dagster._`. Each name says what it stands for and when it can go; a test
+fails on a Dagster minor version these were not checked against.
 
 Dagster gives a run over many partitions one data version for all of them (`MaterializeResult`
 has no per-partition version), and `context.log_event` writes each event alone, outside the
 batches (`DAGSTER_EVENT_BATCH_SIZE`) in which Dagster writes its own materializations of such a
-run. Checked against Dagster 1.13; each can go once Dagster has per-partition data versions.
+run: `log_materializations` and `latest_data_versions` fill that gap until Dagster has
+per-partition data versions.
 """
 
 from __future__ import annotations
@@ -15,7 +19,42 @@ from dagster._core.definitions.data_version import (
     DATA_VERSION_IS_USER_PROVIDED_TAG,
     DATA_VERSION_TAG,
 )
-from dagster._core.events import DagsterEvent, DagsterEventBatchMetadata, generate_event_batch_id
+from dagster._core.definitions.reconstruct import (
+    ReconstructableRepository,  # dg.execute_job needs a reconstructable job; no public builder
+)
+from dagster._core.events import (
+    DagsterEvent,
+    DagsterEventBatchMetadata,
+    RunFailureReason,  # tells an interrupted run from a failed one; not exported by dagster
+    generate_event_batch_id,
+)
+from dagster._core.execution.backfill import (  # a backfill's status for the sensors: the
+    BulkActionsFilter,  # filter `instance.get_backfills` takes is not exported by dagster
+    BulkActionStatus,
+)
+from dagster._core.storage.tags import (  # run tags Dagster sets and reads, without public names
+    ASSET_PARTITION_RANGE_END_TAG,  # a run over a range of partitions (no public helper)
+    ASSET_PARTITION_RANGE_START_TAG,
+    BACKFILL_ID_TAG,  # the backfill a run belongs to
+)
+
+CHECKED_DAGSTER = "1.13"
+"""The Dagster minor version every name here was checked against."""
+
+__all__ = [
+    "ASSET_PARTITION_RANGE_END_TAG",
+    "ASSET_PARTITION_RANGE_START_TAG",
+    "BACKFILL_ID_TAG",
+    "CHECKED_DAGSTER",
+    "BulkActionStatus",
+    "BulkActionsFilter",
+    "ReconstructableRepository",
+    "RunFailureReason",
+    "data_version_tags",
+    "latest_data_versions",
+    "log_materializations",
+    "versioned_materializations",
+]
 
 
 def data_version_tags(version: str) -> dict[str, str]:

@@ -9,9 +9,9 @@ import hashlib
 from collections import defaultdict
 
 import dagster as dg
-from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
 
 from breadth_assets.batches import BATCHES_TAG, DAY_TAG, range_tags
+from breadth_assets.dagster_compat import BulkActionsFilter, BulkActionStatus
 from breadth_assets.jobs import breadth_job, ticker_job
 from breadth_assets.partitions import tickers_partitions
 from breadth_assets.resources.market_store import MarketStore

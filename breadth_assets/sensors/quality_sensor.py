@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 import dagster as dg
-from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
 
+from breadth_assets.dagster_compat import BulkActionsFilter, BulkActionStatus
 from breadth_assets.jobs import breadth_job, quality_checks_job
 
 ENDED = [

@@ -1,4 +1,5 @@
-"""Clears what crashed runs leave behind, so that nobody has to before the next run can fetch."""
+"""Clears what crashed runs and dead Celery workers leave behind, so that nobody has to before the
+next run can fetch."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from breadth_assets.recovery import repair
     minimum_interval_seconds=15,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Marks runs whose process on this machine is gone (kill -9, out of memory, a "
-    "reboot) as FAILURE with the reason, and frees the pool slots of every ended run, so a "
-    "crashed run never blocks the price_api pool. `breadth-assets status --repair` does the same "
-    "on demand.",
+    "reboot), and Celery runs whose worker stopped answering (no heartbeat for "
+    "BREADTH_WORKER_HEARTBEAT_TIMEOUT seconds), as FAILURE with the reason, and frees the pool "
+    "slots of every ended run, so a crashed run never blocks the price_api pool. "
+    "`breadth-assets status --repair` does the same on demand.",
 )
 def run_recovery_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     done = repair(context.instance, context.log.warning)
