@@ -1,9 +1,9 @@
 """The 500 x 10 y backfill on the several-machine deployment, with N Celery workers.
 
 Dagster's storage and the market store on PostgreSQL, each run's step sent through Redis to one
-of N Celery workers (BREADTH_EXECUTOR=celery, the app of breadth_assets.celery_worker), all on
-this machine: the cost of distribution next to `daemon_backfill.py`'s one-machine figure (on 2
-cores no speed-up is expected). Prints the backfill's time, raw and without the daemon's loop
+of N Celery workers (BREADTH_EXECUTOR=celery, the app of breadth_assets.runtime.celery_worker),
+all on this machine: the cost of distribution next to `daemon_backfill.py`'s one-machine figure
+(on 2 cores no speed-up is expected). Prints the backfill's time, raw and without the daemon's loop
 waits, the steps each worker ran and the peak RSS of the workers' processes.
 
     bash scripts/postgres.sh start && bash scripts/redis.sh start
@@ -38,7 +38,7 @@ from _daemon import (
 from _instances import drop_home, new_home
 from daemon_backfill import full_backfill
 
-from breadth_assets.deployment import celery_worker_args
+from breadth_assets.defs.deployment import celery_worker_args
 from breadth_assets_testing import write_demo_universe
 from breadth_assets_testing.servers import create_postgres_database, empty_redis_db
 
@@ -107,8 +107,8 @@ def main() -> None:
         import dagster as dg
 
         from breadth_assets.calendars import last_closed_day
-        from breadth_assets.partitions import build_trading_days, tickers_partitions
-        from breadth_assets.universe import load_universe
+        from breadth_assets.defs.partitions import build_trading_days, tickers_partitions
+        from breadth_assets.universe.file import load_universe
 
         universe = load_universe()
         instance = dg.DagsterInstance.get()

@@ -73,7 +73,7 @@ def full_backfill(
 ) -> BackfillResult:
     from dagster._core.execution.backfill import BulkActionStatus
 
-    from breadth_assets.partitions import build_trading_days
+    from breadth_assets.defs.partitions import build_trading_days
 
     symbols: Sequence[str] = universe.symbols
     days = (build_trading_days(universe).get_first_partition_key(), last_day.isoformat())
@@ -154,10 +154,10 @@ def new_trading_day(
 ) -> DailyResult:
     import dagster as dg
 
-    from breadth_assets.batches import DAY_TAG
-    from breadth_assets.resources.duckdb_store import DuckDBStore
-    from breadth_assets.resources.universe_file import UniverseFile
-    from breadth_assets.schedules import build_daily_update
+    from breadth_assets.defs.batches import DAY_TAG
+    from breadth_assets.defs.schedules import build_daily_update
+    from breadth_assets.defs.universe_file import UniverseFile
+    from breadth_assets.stores.duckdb import DuckDBStore
 
     path = os.environ["BREADTH_DUCKDB_PATH"]
     deleted = delete_day(path, day)
@@ -234,8 +234,8 @@ def main() -> None:
         import dagster as dg
 
         from breadth_assets.calendars import last_closed_day
-        from breadth_assets.partitions import tickers_partitions
-        from breadth_assets.universe import load_universe
+        from breadth_assets.defs.partitions import tickers_partitions
+        from breadth_assets.universe.file import load_universe
 
         universe = load_universe(universe_path)
         instance = dg.DagsterInstance.get()

@@ -28,12 +28,12 @@ from dagster._core.events.log import EventLogEntry
 STORAGES = {
     ("sqlite", "stock"): ("dagster._core.storage.event_log", "ConsolidatedSqliteEventLogStorage"),
     ("sqlite", "ours"): (
-        "breadth_assets.instance.sqlite_event_log",
+        "breadth_assets.runtime.instance.sqlite_event_log",
         "BatchingSqliteEventLogStorage",
     ),
     ("postgres", "stock"): ("dagster_postgres.event_log", "PostgresEventLogStorage"),
     ("postgres", "ours"): (
-        "breadth_assets.instance.postgres_event_log",
+        "breadth_assets.runtime.instance.postgres_event_log",
         "BatchingPostgresEventLogStorage",
     ),
 }

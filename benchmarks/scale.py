@@ -94,8 +94,8 @@ def floor(symbols: list[str], first: pd.Timestamp, last: pd.Timestamp, path: Pat
     from breadth_assets import schema
     from breadth_assets.analytics import compute_breadth, compute_indicators
     from breadth_assets.calendars import trading_days
-    from breadth_assets.resources.demo_source import demo_bars
-    from breadth_assets.resources.duckdb_store import DuckDBStore
+    from breadth_assets.sources.demo.source import demo_bars
+    from breadth_assets.stores.duckdb import DuckDBStore
 
     started = time.perf_counter()
     store = DuckDBStore(path=str(path))

@@ -26,8 +26,8 @@ from _instances import drop_home, events_written, new_home
 
 from breadth_assets.analytics import compute_breadth, compute_indicators
 from breadth_assets.calendars import trading_days
-from breadth_assets.resources.demo_source import demo_bars
 from breadth_assets.schema import BREADTH_INPUT_COLUMNS
+from breadth_assets.sources.demo.source import demo_bars
 from breadth_assets_testing import write_demo_universe
 
 BIN = Path(sys.executable).parent

@@ -39,10 +39,10 @@ from pathlib import Path
 import psutil
 from dateutil.relativedelta import relativedelta
 
-from breadth_assets.resources.price_source import PriceRequest, SourceError
-from breadth_assets.resources.upstox_source import UpstoxSource
-from breadth_assets.upstox.history import DAILY, chunk_ranges
-from breadth_assets.upstox.limiter import RateLimiter, RateLimits
+from breadth_assets.sources.base import PriceRequest, SourceError
+from breadth_assets.sources.upstox.history import DAILY, chunk_ranges
+from breadth_assets.sources.upstox.limiter import RateLimiter, RateLimits
+from breadth_assets.sources.upstox.source import UpstoxSource
 from breadth_assets_testing.fake_upstox import max_in_window
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -13,28 +13,28 @@ import sys
 
 import dagster as dg
 
-from breadth_assets.assets import build_breadth, build_intraday_prices, build_ticker_assets
-from breadth_assets.checks import build_checks
-from breadth_assets.console import console_logger
-from breadth_assets.deployment import (
+from breadth_assets.defs.assets import build_breadth, build_intraday_prices, build_ticker_assets
+from breadth_assets.defs.checks import build_checks
+from breadth_assets.defs.deployment import (
     executor_for_deployment,
     price_source_for,
     store_for_deployment,
 )
-from breadth_assets.jobs import breadth_job, quality_checks_job, ticker_job
-from breadth_assets.partitions import build_trading_days
-from breadth_assets.resources.market_store import MarketStore
-from breadth_assets.resources.price_source import PriceSource
-from breadth_assets.resources.universe_file import UniverseFile
-from breadth_assets.schedules import build_daily_update
-from breadth_assets.sensors.breadth_sensor import daily_breadth_sensor
-from breadth_assets.sensors.quality_sensor import (
+from breadth_assets.defs.jobs import breadth_job, quality_checks_job, ticker_job
+from breadth_assets.defs.partitions import build_trading_days
+from breadth_assets.defs.schedules import build_daily_update
+from breadth_assets.defs.sensors.breadth_sensor import daily_breadth_sensor
+from breadth_assets.defs.sensors.quality_sensor import (
     quality_after_backfill_sensor,
     quality_after_breadth_sensor,
 )
-from breadth_assets.sensors.recovery_sensor import run_recovery_sensor
-from breadth_assets.sensors.universe_sensor import universe_sensor
-from breadth_assets.universe import Universe, UniverseError, load_universe
+from breadth_assets.defs.sensors.recovery_sensor import run_recovery_sensor
+from breadth_assets.defs.sensors.universe_sensor import universe_sensor
+from breadth_assets.defs.universe_file import UniverseFile
+from breadth_assets.runtime.console import console_logger
+from breadth_assets.sources.base import PriceSource
+from breadth_assets.stores.base import MarketStore
+from breadth_assets.universe.file import Universe, UniverseError, load_universe
 
 
 def build_definitions(

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
 
-from breadth_assets.universe import DEFAULT_BATCH_SIZE, DEFAULT_UPDATE_BATCH_SIZE
+from breadth_assets.universe.file import DEFAULT_BATCH_SIZE, DEFAULT_UPDATE_BATCH_SIZE
 
 
 def write_demo_universe(

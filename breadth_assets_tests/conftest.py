@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from breadth_assets.resources.duckdb_store import DuckDBStore
+from breadth_assets.stores.duckdb import DuckDBStore
 from breadth_assets_tests.support import (
     TICKERS,
     add_tickers,

@@ -20,17 +20,17 @@ import pandas as pd
 import pytest
 
 from breadth_assets import schema
-from breadth_assets.assets import build_breadth, build_ticker_assets
-from breadth_assets.batches import range_tags
-from breadth_assets.partitions import build_trading_days, tickers_partitions
-from breadth_assets.resources.demo_source import DemoSource
-from breadth_assets.resources.duckdb_store import DuckDBStore
-from breadth_assets.resources.market_store import MarketStore
-from breadth_assets.resources.mongo_store import MongoStore
-from breadth_assets.resources.postgres_store import PostgresStore
-from breadth_assets.resources.price_source import PriceSource
-from breadth_assets.resources.universe_file import UniverseFile
-from breadth_assets.universe import UniverseError, load_universe
+from breadth_assets.defs.assets import build_breadth, build_ticker_assets
+from breadth_assets.defs.batches import range_tags
+from breadth_assets.defs.partitions import build_trading_days, tickers_partitions
+from breadth_assets.defs.universe_file import UniverseFile
+from breadth_assets.sources.base import PriceSource
+from breadth_assets.sources.demo.source import DemoSource
+from breadth_assets.stores.base import MarketStore
+from breadth_assets.stores.duckdb import DuckDBStore
+from breadth_assets.stores.mongo import MongoStore
+from breadth_assets.stores.postgres.store import PostgresStore
+from breadth_assets.universe.file import UniverseError, load_universe
 from breadth_assets_testing import write_demo_universe
 from breadth_assets_testing.fake_upstox import FakeUpstox
 from breadth_assets_testing.servers import create_postgres_database, drop_postgres_database

@@ -19,7 +19,7 @@ import dagster as dg
 import pytest
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
-from breadth_assets.resources.duckdb_store import DuckDBStore
+from breadth_assets.stores.duckdb import DuckDBStore
 
 BIN = Path(sys.executable).parent
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -21,9 +21,9 @@ import pytest
 
 from breadth_assets import schema
 from breadth_assets.calendars import last_closed_day, trading_days
-from breadth_assets.deployment import celery_worker_args
-from breadth_assets.resources.duckdb_store import DuckDBStore
-from breadth_assets.resources.postgres_store import PostgresStore
+from breadth_assets.defs.deployment import celery_worker_args
+from breadth_assets.stores.duckdb import DuckDBStore
+from breadth_assets.stores.postgres.store import PostgresStore
 from breadth_assets_testing import write_demo_universe
 from breadth_assets_testing.fake_upstox import FakeUpstox, max_in_window, write_instruments_master
 from breadth_assets_testing.servers import empty_redis_db

@@ -25,9 +25,9 @@ import pytest
 from dagster._core.test_utils import create_run_for_test
 
 from breadth_assets.calendars import last_closed_day
-from breadth_assets.instance import open_instance
-from breadth_assets.recovery import PID_TAG, location_tags
-from breadth_assets.resources.duckdb_store import DuckDBStore
+from breadth_assets.runtime.instance import open_instance
+from breadth_assets.runtime.recovery import PID_TAG, location_tags
+from breadth_assets.stores.duckdb import DuckDBStore
 from breadth_assets_testing.fake_upstox import FakeUpstox
 from breadth_assets_tests.support import expected_bars
 
@@ -222,7 +222,7 @@ def test_after_two_daemon_launched_runs_are_killed_mid_step_the_next_run_finishe
 ):
     _write_universe(tmp_path, TICKERS, batch_size=4)
     # The home's tables exist before the daemon starts: this process and the daemon creating
-    # them at once would race (breadth_assets.instance.open_instance).
+    # them at once would race (breadth_assets.runtime.instance.open_instance).
     _instance(env).dispose()
     daemon_log = tmp_path / "daemon.log"
     daemon = _start(

@@ -25,9 +25,9 @@ import yaml
 from dagster_shared.yaml_utils import load_run_config_yaml
 
 from breadth_assets.analytics.breadth import compute_breadth
-from breadth_assets.batches import BATCHES_TAG, DAY_TAG
 from breadth_assets.calendars import last_closed_day, trading_days
-from breadth_assets.resources.duckdb_store import DuckDBStore
+from breadth_assets.defs.batches import BATCHES_TAG, DAY_TAG
+from breadth_assets.stores.duckdb import DuckDBStore
 from breadth_assets_tests.support import (
     create_postgres_database,
     drop_postgres_database,

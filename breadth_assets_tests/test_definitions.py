@@ -8,8 +8,8 @@ from pathlib import Path
 import dagster as dg
 
 from breadth_assets.definitions import build_definitions, defs
-from breadth_assets.resources.duckdb_store import DuckDBStore
-from breadth_assets.universe import load_universe
+from breadth_assets.stores.duckdb import DuckDBStore
+from breadth_assets.universe.file import load_universe
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,8 +71,8 @@ def test_a_broken_universe_file_fails_the_load_with_its_one_line_reason_first(tm
 
 
 def test_the_store_in_use_names_the_assets_kind(tmp_path):
-    from breadth_assets.resources.mongo_store import MongoStore
-    from breadth_assets.resources.postgres_store import PostgresStore
+    from breadth_assets.stores.mongo import MongoStore
+    from breadth_assets.stores.postgres.store import PostgresStore
 
     universe = load_universe(PROJECT_ROOT / "universe.yaml")
     for store, kind in [

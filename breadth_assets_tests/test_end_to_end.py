@@ -13,8 +13,8 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from breadth_assets.batches import range_tags
-from breadth_assets.resources.duckdb_store import DuckDBStore
+from breadth_assets.defs.batches import range_tags
+from breadth_assets.stores.duckdb import DuckDBStore
 from breadth_assets_tests.support import TICKERS, write_universe
 
 pytestmark = pytest.mark.slow

@@ -21,13 +21,13 @@ import pandas_market_calendars as mcal
 import pytest
 
 from breadth_assets import schema
-from breadth_assets.assets import build_breadth
-from breadth_assets.batches import range_tags
-from breadth_assets.deployment import price_source_for
-from breadth_assets.partitions import build_trading_days
-from breadth_assets.resources.duckdb_store import DuckDBStore
-from breadth_assets.resources.universe_file import UniverseFile
-from breadth_assets.universe import load_universe
+from breadth_assets.defs.assets import build_breadth
+from breadth_assets.defs.batches import range_tags
+from breadth_assets.defs.deployment import price_source_for
+from breadth_assets.defs.partitions import build_trading_days
+from breadth_assets.defs.universe_file import UniverseFile
+from breadth_assets.stores.duckdb import DuckDBStore
+from breadth_assets.universe.file import load_universe
 from breadth_assets_tests.support import add_tickers, materialize_tickers, metadata_of
 
 SEED = 20_240_601
@@ -159,7 +159,7 @@ def panel(tmp_path_factory) -> Iterator[Panel]:
     last = universe.last_day()
     # The project's event log (dagster_home/dagster.yaml): a ranged breadth run over ~1,100 days
     # is ~2,200 events, which the stock SQLite event log writes one transaction at a time.
-    events = {"module": "breadth_assets.instance.sqlite_event_log"}
+    events = {"module": "breadth_assets.runtime.instance.sqlite_event_log"}
     events |= {"class": "BatchingSqliteEventLogStorage", "config": {"base_dir": str(folder)}}
     overrides = {"event_log_storage": events}
     with dg.instance_for_test(temp_dir=str(folder), overrides=overrides) as instance:

@@ -73,13 +73,13 @@ case "${1:-}" in
     stop_all
     # Dagster's tables exist before its processes start: the daemon and the webserver would
     # otherwise create them at once on a fresh database and race.
-    python -c "from breadth_assets.instance import open_instance; open_instance().dispose()"
+    python -c "from breadth_assets.runtime.instance import open_instance; open_instance().dispose()"
     launch daemon dagster-daemon run -m breadth_assets.definitions
     launch webserver dagster-webserver -m breadth_assets.definitions -h 127.0.0.1 -p "$UI_PORT"
     for i in $(seq 1 "$WORKERS"); do
-      # breadth_assets.deployment.celery_worker_args: the app reads broker and backend from the
+      # breadth_assets.defs.deployment.celery_worker_args: the app reads broker and backend from the
       # environment, as the runs' executor does.
-      BREADTH_WORKER_NAME="worker$i" launch "worker$i" celery -A breadth_assets.celery_worker \
+      BREADTH_WORKER_NAME="worker$i" launch "worker$i" celery -A breadth_assets.runtime.celery_worker \
         worker -n "worker$i@%h" --concurrency 1 --loglevel INFO
     done
     echo "started in $DIR: daemon, webserver on http://127.0.0.1:$UI_PORT, $WORKERS Celery workers"

@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/dagster_home}"
-.venv/bin/python -m breadth_assets.instance
+.venv/bin/python -m breadth_assets.runtime.instance
 exec .venv/bin/breadth-assets run --checks "$@"

@@ -20,7 +20,7 @@ USAGE
 esac
 bash scripts/setup.sh
 export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/dagster_home}"
-.venv/bin/python -m breadth_assets.instance
+.venv/bin/python -m breadth_assets.runtime.instance
 # dg warns unless the project's .venv is the active one.
 export VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH"
 exec .venv/bin/dg dev "$@"

@@ -1,0 +1,362 @@
+"""The embedded default store: one DuckDB file shared by every run on the machine."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import duckdb
+import pandas as pd
+from pydantic import Field
+
+from breadth_assets import schema
+from breadth_assets.analytics.breadth import COUNT_COLUMNS, VOLUME_COLUMNS
+from breadth_assets.stores.base import BreadthSteps, MarketStore, StaleMark, StoreError
+from breadth_assets.stores.breadth_sql import COUNT_BREADTH_SQL
+
+_POLL_SECONDS = 0.02
+_SCHEMA_CHECKED: set[str] = set()
+"""Files this process has opened for writing once, so their tables and columns exist."""
+_STALE_TABLE = "breadth_stale"
+_INPUT_TABLES = (schema.PRICES, schema.INDICATORS)
+_UNIVERSE_TABLE = "breadth_universe"
+
+
+_EMPTY: dict[str, pd.DataFrame] = {}
+
+
+def _create_sql(table: str) -> str:
+    declared = ", ".join(f"{name} {kind}" for name, kind in schema.TABLES[table].items())
+    return f"CREATE TABLE IF NOT EXISTS {table} ({declared})"
+
+
+def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Creates the tables, and adds the columns a store made by an older version lacks (their
+    rows read NULL there, which the state columns take as "unknown": computed again)."""
+    for table, columns in schema.TABLES.items():
+        con.execute(_create_sql(table))
+        present = {row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()}
+        for name, kind in columns.items():
+            if name not in present:
+                con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {_UNIVERSE_TABLE} (ticker VARCHAR)")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {_STALE_TABLE} (stale_from DATE, version BIGINT)")
+    if not con.execute(f"SELECT count(*) FROM {_STALE_TABLE}").fetchall()[0][0]:
+        con.execute(f"INSERT INTO {_STALE_TABLE} VALUES (NULL, 0)")
+
+
+class DuckDBStore(MarketStore):
+    """DuckDB allows one writing process per file, so every access holds a lock file.
+
+    Reads share the lock and open the file read-only; a write takes it alone for one
+    transaction. Runs in parallel processes therefore queue for a few milliseconds instead of
+    failing on DuckDB's own lock, and a crash mid-write leaves the last committed state.
+    """
+
+    kind: ClassVar[str] = "duckdb"
+
+    path: str = Field(description="The DuckDB file; created with its tables on first use.")
+    lock_timeout_seconds: float = Field(
+        default=600.0, description="How long an access waits for other processes' writes."
+    )
+    memory_limit: str = Field(
+        default="512MB",
+        description="DuckDB's buffer pool for the reads that scan the whole file for a small "
+        "result (an update's last bars per ticker, breadth's daily counts): DuckDB would keep "
+        "every block it read cached, up to 80% of the machine's memory.",
+    )
+
+    @contextlib.contextmanager
+    def _locked(self, exclusive: bool) -> Iterator[None]:
+        lock_path = Path(f"{self.path}.lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "a+") as lock_file:
+            mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+            deadline = time.monotonic() + self.lock_timeout_seconds
+            while True:
+                try:
+                    fcntl.flock(lock_file, mode)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise StoreError(
+                            f"the DuckDB store {self.path} stayed locked by another process "
+                            f"for {self.lock_timeout_seconds:.0f} s"
+                        ) from None
+                    time.sleep(_POLL_SECONDS)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def _connect(self, write: bool, bounded: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """`bounded`: a read whose result is small by design but whose scan touches the whole
+        file, run within `memory_limit` (DuckDB would keep every block it read cached)."""
+        if not write and (self.path not in _SCHEMA_CHECKED or not os.path.exists(self.path)):
+            with self._connect(write=True):
+                pass
+        with self._locked(exclusive=write):
+            try:
+                config = {"memory_limit": self.memory_limit} if bounded else {}
+                con = duckdb.connect(self.path, read_only=not write, config=config)
+            except duckdb.Error as error:
+                raise StoreError(f"cannot open the DuckDB store {self.path}: {error}") from error
+            try:
+                if write:
+                    _ensure_tables(con)
+                    _SCHEMA_CHECKED.add(self.path)
+                yield con
+            except (duckdb.IOException, OSError) as error:
+                # A full disk or a lost file: the store and the reason, in one line.
+                reason = str(error).strip().splitlines()[0].removeprefix("IO Error: ")
+                raise StoreError(f"DuckDB store {self.path}: {reason}") from error
+            finally:
+                con.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A write connection inside one transaction: committed whole or rolled back."""
+        with self._connect(write=True) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def _select(self, sql: str, params: list) -> pd.DataFrame:
+        with self._connect(write=False) as con:
+            return con.execute(sql, params).df()
+
+    def _empty(self, table: str) -> pd.DataFrame:
+        """The table's columns with their pandas dtypes and no row, without opening the file."""
+        if table not in _EMPTY:
+            with duckdb.connect() as con:
+                con.execute(_create_sql(table))
+                _EMPTY[table] = con.execute(f"SELECT * FROM {table}").df()
+        return _EMPTY[table].copy()
+
+    def _read_table(self, table: str, tickers: Sequence[str]) -> pd.DataFrame:
+        columns = ", ".join(schema.TABLES[table])
+        if not len(tickers):
+            return self._empty(table)
+        return self._select(
+            f"SELECT {columns} FROM {table} WHERE ticker IN (SELECT unnest(?)) "
+            "ORDER BY ticker, date",
+            [list(tickers)],
+        )
+
+    def location(self) -> str:
+        return f"DuckDB file {Path(self.path).resolve()}"
+
+    def read_prices(self, tickers: Sequence[str]) -> pd.DataFrame:
+        return self._read_table(schema.PRICES, tickers)
+
+    def read_indicators(self, tickers: Sequence[str]) -> pd.DataFrame:
+        return self._read_table(schema.INDICATORS, tickers)
+
+    def read_tail(self, table: str, tickers: Sequence[str], bars: int) -> pd.DataFrame:
+        columns = ", ".join(schema.TABLES[table])
+        # Rows after one date bound (a filter DuckDB pushes into the scan, so it decodes the
+        # other columns of recent rows only), cut to `bars` per ticker in pandas; the tickers
+        # the bound cut short (a long halt, a history that ended earlier) are read again with a
+        # window over their rows alone.
+        with self._connect(write=False, bounded=True) as con:
+            counts = con.execute(
+                f"SELECT ticker, count(*) AS n, max(date) AS last FROM {table} "
+                "WHERE ticker IN (SELECT unnest(?)) GROUP BY ticker",
+                [list(tickers)],
+            ).df()
+            if counts.empty:
+                return self._empty(table)
+            bound = counts["last"].max() - pd.Timedelta(days=bars * 7 // 5 + 30)
+            recent = con.execute(
+                f"SELECT {columns} FROM {table} WHERE ticker IN (SELECT unnest(?)) AND date > ? "
+                "ORDER BY ticker, date",
+                [list(tickers), bound.date()],
+            ).df()
+            tail = recent.groupby("ticker", sort=False).tail(bars)
+            got = tail["ticker"].value_counts().reindex(counts["ticker"], fill_value=0)
+            wanted = counts.set_index("ticker")["n"].clip(upper=bars)
+            short = got.index[got < wanted].tolist()
+            if not short:
+                return tail.reset_index(drop=True)
+            again = con.execute(
+                f"SELECT {columns} FROM {table} WHERE ticker IN (SELECT unnest(?)) "
+                "QUALIFY row_number() OVER (PARTITION BY ticker ORDER BY date DESC) <= ? "
+                "ORDER BY ticker, date",
+                [short, bars],
+            ).df()
+        tail = pd.concat([tail[~tail["ticker"].isin(short)], again], ignore_index=True)
+        return tail.sort_values(["ticker", "date"], ignore_index=True)
+
+    def read_breadth_inputs(
+        self, tickers: Sequence[str], end: dt.date, start: dt.date | None = None
+    ) -> pd.DataFrame:
+        price_only = {"high", "low", "volume"}
+        columns = ", ".join(
+            f"p.{name}" if name in price_only else f"i.{name}"
+            for name in schema.BREADTH_INPUT_COLUMNS
+        )
+        return self._select(
+            f"SELECT {columns} FROM indicators i JOIN prices p USING (ticker, date) "
+            "WHERE i.ticker IN (SELECT unnest(?)) AND i.date <= ? "
+            "AND i.date >= coalesce(?, DATE '0001-01-01') ORDER BY i.ticker, i.date",
+            [list(tickers), end, start],
+        )
+
+    def read_previous_closes(self, tickers: Sequence[str], before: dt.date) -> pd.DataFrame:
+        return self._select(
+            "SELECT ticker, max(date) AS date, arg_max(close, date) AS close FROM indicators "
+            "WHERE ticker IN (SELECT unnest(?)) AND date < ? GROUP BY ticker ORDER BY ticker",
+            [list(tickers), before],
+        )
+
+    def count_breadth(self, tickers: Sequence[str], dates: pd.DatetimeIndex) -> pd.DataFrame:
+        """One query: only a row per day leaves DuckDB, which holds the chunk's ticker-days."""
+        params = {
+            "tickers": list(tickers),
+            "first": dates[0].date(),
+            "last": dates[-1].date(),
+            "days": [day.date() for day in dates],
+        }
+        with self._connect(write=False, bounded=True) as con:
+            counts = con.execute(COUNT_BREADTH_SQL, params).df()
+        counts = counts.set_index("date").reindex(pd.DatetimeIndex(dates), fill_value=0)
+        counts.index.name = "date"
+        return counts.reset_index()[["date", *COUNT_COLUMNS, *VOLUME_COLUMNS]]
+
+    def read_breadth_before(self, day: dt.date) -> pd.Series | None:
+        columns = ", ".join(schema.BREADTH_COLUMNS)
+        rows = self._select(
+            f"SELECT {columns} FROM breadth WHERE date < ? ORDER BY date DESC LIMIT 1", [day]
+        )
+        return rows.iloc[0] if len(rows) else None
+
+    def breadth_stale(self) -> StaleMark:
+        with self._connect(write=False) as con:
+            stale_from, version = con.execute(
+                f"SELECT stale_from, version FROM {_STALE_TABLE}"
+            ).fetchall()[0]
+        return StaleMark(stale_from, version)
+
+    def bar_span(self, tickers: Sequence[str]) -> tuple[dt.date | None, dt.date | None]:
+        with self._connect(write=False) as con:
+            first, last = con.execute(
+                "SELECT min(date), max(date) FROM indicators WHERE ticker IN (SELECT unnest(?))",
+                [list(tickers)],
+            ).fetchall()[0]
+        return first, last
+
+    def read_breadth_tickers(self) -> list[str]:
+        with self._connect(write=False) as con:
+            rows = con.execute(f"SELECT ticker FROM {_UNIVERSE_TABLE} ORDER BY ticker").fetchall()
+        return [row[0] for row in rows]
+
+    @contextlib.contextmanager
+    def _breadth_steps(self) -> Iterator[BreadthSteps]:
+        with self._transaction() as con:
+            yield _DuckDBSteps(con)
+
+    def read_breadth(
+        self, start: dt.date | None = None, end: dt.date | None = None
+    ) -> pd.DataFrame:
+        columns = ", ".join(schema.BREADTH_COLUMNS)
+        return self._select(
+            f"SELECT {columns} FROM breadth WHERE date >= coalesce(?, DATE '0001-01-01') "
+            "AND date <= coalesce(?, DATE '9999-12-31') ORDER BY date",
+            [start, end],
+        )
+
+    def read_intraday(self, tickers: Sequence[str]) -> pd.DataFrame:
+        columns = ", ".join(schema.INTRADAY_COLUMNS)
+        return self._select(
+            f"SELECT {columns} FROM intraday_prices WHERE ticker IN (SELECT unnest(?)) "
+            "ORDER BY ticker, unit, interval, ts",
+            [list(tickers)],
+        )
+
+    def read_intraday_latest(self, tickers: Sequence[str]) -> pd.DataFrame:
+        return self._select(
+            "SELECT ticker, unit, interval, max(ts) AS ts FROM intraday_prices "
+            "WHERE ticker IN (SELECT unnest(?)) GROUP BY ticker, unit, interval "
+            "ORDER BY ticker, unit, interval",
+            [list(tickers)],
+        )
+
+    def write(self, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
+        frames = {table: df for table, df in frames.items() if len(df)}
+        written = {table: 0 for table in frames}
+        if not frames:
+            return written
+        with self._transaction() as con:
+            for table, df in frames.items():
+                written[table] = self._upsert(con, table, df)
+            inputs = [frames[t]["date"].min() for t in _INPUT_TABLES if t in frames]
+            if inputs:
+                _DuckDBSteps(con).move_mark(pd.Timestamp(min(inputs)).date())
+        return written
+
+    @staticmethod
+    def _upsert(con: duckdb.DuckDBPyConnection, table: str, df: pd.DataFrame) -> int:
+        columns = schema.TABLES[table]
+        keys = schema.KEYS[table]
+        missing = [name for name in columns if name not in df.columns]
+        if missing:
+            raise StoreError(f"rows for {table} lack the columns {missing}")
+        selected = ", ".join(f"CAST({name} AS {kind}) AS {name}" for name, kind in columns.items())
+        con.register("incoming_frame", df)
+        try:
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE incoming AS SELECT {selected} FROM incoming_frame"
+            )
+            duplicates = con.execute(
+                f"SELECT count(*) - count(DISTINCT ({', '.join(keys)})) FROM incoming"
+            ).fetchall()[0][0]
+            if duplicates:
+                raise StoreError(f"rows for {table} repeat a key {keys} {duplicates} times")
+            match = " AND ".join(f"{table}.{key} = incoming.{key}" for key in keys)
+            con.execute(f"DELETE FROM {table} USING incoming WHERE {match}")
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
+            return len(df)
+        finally:
+            con.unregister("incoming_frame")
+            con.execute("DROP TABLE IF EXISTS incoming")
+
+
+class _DuckDBSteps(BreadthSteps):
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def upsert(self, rows: pd.DataFrame) -> None:
+        DuckDBStore._upsert(self.con, schema.BREADTH, rows)
+
+    def delete(self, days: Sequence[dt.date]) -> None:
+        self.con.execute("DELETE FROM breadth WHERE date IN (SELECT unnest(?))", [list(days)])
+
+    def replace_universe(self, tickers: Sequence[str]) -> None:
+        self.con.execute(f"DELETE FROM {_UNIVERSE_TABLE}")
+        self.con.execute(
+            f"INSERT INTO {_UNIVERSE_TABLE} SELECT unnest(?::VARCHAR[])", [list(tickers)]
+        )
+
+    def settle(self, seen: StaleMark, stale_from: dt.date | None) -> None:
+        self.con.execute(
+            f"UPDATE {_STALE_TABLE} SET stale_from = ? WHERE version = ?",
+            [stale_from, seen.version],
+        )
+
+    def move_mark(self, day: dt.date) -> None:
+        self.con.execute(
+            f"UPDATE {_STALE_TABLE} SET stale_from = least(coalesce(stale_from, ?), ?), "
+            "version = version + 1",
+            [day, day],
+        )

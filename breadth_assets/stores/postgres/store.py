@@ -1,0 +1,313 @@
+"""PostgreSQL as the store: one database that run workers on several machines share."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, ClassVar
+
+import dagster as dg
+import pandas as pd
+import psycopg2
+import psycopg2.errors
+import sqlalchemy
+from pydantic import Field
+
+from breadth_assets import schema
+from breadth_assets.analytics.breadth import COUNT_COLUMNS, VOLUME_COLUMNS
+from breadth_assets.stores.base import BreadthSteps, MarketStore, StaleMark, StoreError
+from breadth_assets.stores.postgres import connection, sql
+from breadth_assets.stores.postgres.copy import BadColumn, copy_out_sql, decode, encode
+
+_READY: set[tuple[str, str]] = set()
+"""(URL, schema) pairs whose tables, columns and indexes this process has seen exist."""
+_INPUT_TABLES = (schema.PRICES, schema.INDICATORS)
+_INPUT_TYPES = {**schema.PRICE_COLUMNS, **schema.INDICATOR_COLUMNS}
+_COUNT_TYPES = {
+    "date": "DATE",
+    **{name: "BIGINT" for name in COUNT_COLUMNS},
+    **{name: "DOUBLE" for name in VOLUME_COLUMNS},
+}
+_LATEST_TYPES = {name: schema.INTRADAY_COLUMNS[name] for name in ("ticker", "unit", "interval")}
+
+
+class PostgresStore(MarketStore):
+    """The contract's tables in a PostgreSQL schema, keys as primary keys, one transaction per
+    write: run workers on several machines write and read the same store at once.
+
+    Writes COPY the rows in binary into a temporary table and upsert them from it
+    (`INSERT ... ON CONFLICT DO UPDATE`, skipping rows that did not change); prices and
+    indicators move the breadth stale mark in the same transaction. Each process keeps one
+    connection pool per URL.
+    """
+
+    kind: ClassVar[str] = "postgres"
+
+    url: str = Field(
+        repr=False,
+        description="A SQLAlchemy URL, postgresql+psycopg2://user:password@host:5432/database "
+        "(a libpq postgresql:// URL is read the same way); pass EnvVar('BREADTH_POSTGRES_URL') "
+        "so it never shows.",
+    )
+    schema_name: str = Field(
+        default="public", description="The schema holding the tables; created if missing."
+    )
+    connect_timeout_seconds: int = Field(
+        default=5, description="How long to wait for the server before failing."
+    )
+    pool_size: int = Field(
+        default=2, description="Connections each process keeps open (and as many more at peaks)."
+    )
+    copy_chunk_rows: int = Field(default=100_000, description="Rows per COPY of a write.")
+
+    def _dsn(self) -> str:
+        """The URL. Dagster resolves an EnvVar for a run; a store used outside one (the CLI's
+        closing lines) reads the variable here."""
+        if not isinstance(self.url, dg.EnvVar):
+            return self.url
+        value = self.url.get_value()
+        if not value:
+            raise StoreError(f"PostgreSQL store: ${self.url.env_var_name} is not set")
+        return value
+
+    def location(self) -> str:
+        try:
+            found = connection.address(self._dsn())
+        except StoreError as error:
+            return str(error)
+        if found is None:
+            return "PostgreSQL (the configured URL cannot be read)"
+        schema_text = "" if self.schema_name == "public" else f", schema {self.schema_name}"
+        return f"PostgreSQL database {found[1]} at {found[0]}{schema_text}"
+
+    def close(self) -> None:
+        """Closes this process's pool for the URL (the next use opens a new one)."""
+        connection.close(self._dsn(), self.schema_name)
+
+    @contextlib.contextmanager
+    def _cursor(self, doing: str, write: bool = False) -> Iterator[Any]:
+        """A cursor inside one transaction: committed whole when `write`, else rolled back.
+        Failures raise a StoreError naming host, port and database, never the URL."""
+        url = self._dsn()
+        try:
+            pool = connection.engine(
+                url, self.schema_name, self.pool_size, self.connect_timeout_seconds
+            )
+            conn = pool.raw_connection()
+        except (sqlalchemy.exc.SQLAlchemyError, psycopg2.Error) as error:
+            raise connection.failure(url, error, f"connecting for {doing}") from None
+        try:
+            with conn.cursor() as cursor:
+                if (url, self.schema_name) not in _READY:
+                    connection.ensure_tables(cursor, self.schema_name)
+                    conn.commit()
+                    _READY.add((url, self.schema_name))
+                yield cursor
+            if write:
+                conn.commit()
+            else:
+                conn.rollback()
+        except psycopg2.Error as error:
+            _rollback(conn)
+            raise connection.failure(url, error, doing) from None
+        except BaseException:
+            _rollback(conn)
+            raise
+        finally:
+            conn.close()
+
+    def _frame(
+        self, query: str, params: Mapping[str, Any], columns: Mapping[str, str], doing: str
+    ) -> pd.DataFrame:
+        """The query's rows through COPY ... TO STDOUT, typed as DuckDB returns them."""
+        out = io.BytesIO()
+        with self._cursor(doing) as cursor:
+            cursor.copy_expert(copy_out_sql(cursor.mogrify(query, params).decode()), out)
+        return decode(out.getvalue(), columns)
+
+    def _fetch(self, query: str, params: Mapping[str, Any], doing: str) -> list[tuple]:
+        with self._cursor(doing) as cursor:
+            cursor.execute(query, params)
+            return cursor.fetchall()
+
+    # --- reads ------------------------------------------------------------------------------------
+
+    def _read_table(self, table: str, tickers: Sequence[str]) -> pd.DataFrame:
+        columns = schema.TABLES[table]
+        query = (
+            f"SELECT {sql.columns_sql(columns)} FROM {sql.q(table)} "
+            "WHERE ticker = ANY(%(tickers)s::text[]) ORDER BY ticker, date"
+        )
+        return self._frame(query, {"tickers": list(tickers)}, columns, f"reading {table}")
+
+    def read_prices(self, tickers: Sequence[str]) -> pd.DataFrame:
+        return self._read_table(schema.PRICES, tickers)
+
+    def read_indicators(self, tickers: Sequence[str]) -> pd.DataFrame:
+        return self._read_table(schema.INDICATORS, tickers)
+
+    def read_tail(self, table: str, tickers: Sequence[str], bars: int) -> pd.DataFrame:
+        params = {"tickers": list(tickers), "bars": int(bars)}
+        return self._frame(sql.tail_sql(table), params, schema.TABLES[table], f"reading {table}")
+
+    def read_breadth_inputs(
+        self, tickers: Sequence[str], end: dt.date, start: dt.date | None = None
+    ) -> pd.DataFrame:
+        columns = {name: _INPUT_TYPES[name] for name in schema.BREADTH_INPUT_COLUMNS}
+        params = {"tickers": list(tickers), "end": end, "start": start}
+        return self._frame(sql.BREADTH_INPUTS_SQL, params, columns, "reading breadth inputs")
+
+    def read_previous_closes(self, tickers: Sequence[str], before: dt.date) -> pd.DataFrame:
+        columns = {name: schema.INDICATOR_COLUMNS[name] for name in ("ticker", "date", "close")}
+        params = {"tickers": list(tickers), "before": before}
+        return self._frame(sql.PREVIOUS_CLOSES_SQL, params, columns, "reading indicators")
+
+    def count_breadth(self, tickers: Sequence[str], dates: pd.DatetimeIndex) -> pd.DataFrame:
+        """One query: only a row per day leaves the server (as in DuckDB)."""
+        params = {
+            "tickers": list(tickers),
+            "first": dates[0].date(),
+            "last": dates[-1].date(),
+            "days": [day.date() for day in dates],
+        }
+        counts = self._frame(sql.COUNT_BREADTH_SQL, params, _COUNT_TYPES, "counting breadth")
+        counts = counts.set_index("date").reindex(pd.DatetimeIndex(dates), fill_value=0)
+        counts.index.name = "date"
+        return counts.reset_index()[["date", *COUNT_COLUMNS, *VOLUME_COLUMNS]]
+
+    def read_breadth_before(self, day: dt.date) -> pd.Series | None:
+        query = (
+            f"SELECT {sql.columns_sql(schema.BREADTH_COLUMNS)} FROM breadth "
+            "WHERE date < %(day)s ORDER BY date DESC LIMIT 1"
+        )
+        rows = self._frame(query, {"day": day}, schema.BREADTH_COLUMNS, "reading breadth")
+        return rows.iloc[0] if len(rows) else None
+
+    def read_breadth(
+        self, start: dt.date | None = None, end: dt.date | None = None
+    ) -> pd.DataFrame:
+        query = (
+            f"SELECT {sql.columns_sql(schema.BREADTH_COLUMNS)} FROM breadth "
+            "WHERE date >= coalesce(%(start)s, DATE '0001-01-01') "
+            "AND date <= coalesce(%(end)s, DATE '9999-12-31') ORDER BY date"
+        )
+        params = {"start": start, "end": end}
+        return self._frame(query, params, schema.BREADTH_COLUMNS, "reading breadth")
+
+    def read_intraday(self, tickers: Sequence[str]) -> pd.DataFrame:
+        columns = schema.INTRADAY_COLUMNS
+        query = (
+            f"SELECT {sql.columns_sql(columns)} FROM intraday_prices "
+            'WHERE ticker = ANY(%(tickers)s::text[]) ORDER BY ticker, unit, "interval", ts'
+        )
+        params = {"tickers": list(tickers)}
+        return self._frame(query, params, columns, "reading intraday_prices")
+
+    def read_intraday_latest(self, tickers: Sequence[str]) -> pd.DataFrame:
+        query = (
+            'SELECT ticker, unit, "interval", max(ts) AS ts FROM intraday_prices '
+            'WHERE ticker = ANY(%(tickers)s::text[]) GROUP BY ticker, unit, "interval" '
+            'ORDER BY ticker, unit, "interval"'
+        )
+        columns = {**_LATEST_TYPES, "ts": "TIMESTAMP"}
+        params = {"tickers": list(tickers)}
+        return self._frame(query, params, columns, "reading intraday_prices")
+
+    # --- breadth's bookkeeping --------------------------------------------------------------------
+
+    def breadth_stale(self) -> StaleMark:
+        rows = self._fetch(
+            f"SELECT stale_from, version FROM {sql.q(sql.STALE_TABLE)} WHERE id = 1",
+            {},
+            "reading the breadth stale mark",
+        )
+        return StaleMark(rows[0][0], int(rows[0][1])) if rows else StaleMark(None, 0)
+
+    def bar_span(self, tickers: Sequence[str]) -> tuple[dt.date | None, dt.date | None]:
+        with self._cursor("reading indicators") as cursor:
+            cursor.execute(
+                "SELECT min(date), max(date) FROM indicators "
+                "WHERE ticker = ANY(%(tickers)s::text[])",
+                {"tickers": list(tickers)},
+            )
+            first, last = cursor.fetchone()
+        return first, last
+
+    def read_breadth_tickers(self) -> list[str]:
+        query = f"SELECT ticker FROM {sql.q(sql.UNIVERSE_TABLE)} ORDER BY ticker"
+        return [row[0] for row in self._fetch(query, {}, "reading the breadth universe")]
+
+    @contextlib.contextmanager
+    def _breadth_steps(self) -> Iterator[BreadthSteps]:
+        with self._cursor("writing breadth", write=True) as cursor:
+            yield _PostgresSteps(self, cursor)
+
+    # --- writes -----------------------------------------------------------------------------------
+
+    def write(self, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
+        frames = {table: df for table, df in frames.items() if len(df)}
+        written = {table: 0 for table in frames}
+        if not frames:
+            return written
+        with self._cursor(f"writing {', '.join(frames)}", write=True) as cursor:
+            for table, df in frames.items():
+                written[table] = self._upsert(cursor, table, df)
+            inputs = [frames[t]["date"].min() for t in _INPUT_TABLES if t in frames]
+            if inputs:
+                _PostgresSteps(self, cursor).move_mark(pd.Timestamp(min(inputs)).date())
+        return written
+
+    def _upsert(self, cursor: Any, table: str, df: pd.DataFrame) -> int:
+        """COPY the rows into a temporary table, then one INSERT ... ON CONFLICT from it."""
+        columns = schema.TABLES[table]
+        missing = [name for name in columns if name not in df.columns]
+        if missing:
+            raise StoreError(f"rows for {table} lack the columns {missing}")
+        encoded = encode(df, columns, self.copy_chunk_rows)
+        incoming = f"incoming_{table}"
+        declared = f"{sql.q(incoming)} ({encoded.temp_columns})"
+        cursor.execute(f"CREATE TEMP TABLE {declared} ON COMMIT DROP")
+        try:
+            for chunk in encoded.chunks:
+                copy = f"COPY {sql.q(incoming)} FROM STDIN WITH (FORMAT binary)"
+                cursor.copy_expert(copy, io.BytesIO(chunk), size=1 << 20)
+        except BadColumn as error:
+            raise StoreError(f"rows for {table}: {error}") from None
+        try:
+            cursor.execute(sql.upsert_sql(table, incoming, encoded.selected), encoded.params)
+        except psycopg2.errors.CardinalityViolation:
+            keys = schema.KEYS[table]
+            repeats = int(df.duplicated(list(keys)).sum())
+            raise StoreError(f"rows for {table} repeat a key {keys} {repeats} times") from None
+        return len(df)
+
+
+def _rollback(conn: Any) -> None:
+    """Ends the transaction; a connection that cannot is dropped from the pool."""
+    try:
+        conn.rollback()
+    except Exception:
+        conn.invalidate()
+
+
+class _PostgresSteps(BreadthSteps):
+    def __init__(self, store: PostgresStore, cursor: Any) -> None:
+        self.store, self.cursor = store, cursor
+
+    def upsert(self, rows: pd.DataFrame) -> None:
+        self.store._upsert(self.cursor, schema.BREADTH, rows)
+
+    def delete(self, days: Sequence[dt.date]) -> None:
+        self.cursor.execute(sql.DELETE_BREADTH_SQL, {"days": list(days)})
+
+    def replace_universe(self, tickers: Sequence[str]) -> None:
+        # Under a table lock (in the SQL), so two breadth runs take turns.
+        self.cursor.execute(sql.REPLACE_UNIVERSE_SQL, {"tickers": list(tickers)})
+
+    def settle(self, seen: StaleMark, stale_from: dt.date | None) -> None:
+        self.cursor.execute(sql.SETTLE_STALE_SQL, {"day": stale_from, "version": seen.version})
+
+    def move_mark(self, day: dt.date) -> None:
+        self.cursor.execute(sql.MOVE_STALE_SQL, {"day": day})
