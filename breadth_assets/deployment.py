@@ -81,13 +81,50 @@ def store_for_deployment() -> MarketStore:
 
 
 EXECUTORS = ("in_process", "celery")
-CELERY_SETTINGS = {"task_acks_late": True, "worker_prefetch_multiplier": 1}
+CELERY_SETTINGS = {
+    "task_acks_late": True,
+    "worker_prefetch_multiplier": 1,
+    "task_reject_on_worker_lost": False,
+}
 """A worker takes a step only when it is free, and acknowledges it once done: a step lasts
-seconds to minutes, so a worker must not reserve the next one while another worker idles (and
-a step whose worker died is delivered again; writing it twice changes nothing)."""
+seconds to minutes, so a worker must not reserve the next one while another worker idles. When
+the process executing a step dies and its worker lives on, the step fails (WorkerLostError) and
+is not delivered again (`task_reject_on_worker_lost` False: a step that kills its process, out
+of memory, would kill the next worker too). When the whole worker dies, its run is failed by the
+heartbeat rule (breadth_assets.recovery) and the message, delivered again after the visibility
+timeout, is dropped by the next worker (`recovery.step_refusal`)."""
+VISIBILITY_TIMEOUT_ENV = "BREADTH_CELERY_VISIBILITY_TIMEOUT"
+DEFAULT_VISIBILITY_TIMEOUT = 3600
+"""Celery's own default for Redis, kept: longer than any step, so the message of a step that a
+live worker executes is not delivered to a second worker (if one outlasts it, the second worker
+sees the first one's heartbeat and drops it)."""
 WORKER_ENV = "BREADTH_WORKER_NAME"
 CELERY_BROKER_ENV = "BREADTH_CELERY_BROKER"
 CELERY_BACKEND_ENV = "BREADTH_CELERY_BACKEND"
+
+
+def visibility_timeout() -> int:
+    """`$BREADTH_CELERY_VISIBILITY_TIMEOUT`: seconds before Redis delivers an unacknowledged
+    step's message again (default 3600)."""
+    raw = os.environ.get(VISIBILITY_TIMEOUT_ENV, "").strip()
+    try:
+        return int(raw) if raw else DEFAULT_VISIBILITY_TIMEOUT
+    except ValueError:
+        raise ValueError(f"{VISIBILITY_TIMEOUT_ENV}={raw!r}: give a number of seconds") from None
+
+
+def celery_settings() -> dict:
+    """The Celery settings of both the runs' executor and the workers: `CELERY_SETTINGS`, and
+    dagster-celery's broker transport options with the visibility timeout."""
+    from dagster_celery.defaults import broker_transport_options
+
+    return {
+        **CELERY_SETTINGS,
+        "broker_transport_options": {
+            **broker_transport_options,
+            "visibility_timeout": visibility_timeout(),
+        },
+    }
 
 
 def executor_for_deployment() -> dg.ExecutorDefinition:
@@ -96,13 +133,14 @@ def executor_for_deployment() -> dg.ExecutorDefinition:
     `$BREADTH_CELERY_BACKEND`; the run config names the variables, never their values)."""
     kind = os.environ.get("BREADTH_EXECUTOR", "in_process").strip().lower() or "in_process"
     if kind == "celery":
-        from dagster_celery import celery_executor  # only where a deployment chooses it
+        # dagster-celery's executor, watching the step's worker (breadth_assets.executor)
+        from breadth_assets.executor import watched_celery_executor
 
-        return celery_executor.configured(
+        return watched_celery_executor().configured(
             {
                 "broker": {"env": CELERY_BROKER_ENV},
                 "backend": {"env": CELERY_BACKEND_ENV},
-                "config_source": CELERY_SETTINGS,
+                "config_source": celery_settings(),
             },
             name="celery_executor",
         )
@@ -125,7 +163,7 @@ def celery_app_args() -> dict:
         "broker": os.environ[CELERY_BROKER_ENV],
         "backend": os.environ[CELERY_BACKEND_ENV],
         "include": [],
-        "config_source": CELERY_SETTINGS,
+        "config_source": celery_settings(),
     }
 
 

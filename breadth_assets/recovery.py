@@ -4,17 +4,30 @@ A run killed with `kill -9` (or by the OOM killer, or a reboot) never reports it
 STARTED and its pool slots stay claimed, so every later run waits for `price_api` for ever. The
 daemon's run monitoring only ends runs that it launched and whose worker it can check, which the
 default run launcher cannot. So every run records where it runs (`record_location`, called by the
-project's executor), and `repair` marks a run FAILURE when its process on this host is gone, then
+project's executors), and `repair` marks a run FAILURE when its process on this host is gone, then
 frees the slots of every run that has ended. The main job, the daily schedule and
 `run_recovery_sensor` call it; `breadth-assets status --repair` does the same on demand.
+
+A run of the Celery deployment has a second process that can die: the worker executing its step
+on another machine. The worker records itself in the run's tags when it starts the step and
+refreshes a heartbeat there (`step_heartbeat`, breadth_assets.celery_worker); a run whose worker
+has not been heard from for `heartbeat_timeout()` seconds is marked FAILURE with the worker's
+name, by the run's own process (breadth_assets.executor) or by `repair`, whichever looks first.
+A message of that step delivered again later finds its run ended and is dropped
+(`step_refusal`), so a step never executes twice at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import json
+import os
 import socket
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass, replace
 
 import dagster as dg
 import psutil
@@ -23,6 +36,20 @@ HOST_TAG = "breadth_assets/host"
 PID_TAG = "breadth_assets/pid"
 PROCESS_START_TAG = "breadth_assets/process_start"
 """The process's start time (seconds since the epoch): a pid reused by a new process differs."""
+LOCATION_RUN_TAG = "breadth_assets/location_run"
+"""The run the location tags were recorded for: a re-execution copies its parent's tags."""
+
+STEP_WORKER_TAG = "breadth_assets/worker/"
+"""Followed by a step key: the Celery worker that took that step of the run, as JSON (`run`,
+`worker`, `host`, `pid`, `heartbeat`, `every`, `ended`; see `StepWorker`)."""
+
+HEARTBEAT_TIMEOUT_ENV = "BREADTH_WORKER_HEARTBEAT_TIMEOUT"
+DEFAULT_HEARTBEAT_TIMEOUT = 120.0
+MIN_HEARTBEAT_TIMEOUT = 6.0
+HEARTBEATS_PER_TIMEOUT = 6
+"""A worker beats six times per timeout: one late or lost write is never taken for a death."""
+MISSED_HEARTBEATS = 3
+"""However short the configured timeout, a worker is lost only after this many missed beats."""
 
 IN_PROGRESS = (
     dg.DagsterRunStatus.STARTING,
@@ -39,18 +66,32 @@ def this_host() -> str:
     return socket.gethostname()
 
 
-def location_tags(pid: int | None = None) -> dict[str, str]:
-    """The tags that say where a run executes: this host, the process, its start time."""
+def location_tags(pid: int | None = None, run_id: str | None = None) -> dict[str, str]:
+    """The tags that say where a run executes: this host, the process, its start time (and the
+    run they are recorded for)."""
     process = psutil.Process(pid)
-    return {
+    tags = {
         HOST_TAG: this_host(),
         PID_TAG: str(process.pid),
         PROCESS_START_TAG: f"{process.create_time():.3f}",
     }
+    if run_id is not None:
+        tags[LOCATION_RUN_TAG] = run_id
+    return tags
 
 
 def record_location(instance: dg.DagsterInstance, run_id: str) -> None:
-    instance.add_run_tags(run_id, location_tags())
+    instance.add_run_tags(run_id, location_tags(run_id=run_id))
+
+
+def _recorded_for(run: dg.DagsterRun, tag: str) -> bool:
+    """Whether tags recorded for a run are this run's own, not copied from a re-executed parent
+    (a UI re-execution copies the parent's tags). Tags recorded before `tag` existed count as
+    the run's own unless the run is a re-execution."""
+    recorded = run.tags.get(tag)
+    if recorded is None:
+        return run.parent_run_id is None
+    return recorded == run.run_id
 
 
 @dataclass(frozen=True)
@@ -61,6 +102,8 @@ class RunLocation:
 
     @classmethod
     def of(cls, run: dg.DagsterRun) -> RunLocation | None:
+        if not _recorded_for(run, LOCATION_RUN_TAG):
+            return None
         try:
             return cls(
                 run.tags[HOST_TAG], int(run.tags[PID_TAG]), float(run.tags[PROCESS_START_TAG])
@@ -84,6 +127,210 @@ class RunLocation:
         return abs(started - self.process_start) <= _START_TOLERANCE_SECONDS
 
 
+def heartbeat_timeout() -> float:
+    """`$BREADTH_WORKER_HEARTBEAT_TIMEOUT` (seconds, default 120): how long a Celery worker
+    may stay silent while it executes a step before its run is marked FAILURE."""
+    raw = os.environ.get(HEARTBEAT_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_HEARTBEAT_TIMEOUT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise ValueError(f"{HEARTBEAT_TIMEOUT_ENV}={raw!r}: give a number of seconds") from None
+    return max(seconds, MIN_HEARTBEAT_TIMEOUT)
+
+
+def heartbeat_interval(timeout: float | None = None) -> float:
+    """Seconds between a worker's heartbeats: a sixth of the timeout."""
+    return (timeout or heartbeat_timeout()) / HEARTBEATS_PER_TIMEOUT
+
+
+def _utc(when: float) -> str:
+    return dt.datetime.fromtimestamp(when, dt.UTC).isoformat(timespec="seconds")
+
+
+def _seconds(text: str) -> float:
+    return dt.datetime.fromisoformat(text).timestamp()
+
+
+def _shown(when: float) -> str:
+    return f"{dt.datetime.fromtimestamp(when, dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
+@dataclass(frozen=True)
+class StepWorker:
+    """The Celery worker that took a step of a run, as it records itself in the run's tags."""
+
+    step_key: str
+    run_id: str
+    """The run the record was made for: a re-execution copies its parent's tags."""
+    name: str
+    """`$BREADTH_WORKER_NAME`, else the worker's Celery node name."""
+    host: str
+    pid: int
+    """The process executing the step."""
+    heartbeat: float
+    """Seconds since the epoch of the last heartbeat."""
+    every: float
+    """Seconds between two heartbeats."""
+    ended: float | None = None
+    """When the worker finished the step, however it ended; None while it executes it."""
+
+    @property
+    def tag(self) -> str:
+        return STEP_WORKER_TAG + self.step_key
+
+    def tags(self) -> dict[str, str]:
+        record = {
+            "run": self.run_id,
+            "worker": self.name,
+            "host": self.host,
+            "pid": self.pid,
+            "heartbeat": _utc(self.heartbeat),
+            "every": self.every,
+            "ended": None if self.ended is None else _utc(self.ended),
+        }
+        return {self.tag: json.dumps(record)}
+
+    @classmethod
+    def of(cls, run: dg.DagsterRun, step_key: str) -> StepWorker | None:
+        """The record of the step's worker, if a worker took that step of this run."""
+        text = run.tags.get(STEP_WORKER_TAG + step_key)
+        if not text:
+            return None
+        try:
+            record = json.loads(text)
+            worker = cls(
+                step_key=step_key,
+                run_id=record["run"],
+                name=record["worker"],
+                host=record["host"],
+                pid=int(record["pid"]),
+                heartbeat=_seconds(record["heartbeat"]),
+                every=float(record["every"]),
+                ended=_seconds(record["ended"]) if record.get("ended") else None,
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+        return worker if worker.run_id == run.run_id else None
+
+    @classmethod
+    def all_of(cls, run: dg.DagsterRun) -> list[StepWorker]:
+        """The records of every step of the run that a worker took, by step key."""
+        keys = sorted(
+            tag[len(STEP_WORKER_TAG) :] for tag in run.tags if tag.startswith(STEP_WORKER_TAG)
+        )
+        return [worker for key in keys if (worker := cls.of(run, key)) is not None]
+
+    def __str__(self) -> str:
+        return f"worker {self.name} on {self.host}"
+
+    def silent_for(self, now: float) -> float:
+        return max(0.0, now - self.heartbeat)
+
+    def is_lost(self, now: float, timeout: float) -> bool:
+        """Whether the worker stopped answering while it executed the step: no heartbeat for
+        the timeout (and for at least three of its own heartbeat intervals)."""
+        if self.ended is not None:
+            return False
+        return self.silent_for(now) > max(timeout, MISSED_HEARTBEATS * self.every)
+
+    def lost_reason(self, now: float) -> str:
+        return (
+            f"{self} stopped answering (last heartbeat {_shown(self.heartbeat)}, "
+            f"{self.silent_for(now):.0f} s ago) while it executed step {self.step_key}"
+        )
+
+    def describe(self, now: float, timeout: float) -> str:
+        if self.ended is not None:
+            return f"{self.step_key} done by {self} at {_shown(self.ended)}"
+        state = "stopped answering" if self.is_lost(now, timeout) else "heartbeat"
+        return (
+            f"{self.step_key} on {self} (pid {self.pid}), {state} {self.silent_for(now):.0f} s ago"
+        )
+
+
+def step_refusal(
+    run: dg.DagsterRun | None, run_id: str, step_key: str, now: float | None = None
+) -> str | None:
+    """Why a worker must not execute the step of `run` that it was just given, or None.
+
+    With late acknowledgement, a step's message comes back from the broker after its visibility
+    timeout when the worker that took it never acknowledged it: because that worker died (its
+    run has been marked FAILURE by then) or because the step outlasts the timeout (its worker
+    still beats). Either way the step must not run a second time. The step of a run still
+    STARTED whose worker stopped answering is taken over.
+    """
+    if run is None:
+        return f"run {run_id} does not exist"
+    if run.status != dg.DagsterRunStatus.STARTED:
+        return f"run {run_id[:8]} is {run.status.value}, not STARTED"
+    worker = StepWorker.of(run, step_key)
+    if worker is None:
+        return None
+    now = time.time() if now is None else now
+    if worker.ended is not None:
+        return f"{worker} already executed {step_key} (ended {_shown(worker.ended)})"
+    if not worker.is_lost(now, heartbeat_timeout()):
+        return (
+            f"{worker} executes {step_key} (pid {worker.pid}, heartbeat "
+            f"{worker.silent_for(now):.0f} s ago)"
+        )
+    return None
+
+
+@contextlib.contextmanager
+def step_heartbeat(
+    instance: dg.DagsterInstance,
+    run_id: str,
+    step_key: str,
+    name: str,
+    log: Callable[[str], None],
+    every: float | None = None,
+) -> Iterator[StepWorker]:
+    """Records this process as the worker executing the run's step, refreshes its heartbeat
+    every `every` seconds from a thread while the block runs, and records the step's end."""
+    every = heartbeat_interval() if every is None else every
+    worker = StepWorker(step_key, run_id, name, this_host(), os.getpid(), time.time(), every)
+    instance.add_run_tags(run_id, worker.tags())
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(every):
+            try:
+                instance.add_run_tags(run_id, replace(worker, heartbeat=time.time()).tags())
+            except Exception as error:  # the next beat tries again
+                log(f"heartbeat of {step_key} of run {run_id[:8]} not recorded: {error!r}")
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{run_id[:8]}", daemon=True)
+    thread.start()
+    try:
+        yield worker
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+        now = time.time()
+        try:
+            instance.add_run_tags(run_id, replace(worker, heartbeat=now, ended=now).tags())
+        except Exception as error:
+            log(f"end of {step_key} of run {run_id[:8]} not recorded: {error!r}")
+
+
+def fail_run(instance: dg.DagsterInstance, run: dg.DagsterRun, reason: str) -> str | None:
+    """Marks the run FAILURE with the reason and frees its pool slots, unless it has ended in
+    the meantime; returns the message, or None when the run had already ended."""
+    current = instance.get_run_by_id(run.run_id)
+    if current is None or current.is_finished:
+        return None
+    message = (
+        f"run {run.run_id[:8]} ({run.job_name}): {reason}, so it can never finish; marked "
+        f"FAILURE by breadth_assets at {_shown(time.time())}"
+    )
+    instance.report_run_failed(current, message=message)
+    instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+    return message
+
+
 @dataclass(frozen=True)
 class SlotClaim:
     pool: str
@@ -98,10 +345,28 @@ class RunState:
     run: dg.DagsterRun
     location: RunLocation | None
     alive: bool | None
+    workers: Sequence[StepWorker] = ()
+    """The Celery workers that took the run's steps (a Celery run)."""
+    now: float = 0.0
+    timeout: float = DEFAULT_HEARTBEAT_TIMEOUT
 
     @property
     def orphaned(self) -> bool:
         return self.alive is False
+
+    @property
+    def lost_workers(self) -> list[StepWorker]:
+        return [worker for worker in self.workers if worker.is_lost(self.now, self.timeout)]
+
+    def failure_reason(self, finished_steps: Collection[str] = ()) -> str | None:
+        """Why the run can never finish, or None while it can. A lost worker of a step in
+        `finished_steps` (the event log says it ended) does not count."""
+        if self.orphaned:
+            return f"its process ({self.location}) is gone"
+        lost = [worker for worker in self.lost_workers if worker.step_key not in finished_steps]
+        if lost:
+            return "; ".join(worker.lost_reason(self.now) for worker in lost)
+        return None
 
     def describe(self) -> str:
         if self.location is None:
@@ -109,6 +374,8 @@ class RunState:
         else:
             liveness = {True: "running", False: "process gone", None: "on another host"}
             where = f"{self.location}, {liveness[self.alive]}"
+        for worker in self.workers:
+            where += f"; {worker.describe(self.now, self.timeout)}"
         run = self.run
         return f"{run.run_id[:8]} {run.job_name} {run.status.value} ({where})"
 
@@ -120,11 +387,14 @@ class Status:
     limits: dict[str, int | None]
 
 
-def in_progress_runs(instance: dg.DagsterInstance) -> list[RunState]:
+def in_progress_runs(instance: dg.DagsterInstance, now: float | None = None) -> list[RunState]:
+    now = time.time() if now is None else now
+    timeout = heartbeat_timeout()
     states = []
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=list(IN_PROGRESS))):
         location = RunLocation.of(run)
-        states.append(RunState(run, location, location.is_alive() if location else None))
+        alive = location.is_alive() if location else None
+        states.append(RunState(run, location, alive, StepWorker.all_of(run), now, timeout))
     return states
 
 
@@ -161,7 +431,7 @@ def status(instance: dg.DagsterInstance) -> Status:
 @dataclass(frozen=True)
 class Repair:
     failed_runs: Sequence[str]
-    """Messages of the runs marked FAILURE because their process is gone."""
+    """Messages of the runs marked FAILURE because their process or their worker is gone."""
     freed_runs: Sequence[str]
     """Run ids whose slots were freed because the run has ended or does not exist."""
 
@@ -170,25 +440,40 @@ class Repair:
         return [*self.failed_runs, *freed]
 
 
-def repair(instance: dg.DagsterInstance, log: Callable[[str], None] | None = None) -> Repair:
-    """Marks runs whose process is gone as FAILURE and frees the slots of every ended run."""
+def repair(
+    instance: dg.DagsterInstance,
+    log: Callable[[str], None] | None = None,
+    now: float | None = None,
+) -> Repair:
+    """Marks runs whose process is gone, or whose Celery worker stopped answering, as FAILURE
+    and frees the slots of every ended run."""
     failed = []
-    for state in in_progress_runs(instance):
-        if not state.orphaned:
+    for state in in_progress_runs(instance, now):
+        reason = state.failure_reason()
+        if reason is not None and not state.orphaned:
+            reason = state.failure_reason(_finished_steps(instance, state.run.run_id))
+        if reason is None:
             continue
-        message = (
-            f"run {state.run.run_id[:8]} ({state.run.job_name}): its process ({state.location}) "
-            f"is gone, so it can never finish; marked FAILURE by breadth_assets at "
-            f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
-        )
-        instance.report_run_failed(state.run, message=message)
-        instance.event_log_storage.free_concurrency_slots_for_run(state.run.run_id)
-        failed.append(message)
+        message = fail_run(instance, state.run, reason)
+        if message is not None:
+            failed.append(message)
     freed = free_slots_of_ended_runs(instance)
     result = Repair(failed, freed)
     for line in result.lines():
         (log or (lambda _: None))(line)
     return result
+
+
+def _finished_steps(instance: dg.DagsterInstance, run_id: str) -> set[str]:
+    """The steps of the run that have ended, by its event log. A step's record in the run's
+    tags can miss its end: Dagster rewrites the whole run at each tag write, so two steps of one
+    run executing at once on two workers can overwrite each other's record."""
+    ends = {dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
+    return {
+        record.dagster_event.step_key
+        for record in instance.all_logs(run_id, of_type=ends)
+        if record.dagster_event is not None and record.dagster_event.step_key
+    }
 
 
 def free_slots_of_ended_runs(instance: dg.DagsterInstance) -> list[str]:
@@ -225,6 +510,12 @@ def status_text(report: Status) -> str:
         lines.append(
             f"{len(orphans)} run(s) whose process is gone: `breadth-assets status --repair`"
         )
+    lost = [state for state in report.runs if not state.orphaned and state.lost_workers]
+    if lost:
+        lines.append(
+            f"{len(lost)} run(s) whose Celery worker stopped answering: "
+            "`breadth-assets status --repair`"
+        )
     return "\n".join(lines)
 
 
@@ -242,6 +533,9 @@ def holders_text(instance: dg.DagsterInstance, pool: str) -> str:
         alive = location.is_alive() if location else None
         where = f", {location}" if location else ""
         gone = ", process gone" if alive is False else ""
+        for worker in StepWorker.all_of(run):
+            if worker.ended is None:
+                where += f", {worker.step_key} on {worker}"
         holders.append(f"run {run.run_id[:8]} ({run.job_name}, {run.status.value}{where}{gone})")
     return f"{len(info.claimed_slots)} of {info.slot_count} slots of pool {pool} are taken by " + (
         "; ".join(holders) if holders else "nobody"
