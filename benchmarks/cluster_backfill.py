@@ -38,7 +38,7 @@ from _daemon import (
 from _instances import drop_home, new_home
 from daemon_backfill import full_backfill
 
-from breadth_assets.defs.deployment import celery_worker_args
+from breadth_assets.runtime.workers import celery_worker_args
 from breadth_assets_testing import write_demo_universe
 from breadth_assets_testing.servers import create_postgres_database, empty_redis_db
 

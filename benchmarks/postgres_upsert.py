@@ -25,9 +25,9 @@ import pandas as pd
 import psycopg2.extras
 import sqlalchemy
 from _instances import postgres_server
-from breadth_assets.stores.postgres import sql
 
 from breadth_assets import schema
+from breadth_assets.stores.postgres import sql
 from breadth_assets.stores.postgres.store import PostgresStore
 
 METHODS = ("copy-binary", "copy-csv", "execute-values")

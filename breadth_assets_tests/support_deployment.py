@@ -113,6 +113,15 @@ query Backfill($backfillId: String!) {
   }
 }
 """
+REEXECUTE_MUTATION = """
+mutation Reexecute($params: ReexecutionParams!) {
+  launchRunReexecution(reexecutionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on Error { message }
+  }
+}
+"""
 SCHEDULE_DRY_RUN_MUTATION = """
 mutation DryRun($selector: ScheduleSelector!, $timestamp: Float) {
   scheduleDryRun(selectorData: $selector, timestamp: $timestamp) {
@@ -146,6 +155,14 @@ def tail(path: Path, chars: int = 3000) -> str:
 
 def run_tags(run: dict) -> dict[str, str]:
     return {tag["key"]: tag["value"] for tag in run["tags"]}
+
+
+def kill_process(process: subprocess.Popen) -> None:
+    """SIGKILL to the process's group, as the OOM killer or a lost machine ends it: nothing of
+    it runs any cleanup."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
 
 
 def stop_process(process: subprocess.Popen) -> None:
@@ -310,14 +327,9 @@ def wait_for_code_location(deployment: Deployment) -> None:
     deployment.wait_for("the webserver to load the code location", probe, STARTUP_TIMEOUT)
 
 
-def launch_backfill(
-    deployment: Deployment,
-    breadth_days: dict[str, Any],
-    before_waiting: Callable[[], None] | None = None,
-) -> dict:
+def start_backfill(deployment: Deployment, breadth_days: dict[str, Any]) -> str:
     """Every ticker partition of raw_prices and indicators and the breadth days, as the UI's
-    *Backfill* button does; calls `before_waiting`, then waits until the backfill completes and
-    returns it."""
+    *Backfill* button does; returns the backfill's id."""
     launched = deployment.gql(
         LAUNCH_BACKFILL_MUTATION,
         {
@@ -331,19 +343,48 @@ def launch_backfill(
         },
     )["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
-    backfill_id = launched["backfillId"]
-    if before_waiting is not None:
-        before_waiting()
+    return launched["backfillId"]
+
+
+def wait_for_backfill(
+    deployment: Deployment, backfill_id: str, ends: tuple[str, ...] = ("COMPLETED_SUCCESS",)
+) -> dict:
+    """Waits until the backfill ends with one of `ends` (fails the test on any other end)."""
+    finished = ("FAILED", "COMPLETED_FAILED", "CANCELED", "COMPLETED_SUCCESS", "COMPLETED")
 
     def probe() -> tuple[bool, Any]:
         backfill = deployment.gql(BACKFILL_QUERY, {"backfillId": backfill_id})
         backfill = backfill["partitionBackfillOrError"]
         status = backfill.get("status")
-        if status in ("FAILED", "COMPLETED_FAILED", "CANCELED", "CANCELING", "FAILING"):
+        if status in ("CANCELING", "FAILING") or (status in finished and status not in ends):
             runs = backfill.get("runs") or []
             deployment.fail(
                 f"backfill {backfill_id} ended {status}: {backfill}\n{deployment.run_errors(runs)}"
             )
-        return status in ("COMPLETED_SUCCESS", "COMPLETED"), backfill
+        return status in ends, backfill
 
     return deployment.wait_for(f"backfill {backfill_id}", probe, BACKFILL_TIMEOUT)
+
+
+def launch_backfill(
+    deployment: Deployment,
+    breadth_days: dict[str, Any],
+    before_waiting: Callable[[], None] | None = None,
+) -> dict:
+    """`start_backfill`, then `before_waiting`, then waits until the backfill completes and
+    returns it."""
+    backfill_id = start_backfill(deployment, breadth_days)
+    if before_waiting is not None:
+        before_waiting()
+    return wait_for_backfill(deployment, backfill_id, ("COMPLETED_SUCCESS", "COMPLETED"))
+
+
+def reexecute(deployment: Deployment, run_id: str, strategy: str = "FROM_FAILURE") -> str:
+    """The UI's *Re-execute* of a run (its parent's tags included, as the UI does); returns the
+    new run's id."""
+    result = deployment.gql(
+        REEXECUTE_MUTATION, {"params": {"parentRunId": run_id, "strategy": strategy}}
+    )["launchRunReexecution"]
+    if result["__typename"] != "LaunchRunSuccess":
+        deployment.fail(f"re-execution of {run_id} refused: {result}")
+    return result["run"]["runId"]

@@ -77,7 +77,7 @@ case "${1:-}" in
     launch daemon dagster-daemon run -m breadth_assets.definitions
     launch webserver dagster-webserver -m breadth_assets.definitions -h 127.0.0.1 -p "$UI_PORT"
     for i in $(seq 1 "$WORKERS"); do
-      # breadth_assets.defs.deployment.celery_worker_args: the app reads broker and backend from the
+      # breadth_assets.runtime.workers.celery_worker_args: the app reads broker and backend from the
       # environment, as the runs' executor does.
       BREADTH_WORKER_NAME="worker$i" launch "worker$i" celery -A breadth_assets.runtime.celery_worker \
         worker -n "worker$i@%h" --concurrency 1 --loglevel INFO

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import dagster as dg
 
+from breadth_assets.runtime.workers import (
+    CELERY_BACKEND_ENV,
+    CELERY_BROKER_ENV,
+    celery_settings,
+)
 from breadth_assets.sources.base import PriceSource
 from breadth_assets.sources.csv.source import CsvSource
 from breadth_assets.sources.demo.source import DemoSource
@@ -81,13 +85,6 @@ def store_for_deployment() -> MarketStore:
 
 
 EXECUTORS = ("in_process", "celery")
-CELERY_SETTINGS = {"task_acks_late": True, "worker_prefetch_multiplier": 1}
-"""A worker takes a step only when it is free, and acknowledges it once done: a step lasts
-seconds to minutes, so a worker must not reserve the next one while another worker idles (and
-a step whose worker died is delivered again; writing it twice changes nothing)."""
-WORKER_ENV = "BREADTH_WORKER_NAME"
-CELERY_BROKER_ENV = "BREADTH_CELERY_BROKER"
-CELERY_BACKEND_ENV = "BREADTH_CELERY_BACKEND"
 
 
 def executor_for_deployment() -> dg.ExecutorDefinition:
@@ -96,13 +93,14 @@ def executor_for_deployment() -> dg.ExecutorDefinition:
     `$BREADTH_CELERY_BACKEND`; the run config names the variables, never their values)."""
     kind = os.environ.get("BREADTH_EXECUTOR", "in_process").strip().lower() or "in_process"
     if kind == "celery":
-        from dagster_celery import celery_executor  # only where a deployment chooses it
+        # dagster-celery's executor, watching the step's worker (breadth_assets.runtime.executor)
+        from breadth_assets.runtime.executor import watched_celery_executor
 
-        return celery_executor.configured(
+        return watched_celery_executor().configured(
             {
                 "broker": {"env": CELERY_BROKER_ENV},
                 "backend": {"env": CELERY_BACKEND_ENV},
-                "config_source": CELERY_SETTINGS,
+                "config_source": celery_settings(),
             },
             name="celery_executor",
         )
@@ -111,41 +109,3 @@ def executor_for_deployment() -> dg.ExecutorDefinition:
     from breadth_assets.runtime.executor import recording_in_process_executor
 
     return recording_in_process_executor
-
-
-def celery_app_args() -> dict:
-    """What a Celery worker's app is made with: what the runs' `celery_executor` gives its own
-    app (`CeleryExecutor.app_args`), read from the same environment variables."""
-    missing = [name for name in (CELERY_BROKER_ENV, CELERY_BACKEND_ENV) if not os.environ.get(name)]
-    if missing:
-        raise RuntimeError(
-            f"a Celery worker needs {' and '.join(missing)} (README 'Running on several machines')"
-        )
-    return {
-        "broker": os.environ[CELERY_BROKER_ENV],
-        "backend": os.environ[CELERY_BACKEND_ENV],
-        "include": [],
-        "config_source": CELERY_SETTINGS,
-    }
-
-
-def celery_worker_args(name: str) -> list[str]:
-    """`celery` arguments that start one worker of this deployment, named `name`, one step at a
-    time (a step is a run's batch of tickers or its breadth)."""
-    return [
-        "-A",
-        "breadth_assets.runtime.celery_worker",
-        "worker",
-        "-n",
-        f"{name}@%h",
-        "--concurrency",
-        "1",
-        "--loglevel",
-        "INFO",
-    ]
-
-
-def worker_name() -> str:
-    """Who executes this step: `$BREADTH_WORKER_NAME` (scripts/cluster.sh names its Celery
-    workers), else this host and process."""
-    return os.environ.get(WORKER_ENV) or f"{socket.gethostname()}:{os.getpid()}"

@@ -14,10 +14,20 @@ things about Dagster 1.13's version of it are not:
   time before any step runs (`breadth_assets.runtime.recovery`), and when the plan ends,
   however it ends, every slot the run still holds is freed: no step of an in-process run
   outlives it.
+
+The Celery deployment's executor (`watched_celery_executor`) is dagster-celery's, with the same
+record of the run's process, and a run process that does not wait for ever on a worker that
+died: dagster-celery waits for the step's result until the broker delivers the message again,
+an hour later by default. Here the run's process looks at the worker's heartbeat
+(`breadth_assets.runtime.recovery.StepWorker`) every few seconds while it waits; once the worker has
+been silent for the heartbeat timeout it marks the run FAILURE naming the worker, frees its
+slots, revokes the step's task and stops. It stops the same way when someone else (the recovery
+sensor, a user) ended the run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -38,11 +48,20 @@ from dagster._core.execution.plan.plan import ExecutionPlan
 from dagster._core.executor.in_process import InProcessExecutor
 from dagster._utils.interrupts import check_captured_interrupt
 
-from breadth_assets.runtime.recovery import holders_text, record_location, this_host
+from breadth_assets.runtime.recovery import holders_text, record_location
+from breadth_assets.runtime.step_workers import (
+    StepWorker,
+    fail_run,
+    heartbeat_interval,
+    heartbeat_timeout,
+    this_host,
+)
 
 MAX_WAIT_SECONDS = 1.0
 """Longest sleep between two looks at a captured interrupt while a step waits for a slot."""
 WAIT_LOG_INTERVAL_SECONDS = 60.0
+WATCH_SECONDS = 5.0
+"""Longest time between two looks of a Celery run's process at its step's worker."""
 
 
 class PoolWait(InstanceConcurrencyContext):
@@ -73,8 +92,8 @@ class PoolWait(InstanceConcurrencyContext):
         self._last_logged[step_key] = (now, holders)
         self._log(
             f"{step_key} waits for a slot of pool {pool}: {holders}. It starts as soon as one "
-            "is freed; a run whose process is gone is cleared by run_recovery_sensor or "
-            "`breadth-assets status --repair`."
+            "is freed; a run whose process is gone, or whose Celery worker stopped "
+            "answering, is cleared by run_recovery_sensor or `breadth-assets status --repair`."
         )
 
     def interval_to_next_pending_claim_check(self) -> float:
@@ -143,3 +162,108 @@ def recording_in_process_executor(init_context: dg.InitExecutorContext) -> dg.Ex
     return RecordingInProcessExecutor(
         retries=base.retries, step_dependency_config=base.step_dependency_config
     )
+
+
+class WatchedResult:
+    """A step's Celery result that also watches the worker executing the step.
+
+    dagster-celery's loop polls `ready()` every second; between two looks at the run (every
+    `WATCH_SECONDS` at most) it answers from Celery alone.
+    """
+
+    def __init__(self, result, instance: dg.DagsterInstance, run_id: str, step_key: str) -> None:
+        self._result = result
+        self._instance = instance
+        self._run_id = run_id
+        self._step_key = step_key
+        self._timeout = heartbeat_timeout()
+        self._every = min(WATCH_SECONDS, heartbeat_interval(self._timeout))
+        self._next_look = time.monotonic() + self._every
+
+    def get(self):
+        return self._result.get()
+
+    def revoke(self) -> None:
+        self._result.revoke()
+
+    def ready(self) -> bool:
+        if self._result.ready():
+            return True
+        now = time.monotonic()
+        if now < self._next_look:
+            return False
+        self._next_look = now + self._every
+        try:
+            run = self._instance.get_run_by_id(self._run_id)
+        except Exception:  # the storage is unreachable for now: look again later
+            return False
+        if run is None or run.is_finished:
+            self._give_up()
+            status = run.status.value if run is not None else "deleted"
+            raise DagsterExecutionInterruptedError(
+                f"run {self._run_id[:8]} ended ({status}) while its step {self._step_key} "
+                "was with a Celery worker"
+            )
+        worker = StepWorker.of(run, self._step_key)
+        if worker is None or not worker.is_lost(time.time(), self._timeout):
+            return False
+        reason = worker.lost_reason(time.time())
+        self._give_up()
+        if run.status == dg.DagsterRunStatus.CANCELING:
+            # Dagster ends it CANCELED once this process stops.
+            self._instance.event_log_storage.free_concurrency_slots_for_run(self._run_id)
+        else:
+            fail_run(self._instance, run, reason)
+        raise DagsterExecutionInterruptedError(reason)
+
+    def _give_up(self) -> None:
+        """Revokes the task: a worker that knows it drops the message if it comes again."""
+        # The broker may be unreachable: the worker's own check (step_refusal) still holds.
+        with contextlib.suppress(Exception):
+            self._result.revoke()
+
+
+def watched_celery_executor() -> dg.ExecutorDefinition:
+    """dagster-celery's `celery_executor` (same configuration), whose run process records where
+    it runs and stops waiting for a step whose worker stopped answering."""
+    from dagster._core.definitions.executor_definition import (
+        multiple_process_executor_requirements,
+    )
+    from dagster._core.execution.retries import RetryMode
+    from dagster_celery.core_execution_loop import core_celery_execution_loop
+    from dagster_celery.executor import CELERY_CONFIG, CeleryExecutor, _submit_task
+
+    def submit(app, plan_context, step, queue, priority, known_state) -> WatchedResult:
+        result = _submit_task(app, plan_context, step, queue, priority, known_state)
+        return WatchedResult(result, plan_context.instance, plan_context.run_id, step.key)
+
+    class WatchedCeleryExecutor(CeleryExecutor):
+        def execute(
+            self, plan_context: PlanOrchestrationContext, execution_plan: ExecutionPlan
+        ) -> Iterator[DagsterEvent]:
+            instance, run_id = plan_context.instance, plan_context.run_id
+            record_location(instance, run_id)
+            try:
+                yield from core_celery_execution_loop(
+                    plan_context, execution_plan, step_execution_fn=submit
+                )
+            finally:
+                if instance.event_log_storage.supports_global_concurrency_limits:
+                    instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+
+    @dg.executor(
+        name="celery",
+        config_schema=CELERY_CONFIG,
+        requirements=multiple_process_executor_requirements(),
+    )
+    def watched_celery(init_context: dg.InitExecutorContext) -> dg.Executor:
+        config = init_context.executor_config
+        return WatchedCeleryExecutor(
+            broker=config.get("broker"),
+            backend=config.get("backend"),
+            config_source=config.get("config_source"),
+            include=config.get("include"),
+            retries=RetryMode.from_config(config["retries"]),
+        )
+
+    return watched_celery

@@ -14,12 +14,11 @@ from dagster_celery.config import (
 )
 
 from breadth_assets.defs.deployment import (
-    CELERY_SETTINGS,
-    celery_worker_args,
     executor_for_deployment,
     price_source_for,
     store_for_deployment,
 )
+from breadth_assets.runtime.workers import CELERY_SETTINGS, celery_settings, celery_worker_args
 from breadth_assets.sources.upstox.source import UpstoxSource
 from breadth_assets.stores.duckdb import DuckDBStore
 from breadth_assets.stores.mongo import MongoStore
@@ -131,6 +130,9 @@ def _worker_app_conf(env: dict[str, str]) -> subprocess.CompletedProcess:
         "import json; from breadth_assets.runtime.celery_worker import app; c = app.conf; "
         "print(json.dumps({'broker': c.broker_url, 'backend': c.result_backend, "
         "'acks_late': c.task_acks_late, 'prefetch': c.worker_prefetch_multiplier, "
+        "'reject_on_worker_lost': c.task_reject_on_worker_lost, "
+        "'visibility': c.broker_transport_options['visibility_timeout'], "
+        "'step_task': [k.__name__ for k in type(app.tasks['execute_plan']).__mro__], "
         "'tasks': sorted(t for t in app.tasks if not t.startswith('celery.'))}))"
     )
     clean = {k: v for k, v in os.environ.items() if not k.startswith("BREADTH_CELERY_")}
@@ -147,9 +149,29 @@ def test_the_workers_celery_app_takes_broker_backend_and_settings_as_the_runs_ex
     assert (conf["broker"], conf["backend"]) == (broker, backend)
     assert conf["acks_late"] == CELERY_SETTINGS["task_acks_late"]
     assert conf["prefetch"] == CELERY_SETTINGS["worker_prefetch_multiplier"]
+    assert conf["reject_on_worker_lost"] is False
+    assert conf["visibility"] == 3600
+    assert "StepTask" in conf["step_task"]
     assert conf["tasks"] == sorted(
         [TASK_EXECUTE_PLAN_NAME, TASK_EXECUTE_JOB_NAME, TASK_RESUME_JOB_NAME]
     )
+
+
+def test_the_visibility_timeout_is_a_setting_shared_by_the_workers_and_the_runs(monkeypatch):
+    broker, backend = "redis://127.0.0.1:6399/4", "redis://127.0.0.1:6399/5"
+    done = _worker_app_conf(
+        {
+            "BREADTH_CELERY_BROKER": broker,
+            "BREADTH_CELERY_BACKEND": backend,
+            "BREADTH_CELERY_VISIBILITY_TIMEOUT": "900",
+        }
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["visibility"] == 900
+    monkeypatch.setenv("BREADTH_CELERY_VISIBILITY_TIMEOUT", "900")
+    transport = celery_settings()["broker_transport_options"]
+    assert transport["visibility_timeout"] == 900
+    assert transport["max_retries"] == 3  # dagster-celery's own options kept
 
 
 def test_a_worker_without_its_broker_variable_names_it():

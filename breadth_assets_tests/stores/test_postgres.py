@@ -14,10 +14,10 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
-from breadth_assets.stores.postgres import store as postgres_store
 
 from breadth_assets import schema
 from breadth_assets.stores.base import StoreError
+from breadth_assets.stores.postgres import store as postgres_store
 from breadth_assets.stores.postgres.store import PostgresStore
 from breadth_assets_tests.support import (
     add_tickers,

@@ -14,9 +14,9 @@ from breadth_assets.analytics import breadth_report
 from breadth_assets.analytics.breadth import BreadthState, compute_breadth_in_chunks, state_after
 from breadth_assets.defs.assets.column_schemas import table_asset_args
 from breadth_assets.defs.assets.reporting import date_range_text, record_good_partitions
-from breadth_assets.defs.deployment import worker_name
 from breadth_assets.defs.partitions import tickers_partitions
 from breadth_assets.defs.universe_file import UniverseFile
+from breadth_assets.runtime.workers import worker_name
 from breadth_assets.stores.base import MarketStore, StaleMark
 
 BREADTH = dg.AssetKey("breadth")

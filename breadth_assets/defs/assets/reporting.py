@@ -8,8 +8,8 @@ import dagster as dg
 import pandas as pd
 
 from breadth_assets.defs.assets.fetching import CREDENTIALS_PREFIX
-from breadth_assets.defs.deployment import worker_name
 from breadth_assets.runtime.dagster_compat import log_materializations, versioned_materializations
+from breadth_assets.runtime.workers import worker_name
 
 MAX_LISTED = 50
 
