@@ -17,7 +17,7 @@ import duckdb
 import pytest
 import sqlalchemy.exc
 
-from breadth_assets import cli
+from breadth_assets.cli import commands as cli
 from breadth_assets.defs.assets.reporting import partial_failure
 from breadth_assets.stores.duckdb import DuckDBStore
 from breadth_assets_testing.fake_upstox import FakeUpstox
