@@ -1,7 +1,7 @@
 """A full backfill and one new trading day through a real `dagster-daemon`, with their figures.
 
 What a user of the UI and the daily schedule waits for, which the in-process main job
-(seed_workload.py) does not show: the backfill daemon's submission loop, the run queue and its
+(main_job_133x200.py) does not show: the backfill daemon's submission loop, the run queue and its
 limits from the Dagster home template, one process per run, and the sensor that starts breadth.
 
 1. A full backfill of `raw_prices`+`indicators` (every ticker, runs of the batch size) and

@@ -4,7 +4,7 @@ Prints: the end-to-end seconds of `breadth-assets run` in a fresh process on a f
 (process start-up, Dagster runs and event log included), its peak memory and the events it wrote,
 and the seconds and peak memory of the pure indicators + breadth computation on the same bars.
 
-    .venv/bin/python benchmarks/seed_workload.py [--tickers 133] [--days 200] [--repeat 5]
+    .venv/bin/python benchmarks/main_job_133x200.py [--tickers 133] [--days 200] [--repeat 5]
         [--instance sqlite|postgres] [--runs 1]
 """
 
