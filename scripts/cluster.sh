@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The several-machine deployment on one machine, from Debian's packages, in .cluster/ of the
 # project: PostgreSQL (Dagster's storage and the market store), Redis (Celery's broker and result
-# backend, and the Upstox rate limiter that every worker shares), the Dagster webserver and
-# daemon, and N Celery workers (README "Running on several machines").
+# backend, and the Upstox rate limiter that every worker shares; scripts/redis.sh keeps its data
+# in an append-only file, so `stop` then `start` does not forget the requests of the last 30
+# minutes, nor Celery's queues), the Dagster webserver and daemon, and N Celery workers (README
+# "Running on several machines").
 #
 #   bash scripts/cluster.sh start [N]   # N workers (default 2); http://127.0.0.1:$BREADTH_UI_PORT
 #   bash scripts/cluster.sh env         # the environment of this deployment, for `eval`

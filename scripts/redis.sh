@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # A private Redis server from Debian's `redis-server` package, in .redis/ of the project, for the
-# shared Upstox rate limiter (BREADTH_UPSTOX_LIMITER_URL) in development and CI. In memory only
-# (no snapshots, no append-only file): the limiter's state is seconds to minutes of request times.
+# shared Upstox rate limiter (BREADTH_UPSTOX_LIMITER_URL) in development and CI. Its data is kept
+# in an append-only file in its own directory, .redis/data-$PORT (appendonly yes, fsync every
+# second, no RDB snapshots), so a restart does not forget the requests of the last 30 minutes and let the next
+# run spend Upstox's allowance again (docs/design.md, "Pacing"). A stop (SIGTERM) writes
+# everything; a crash may lose the last second, which the limiter then assumes was full.
 #
 #   bash scripts/redis.sh start    # install if missing (as root), start on 127.0.0.1
 #   bash scripts/redis.sh stop
@@ -13,6 +16,7 @@ cd "$(dirname "$0")/.."
 PORT="${BREADTH_REDIS_PORT:-63799}"
 DIR="$(realpath -m "${BREADTH_REDIS_DIR:-.redis}")"
 PIDFILE="$DIR/redis-$PORT.pid"
+DATA="$DIR/data-$PORT"
 URL="redis://127.0.0.1:${PORT}/0"
 
 server_bin() {
@@ -37,10 +41,10 @@ running_pid() {
 case "${1:-}" in
   start)
     BIN="$(server_bin)"
-    mkdir -p "$DIR"
+    mkdir -p "$DATA"
     if ! running_pid >/dev/null; then
-      "$BIN" --port "$PORT" --bind 127.0.0.1 --save "" --appendonly no \
-        --dir "$DIR" --daemonize yes --pidfile "$PIDFILE" --logfile "$DIR/redis-$PORT.log"
+      "$BIN" --port "$PORT" --bind 127.0.0.1 --save "" --appendonly yes --appendfsync everysec \
+        --dir "$DATA" --daemonize yes --pidfile "$PIDFILE" --logfile "$DIR/redis-$PORT.log"
     fi
     for _ in $(seq 100); do
       answering && break

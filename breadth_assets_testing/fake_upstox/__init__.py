@@ -3,8 +3,9 @@
 It is not Upstox. It serves deterministic synthetic candles over plain HTTP on 127.0.0.1 with the
 documented paths, auth, error codes and body shapes (upstox.com/developer/api-documentation), so a
 client can be exercised end to end (SDK, urllib3, threads, retries) without the network. It can
-inject faults (429, 500, 503, read timeouts, truncated JSON, error bodies with HTTP 200) and
-records every request with its arrival time so tests can check retries and rate limits.
+inject faults (429, 500, 503, read timeouts, truncated JSON, error bodies with HTTP 200), enforce
+rate limits as Upstox does (429 over them, `limits`), and records every request with its arrival
+time so tests can check retries and rate limits.
 
 Run it in another process with ``python -m breadth_assets_testing.fake_upstox --token T``: it
 prints ``READY http://127.0.0.1:PORT`` and serves until SIGTERM/SIGINT.
@@ -13,7 +14,7 @@ prints ``READY http://127.0.0.1:PORT`` and serves until SIGTERM/SIGINT.
 - `protocol`: the API's paths, validation, error codes and bodies (`RecordedRequest`);
 - `market`: the deterministic candles it serves (`candles`, the exact answer to a request);
 - `instruments`: a file shaped like Upstox's instruments master (`write_instruments_master`);
-- `request_windows`: counting requests in a sliding window (`max_in_window`);
+- `request_windows`: counting requests in sliding windows (`max_in_window`, `over_limit`);
 - `cli`: the subprocess mode (`main`).
 """
 
@@ -33,9 +34,10 @@ from breadth_assets_testing.fake_upstox.protocol import (
     FAULT_KINDS,
     INJECT_ONLY_KINDS,
     MALFORMED_BODY,
+    OVER_LIMIT,
     RecordedRequest,
 )
-from breadth_assets_testing.fake_upstox.request_windows import max_in_window
+from breadth_assets_testing.fake_upstox.request_windows import max_in_window, over_limit
 from breadth_assets_testing.fake_upstox.server import FakeUpstox
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "INTRADAY_HISTORY_START",
     "IST",
     "MALFORMED_BODY",
+    "OVER_LIMIT",
     "SESSION_CLOSE_MINUTE",
     "SESSION_OPEN_MINUTE",
     "UNITS",
@@ -54,5 +57,6 @@ __all__ = [
     "candles",
     "main",
     "max_in_window",
+    "over_limit",
     "write_instruments_master",
 ]

@@ -14,6 +14,8 @@ from dateutil.relativedelta import relativedelta
 
 FAULT_KINDS: tuple[str, ...] = ("429", "500", "503", "timeout", "malformed", "error_200")
 INJECT_ONLY_KINDS: tuple[str, ...] = ("empty", "401")
+# The fault recorded for a request refused because it went over the server's own rate limits.
+OVER_LIMIT = "over_limit"
 MALFORMED_BODY = b'{"status":"success","data":{"candl'
 
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")

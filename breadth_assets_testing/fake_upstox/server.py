@@ -28,6 +28,7 @@ from breadth_assets_testing.fake_upstox.protocol import (
     FAULT_KINDS,
     INJECT_ONLY_KINDS,
     MALFORMED_BODY,
+    OVER_LIMIT,
     RecordedRequest,
     Reply,
     Route,
@@ -38,6 +39,7 @@ from breadth_assets_testing.fake_upstox.protocol import (
     range_too_long,
     success_body,
 )
+from breadth_assets_testing.fake_upstox.request_windows import WindowCounter
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -76,7 +78,13 @@ class FakeUpstox:
         fault_kinds: Sequence[str] = FAULT_KINDS,
         seed: int = 0,
         timeout_sleep: float = 3.0,
+        limits: Sequence[tuple[float, int]] = (),
     ) -> None:
+        """`limits`: (window seconds, most requests) pairs enforced as Upstox does, e.g.
+        ((1, 50), (60, 500), (1800, 2000)): a valid, authorized request that makes a sliding
+        window hold more than its limit is answered 429 UDAPI10005 (no Retry-After, as Upstox
+        documents none) and recorded with fault `OVER_LIMIT`. Every such request counts, refused
+        or not. Empty (the default): nothing is enforced."""
         if order not in ("newest_first", "oldest_first"):
             raise ValueError(f"order must be newest_first or oldest_first, not {order!r}")
         if not 0.0 <= fault_rate <= 1.0:
@@ -92,6 +100,8 @@ class FakeUpstox:
         self.fault_rate = fault_rate
         self.fault_kinds = tuple(fault_kinds)
         self.timeout_sleep = timeout_sleep
+        self.limits = tuple((float(seconds), int(most)) for seconds, most in limits)
+        self._windows = WindowCounter(self.limits)
         self._holiday_array = holiday_array(self.holidays)
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -155,8 +165,10 @@ class FakeUpstox:
             return list(self._records)
 
     def clear(self) -> None:
+        """Forget the recorded requests, and what the enforced limits had counted."""
         with self._lock:
             self._records.clear()
+            self._windows = WindowCounter(self.limits)
 
     def inject(self, kind: str, times: int = 1, key: str | None = None) -> None:
         """Fail the next ``times`` valid, authorized requests (for ``key``, or any) with ``kind``.
@@ -205,7 +217,7 @@ class FakeUpstox:
             return
         route = parse_route(raw_path) if method == "GET" else None
         authorized = handler.headers.get("Authorization") == f"Bearer {self.token}"
-        reply = self._reply(route, authorized)
+        reply = self._reply(route, authorized, arrival)
         record = RecordedRequest(
             time=arrival,
             path=unquote(raw_path),
@@ -225,7 +237,7 @@ class FakeUpstox:
             time.sleep(pause)
         self._send(handler, reply)
 
-    def _reply(self, route: Route | None, authorized: bool) -> Reply:
+    def _reply(self, route: Route | None, authorized: bool, arrival: float) -> Reply:
         if route is None:
             return error(404, "UDAPI100060")
         if not authorized:
@@ -257,6 +269,11 @@ class FakeUpstox:
                     return error(400, "UDAPI1148")
         if ident.startswith("UNKNOWN"):
             return error(400, "UDAPI100011")
+        if self.limits:
+            with self._lock:
+                admitted = self._windows.admit(arrival)
+            if not admitted:
+                return Reply(429, error_body("UDAPI10005"), OVER_LIMIT)
         fault = self._next_fault(route.key)
         return self._faulted(fault, route.key, unit, interval, from_date, to_date)
 

@@ -6,6 +6,7 @@ import gzip
 import json
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from datetime import date
@@ -17,8 +18,10 @@ import urllib3
 from upstox_client.rest import ApiException
 
 from breadth_assets_testing.fake_upstox import (
+    OVER_LIMIT,
     FakeUpstox,
     max_in_window,
+    over_limit,
     write_instruments_master,
 )
 
@@ -179,6 +182,57 @@ def test_max_in_window_counts_a_half_open_window() -> None:
     assert max_in_window([0.0, 0.5, 0.99, 1.0, 1.5, 1.6], 1.0) == 4
     assert max_in_window([0.0, 1.0, 2.0], 1.0) == 1
     assert max_in_window([], 1.0) == 0
+
+
+def test_over_limit_counts_the_arrivals_a_server_would_refuse() -> None:
+    times = [0.0, 0.3, 0.6, 0.9, 1.0, 1.95, 2.0]
+    assert over_limit(times, 1.0, 3) == 2  # 0.9 and 1.0 each find 3 others in their second
+    assert over_limit(times, 1.0, 4) == 0
+    assert over_limit(times, 2.0, 5) == 2
+    assert over_limit([], 1.0, 1) == 0
+
+
+def test_limits_answer_429_udapi10005_to_a_request_over_them() -> None:
+    with FakeUpstox(token=TOKEN, limits=((60.0, 2),)) as fake:
+        api = make_api(fake)
+        for _ in range(2):
+            fetch(api, SBIN, "2025-01-31", "2025-01-01")
+        with pytest.raises(ApiException) as caught:
+            fetch(api, SBIN, "2025-01-31", "2025-01-01")  # no Retry-After: the SDK gives up
+        assert caught.value.status == 429
+        assert error_code(caught.value) == "UDAPI10005"
+        assert "Retry-After" not in caught.value.headers
+        assert [(r.status, r.fault) for r in fake.requests] == [
+            (200, None),
+            (200, None),
+            (429, OVER_LIMIT),
+        ]
+        fake.clear()  # forgets what the limits counted too
+        fetch(api, SBIN, "2025-01-31", "2025-01-01")
+
+
+def test_subprocess_enforces_the_limits_it_is_given() -> None:
+    command = [sys.executable, "-m", "breadth_assets_testing.fake_upstox", "--token", "T"]
+    proc = subprocess.Popen(
+        [*command, "--limits", "50,1,2000"], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        host = proc.stdout.readline().split()[1]
+        statuses = []
+        for _ in range(2):
+            request = urllib.request.Request(
+                f"{host}/v3/historical-candle/NSE_EQ%7CA/days/1/2025-01-31/2025-01-01",
+                headers={"Authorization": "Bearer T"},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    statuses.append(response.status)
+            except urllib.error.HTTPError as error:
+                statuses.append(error.code)
+        assert statuses == [200, 429]  # one a minute
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=5) == 0
 
 
 def test_instruments_master_hides_each_equity_among_decoys(tmp_path: Path) -> None:

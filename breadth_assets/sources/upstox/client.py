@@ -3,8 +3,8 @@
 The SDK (`upstox-python-sdk`) builds the request; what it lacks is added here: one `ApiClient`
 per process and host (each starts a thread pool), a Bearer header, explicit timeouts, no silent
 urllib3 retries (they would bypass the rate limiter), a limiter slot for every
-attempt, bounded exponential backoff with jitter, and errors that say what Upstox said without
-ever carrying the token.
+attempt, bounded exponential backoff with jitter, a 429 that pauses every process sharing the
+limiter, and errors that say what Upstox said without ever carrying the token.
 """
 
 from __future__ import annotations
@@ -46,6 +46,10 @@ class UpstoxCancelled(UpstoxError):
 
 class _Retryable(Exception):
     """An attempt that failed in a way worth trying again (429, 5xx, timeouts, bad bodies)."""
+
+    def __init__(self, message: str, throttled: bool = False) -> None:
+        super().__init__(message)
+        self.throttled = throttled  # a 429: Upstox counted more than its limit
 
 
 @dataclass(frozen=True)
@@ -163,17 +167,25 @@ class UpstoxClient:
             try:
                 return self._attempt(instrument_key, start, end, timeframe)
             except _Retryable as error:
-                last = str(error)
-            if attempt < self._retry.max_attempts:
-                delay = self._retry.delay(attempt, self._rng)
-                self._log(
-                    f"{instrument_key} {start}..{end} {timeframe}: {last}; "
-                    f"retry {attempt} of {self._retry.max_attempts - 1} in {delay:.2f} s"
-                )
-                if cancel is None:
-                    self._sleep(delay)
-                elif cancel.wait(delay):
-                    raise UpstoxCancelled("not retried: the fetch was stopped")
+                last, throttled = str(error), error.throttled
+            delay = self._retry.delay(attempt, self._rng)
+            if throttled:
+                # A 429: every process sharing the limiter pauses, this retry included, instead
+                # of this one alone; the limiter's pause is the wait.
+                delay = self._limiter.block(delay)
+            if attempt == self._retry.max_attempts:
+                break
+            self._log(
+                f"{instrument_key} {start}..{end} {timeframe}: {last}; "
+                f"retry {attempt} of {self._retry.max_attempts - 1} in {delay:.2f} s"
+                + (", every process sharing the rate limiter paused" if throttled else "")
+            )
+            if throttled:
+                continue
+            if cancel is None:
+                self._sleep(delay)
+            elif cancel.wait(delay):
+                raise UpstoxCancelled("not retried: the fetch was stopped")
         raise UpstoxError(f"gave up after {self._retry.max_attempts} attempts: {last}")
 
     def _attempt(
@@ -198,7 +210,8 @@ class UpstoxClient:
             if error.status == 401:
                 raise UpstoxAuthError(AUTH_MESSAGE) from None
             if error.status in _RETRY_STATUSES or not error.status:
-                raise _Retryable(f"HTTP {error.status or 'error'} {detail}") from None
+                message = f"HTTP {error.status or 'error'} {detail}"
+                raise _Retryable(message, throttled=error.status == 429) from None
             raise UpstoxError(f"HTTP {error.status} {detail}") from None
         except urllib3.exceptions.NewConnectionError as error:
             raise _Retryable(f"connection failed ({type(error).__name__})") from None

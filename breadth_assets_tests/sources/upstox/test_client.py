@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import random
+import struct
+import subprocess
+import sys
+import textwrap
 import traceback
 from collections.abc import Iterator
 from datetime import date
@@ -20,8 +25,8 @@ from breadth_assets.sources.upstox.client import (
     error_detail,
 )
 from breadth_assets.sources.upstox.history import Timeframe
-from breadth_assets.sources.upstox.limiter import RateLimiter, RateLimits
-from breadth_assets_testing.fake_upstox import FakeUpstox
+from breadth_assets.sources.upstox.limiter import DEFAULT_MARGIN, RateLimiter, RateLimits
+from breadth_assets_testing.fake_upstox import FakeUpstox, max_in_window
 
 TOKEN = "tok-4f9c2e-SECRET-b71d"
 WRONG_TOKEN = "tok-0000-WRONG-SECRET-ffff"
@@ -50,7 +55,24 @@ def server() -> Iterator[FakeUpstox]:
 
 @pytest.fixture
 def limiter(tmp_path: Path) -> CountingLimiter:
-    return CountingLimiter(tmp_path / "rl.bin", RateLimits(per_second=50))
+    counting = CountingLimiter(tmp_path / "rl.bin", RateLimits(per_second=50))
+    counting.start_empty()  # a new setup known to be idle: no assumed-full second to wait out
+    return counting
+
+
+def values(limiter: RateLimiter) -> tuple[float, ...]:
+    """The limiter file's float64s: request times, and a 429's pause as the negated time it
+    ends."""
+    data = limiter.path.read_bytes()
+    return struct.unpack(f"<{len(data) // 8}d", data)
+
+
+def slots_in(limiter: RateLimiter) -> int:
+    return sum(value >= 0 for value in values(limiter))
+
+
+def paused_until(limiter: RateLimiter) -> float:
+    return max((-value for value in values(limiter) if value < 0), default=0.0)
 
 
 @pytest.fixture
@@ -131,7 +153,7 @@ def test_each_request_takes_one_limiter_slot(server, client, limiter):
     client.candles(SBIN, date(2025, 1, 1), date(2025, 1, 31))
     client.candles(SBIN, date(2025, 2, 1), date(2025, 2, 28))
     assert limiter.acquired == 2
-    assert limiter.path.stat().st_size == 2 * 8  # two float64 request times
+    assert slots_in(limiter) == 2
 
 
 def test_empty_candles_answer_is_an_empty_frame_not_an_error(server, client):
@@ -170,14 +192,19 @@ def test_missing_token_is_refused_before_any_request(server, limiter, token):
 # --- retries -------------------------------------------------------------------------------------
 
 
-def test_429_is_retried_by_the_client_with_a_new_limiter_slot(server, client, limiter):
+def test_429_is_retried_by_the_client_with_a_new_limiter_slot(server, client, limiter, sleeps):
     # The fake's 429 carries Retry-After: 0; urllib3 must not resend it behind the limiter's back.
     server.inject("429")
     frame = client.candles(SBIN, date(2025, 1, 1), date(2025, 1, 31))
     assert len(frame) == 23
     assert [r.status for r in server.requests] == [429, 200]
     assert limiter.acquired == 2
-    assert limiter.path.stat().st_size == 2 * 8
+    assert slots_in(limiter) == 2
+    # The pause is in the shared file, for every process; the retry waited for it there, not
+    # in a sleep of its own.
+    refused, retried = (r.time for r in server.requests)
+    assert refused + 1 + DEFAULT_MARGIN <= paused_until(limiter) <= retried
+    assert sleeps == []
 
 
 @pytest.mark.parametrize("kind", ["500", "503", "timeout", "malformed", "error_200"])
@@ -244,6 +271,55 @@ def test_refused_connection_is_reported_as_a_connection_failure_not_a_timeout(li
     client = closed_port_client(limiter, attempts=1)
     with pytest.raises(UpstoxError, match=r"^gave up after 1 attempts: connection failed"):
         client.candles(SBIN, date(2025, 1, 1), date(2025, 1, 31))
+
+
+_THROTTLED = textwrap.dedent(
+    """
+    import datetime as dt, os, sys, time
+    from breadth_assets.sources.upstox.client import RetryPolicy, UpstoxClient
+    from breadth_assets.sources.upstox.limiter import RateLimiter
+    from breadth_assets.sources.upstox.rate_limits import RateLimits
+    host, token, rate_file, go, first, count = sys.argv[1:7]
+    client = UpstoxClient(host, token, RateLimiter(rate_file, RateLimits(4, 500, 2000)),
+                          retry=RetryPolicy(3, 0.001))
+    print("ready", flush=True)
+    while not os.path.exists(go):
+        time.sleep(0.002)
+    for i in range(int(first), int(first) + int(count)):
+        client.candles(f"NSE_EQ|INE{i:03d}A01011", dt.date(2024, 1, 1), dt.date(2024, 12, 31))
+    """
+)
+
+
+def test_a_429_in_one_process_pauses_another_sharing_the_rate_file(tmp_path):
+    rate_file, go = tmp_path / "rate.bin", tmp_path / "go"
+    RateLimiter(rate_file).start_empty()
+    with FakeUpstox(token=TOKEN) as upstox:
+        upstox.inject("429", key="NSE_EQ|INE100A01011")  # the other process's first request
+        argv = [sys.executable, "-c", _THROTTLED, upstox.host, TOKEN, str(rate_file), str(go)]
+        children = [
+            subprocess.Popen(
+                [*argv, str(first), str(count)],
+                stdout=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[3])},
+            )
+            for first, count in ((0, 12), (100, 1))
+        ]
+        for child in children:
+            assert child.stdout.readline().strip() == "ready"
+        go.touch()
+        for child in children:
+            child.communicate(timeout=120)
+            assert child.returncode == 0
+        records = upstox.requests
+    (refused,) = [r.time for r in records if r.status == 429]
+    # The pause lasts 1.3 s from when the process that got the 429 heard of it; requests
+    # already on their way when it was recorded arrive within 0.25 s. At 4 a second (one every
+    # 0.3 s) the other process would have sent 2 or 3 in between without it.
+    assert [r.time for r in records if refused + 0.25 < r.time < refused + 1.0] == []
+    assert sorted(r.status for r in records) == [200] * 13 + [429]
+    assert max_in_window([r.time for r in records], 1.0) <= 4
 
 
 # --- errors that are not retried -----------------------------------------------------------------
