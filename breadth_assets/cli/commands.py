@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import dagster as dg
-import pandas as pd
 
 from breadth_assets.cli import run_report
 from breadth_assets.defs.assets import BREADTH, INDICATORS, RAW_PRICES
@@ -27,6 +26,7 @@ from breadth_assets.defs.partitions import (
     sync_ticker_partitions,
     tickers_partitions,
 )
+from breadth_assets.defs.report_keys import CREDENTIALS_REFUSED
 from breadth_assets.defs.stale_breadth import StaleBreadth, breadth_days, stale_breadth
 from breadth_assets.runtime.console import crash_line, failure_lines, one_line
 from breadth_assets.runtime.dagster_compat import ReconstructableRepository, RunFailureReason
@@ -36,22 +36,7 @@ from breadth_assets.stores.base import StoreError
 from breadth_assets.universe.file import Universe, UniverseError, load_universe
 
 DEFINITIONS_MODULE = "breadth_assets.definitions"
-TABLES = "prices, indicators, breadth"
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-TAIL_COLUMNS = [
-    "date",
-    "universe",
-    "advancers",
-    "decliners",
-    "ad_line",
-    "mcclellan_osc",
-    "mcclellan_sum",
-    "pct_above_ema_50",
-    "pct_above_ema_200",
-    "new_highs_52w",
-    "new_lows_52w",
-    "trin",
-]
 
 
 def run_main_job(
@@ -195,7 +180,7 @@ def _credentials_refused(result: dg.ExecutionResult) -> bool:
     for event in result.all_events:
         data = event.step_failure_data if event.is_step_failure else None
         user = data.user_failure_data if data is not None else None
-        flag = user.metadata.get("credentials_refused") if user is not None else None
+        flag = user.metadata.get(CREDENTIALS_REFUSED) if user is not None else None
         if flag is not None and flag.value:
             return True
     return False
@@ -303,29 +288,6 @@ def _print_failure(result: dg.ExecutionResult, out, skip_first: bool = False) ->
             print(f"  {line}", file=out)
 
 
-def print_breadth_tail(days: int, out=sys.stdout) -> None:
-    from breadth_assets.defs.deployment import store_for_deployment
-
-    tail = store_for_deployment().read_breadth().tail(days)
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(
-            tail[TAIL_COLUMNS].to_string(index=False, float_format=lambda v: f"{v:.2f}"), file=out
-        )
-
-
-def print_where(out=sys.stdout) -> None:
-    """Where the tables are, and how to look at the runs, assets and checks in the UI."""
-    from breadth_assets.defs.deployment import store_for_deployment
-
-    print(f"\ndata: {store_for_deployment().location()} (tables {TABLES})", file=out)
-    print(f"Dagster home: {os.environ['DAGSTER_HOME']}", file=out)
-    print(
-        "UI: bash scripts/dev.sh, then open http://127.0.0.1:3000 (Runs, Catalog > breadth, "
-        "its Checks tab)",
-        file=out,
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="breadth-assets", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -391,8 +353,8 @@ def _command(args: argparse.Namespace) -> int:
     )
     if args.tail:
         print(f"\nlast {args.tail} days of breadth:")
-        print_breadth_tail(args.tail)
-    print_where()
+        run_report.print_breadth_tail(args.tail)
+    run_report.print_where()
     return 0 if ok else 1
 
 

@@ -3,16 +3,40 @@ while it runs, the checks' verdicts and where the data is."""
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterable
 from typing import TextIO
 
 import dagster as dg
+import pandas as pd
 
-PROGRESS_PREFIX = "breadth: counted "
-"""The breadth step's log line per chunk of days (`assets/breadth.py`)."""
+from breadth_assets.defs.report_keys import (
+    BREADTH_PROGRESS,
+    CLOSURES_FOUND,
+    CLOSURES_FOUND_DAYS,
+    NO_BARS_AFTER,
+    ROWS_REJECTED,
+)
+
 POLL_SECONDS = 1.0
+TABLES = "prices, indicators, breadth"
+TAIL_COLUMNS = [
+    "date",
+    "universe",
+    "advancers",
+    "decliners",
+    "ad_line",
+    "mcclellan_osc",
+    "mcclellan_sum",
+    "pct_above_ema_50",
+    "pct_above_ema_200",
+    "new_highs_52w",
+    "new_lows_52w",
+    "trin",
+]
 
 
 def refused_rows(events: Iterable[dg.DagsterEvent]) -> Counter[str]:
@@ -20,7 +44,7 @@ def refused_rows(events: Iterable[dg.DagsterEvent]) -> Counter[str]:
     refused: Counter[str] = Counter()
     for event in events:
         materialization = event.materialization
-        count = materialization.metadata.get("rows_rejected")
+        count = materialization.metadata.get(ROWS_REJECTED)
         partition = materialization.partition
         if materialization.asset_key.path == ["raw_prices"] and count and count.value:
             refused[partition or "?"] += int(count.value)
@@ -42,14 +66,14 @@ def breadth_notes(events: Iterable[dg.DagsterEvent]) -> list[str]:
         return []
     metadata = materializations[-1].metadata
     notes = []
-    closures = metadata.get("closures_found")
+    closures = metadata.get(CLOSURES_FOUND)
     if closures is not None and closures.value:
-        days = metadata.get("closures_found_days")
+        days = metadata.get(CLOSURES_FOUND_DAYS)
         notes.append(
             f"{closures.value} closures found in the data (no ticker has a bar; no row): "
             f"{days.value if days else ''}"
         )
-    after = metadata.get("no_bars_after")
+    after = metadata.get(NO_BARS_AFTER)
     if after is not None:
         notes.append(f"no ticker has a bar after {after.value}: breadth ends there")
     return notes
@@ -134,8 +158,31 @@ class ProgressFollower:
             page = instance.get_records_for_run(run_id, cursor=cursor, limit=1000)
             for record in page.records:
                 entry = record.event_log_entry
-                if entry.dagster_event is None and entry.user_message.startswith(PROGRESS_PREFIX):
+                if entry.dagster_event is None and entry.user_message.startswith(BREADTH_PROGRESS):
                     print(f"  {entry.user_message}", file=self._out, flush=True)
             cursor = page.cursor or cursor
             if not page.has_more:
                 return cursor
+
+
+def print_breadth_tail(days: int, out=sys.stdout) -> None:
+    from breadth_assets.defs.deployment import store_for_deployment
+
+    tail = store_for_deployment().read_breadth().tail(days)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(
+            tail[TAIL_COLUMNS].to_string(index=False, float_format=lambda v: f"{v:.2f}"), file=out
+        )
+
+
+def print_where(out=sys.stdout) -> None:
+    """Where the tables are, and how to look at the runs, assets and checks in the UI."""
+    from breadth_assets.defs.deployment import store_for_deployment
+
+    print(f"\ndata: {store_for_deployment().location()} (tables {TABLES})", file=out)
+    print(f"Dagster home: {os.environ['DAGSTER_HOME']}", file=out)
+    print(
+        "UI: bash scripts/dev.sh, then open http://127.0.0.1:3000 (Runs, Catalog > breadth, "
+        "its Checks tab)",
+        file=out,
+    )

@@ -21,6 +21,9 @@ from celery import Task
 from celery.exceptions import Ignore
 from celery.utils.log import get_task_logger
 from dagster import DagsterInstance
+
+# How dagster-celery packs a step (its own task reads them the same way): the worker needs the
+# run and step of a task to record and beat. Can go when dagster-celery exposes a task hook.
 from dagster._grpc.types import ExecuteStepArgs
 from dagster._serdes import unpack_value
 from dagster_celery.make_app import make_app

@@ -18,6 +18,9 @@ import traceback
 from collections.abc import Iterable
 
 import dagster as dg
+
+# Dagster's console logger, its log-record attribute and error type (no public API): the logger
+# is Dagster's own with one filter. Can go when Dagster shows a Failure without its stack trace.
 from dagster._core.log_manager import LOG_RECORD_EVENT_ATTR
 from dagster._core.utils import coerce_valid_log_level
 from dagster._utils.error import SerializableErrorInfo

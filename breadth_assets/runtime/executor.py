@@ -33,6 +33,10 @@ import time
 from collections.abc import Callable, Iterator
 
 import dagster as dg
+
+# Dagster's in-process executor and plan iteration, subclassed to record the run's location and
+# wait for pool slots without spinning (no public executor API). Can go when Dagster's in-process
+# executor sleeps while it waits for a slot and runs record where they execute.
 from dagster._core.definitions.executor_definition import (
     IN_PROC_CONFIG,
     _core_in_process_executor_creation,

@@ -15,6 +15,12 @@ from breadth_assets.analytics.breadth import BreadthState, compute_breadth_in_ch
 from breadth_assets.defs.assets.column_schemas import table_asset_args
 from breadth_assets.defs.assets.reporting import date_range_text, record_good_partitions
 from breadth_assets.defs.partitions import tickers_partitions
+from breadth_assets.defs.report_keys import (
+    BREADTH_PROGRESS,
+    CLOSURES_FOUND,
+    CLOSURES_FOUND_DAYS,
+    NO_BARS_AFTER,
+)
 from breadth_assets.defs.universe_file import UniverseFile
 from breadth_assets.runtime.workers import worker_name
 from breadth_assets.stores.base import MarketStore, StaleMark
@@ -188,7 +194,8 @@ def _compute(
         parts.append(part)
         done = min(number * CHUNK_DAYS, len(computed))
         context.log.info(
-            f"breadth: counted {done} of {len(computed)} days (up to {computed[done - 1]:%Y-%m-%d})"
+            f"{BREADTH_PROGRESS}{done} of {len(computed)} days "
+            f"(up to {computed[done - 1]:%Y-%m-%d})"
         )
     series = pd.concat(parts, ignore_index=True)
     return series, computed.difference(pd.DatetimeIndex(series["date"]))
@@ -320,19 +327,19 @@ def _days_without_bars(
     asked = dropped[dropped >= pd.Timestamp(keys[0])]
     closures = asked[asked < last_bar] if last_bar is not None else asked[:0]
     after = asked.difference(closures)
-    metadata: dict[str, dg.MetadataValue] = {"closures_found": dg.MetadataValue.int(len(closures))}
+    metadata: dict[str, dg.MetadataValue] = {CLOSURES_FOUND: dg.MetadataValue.int(len(closures))}
     if len(closures):
         listed = ", ".join(f"{day:%Y-%m-%d}" for day in closures[:CLOSURES_LISTED])
         hidden = len(closures) - CLOSURES_LISTED
         more = f" and {hidden} more" if hidden > 0 else ""
-        metadata["closures_found_days"] = dg.MetadataValue.text(listed + more)
+        metadata[CLOSURES_FOUND_DAYS] = dg.MetadataValue.text(listed + more)
         context.log.info(
             f"breadth: {len(closures)} closures found in the data (no ticker has a bar; no row, "
             f"the cumulative columns do not move): {listed}{more}"
         )
     if len(after):
         since = f"after {last_bar:%Y-%m-%d}" if last_bar is not None else "in these days"
-        metadata["no_bars_after"] = dg.MetadataValue.text(
+        metadata[NO_BARS_AFTER] = dg.MetadataValue.text(
             f"{last_bar:%Y-%m-%d}" if last_bar is not None else "none"
         )
         context.log.info(

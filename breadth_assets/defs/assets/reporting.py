@@ -8,6 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from breadth_assets.defs.assets.fetching import CREDENTIALS_PREFIX
+from breadth_assets.defs.report_keys import CREDENTIALS_REFUSED
 from breadth_assets.runtime.dagster_compat import log_materializations, versioned_materializations
 from breadth_assets.runtime.workers import worker_name
 
@@ -169,7 +170,7 @@ def partial_failure(failures: Mapping[str, str], tickers: int) -> dg.Failure:
         description=f"{len(failures)} of {tickers} tickers failed; {others}:\n" + "\n".join(lines),
         metadata={
             "failures": dg.MetadataValue.md(failures_markdown(failures)),
-            "credentials_refused": dg.MetadataValue.bool(refused),
+            CREDENTIALS_REFUSED: dg.MetadataValue.bool(refused),
         },
     )
 

@@ -38,6 +38,7 @@ from breadth_assets.defs.assets.reporting import (
     rejected_metadata,
 )
 from breadth_assets.defs.partitions import tickers_partitions
+from breadth_assets.defs.report_keys import ROWS_REJECTED
 from breadth_assets.defs.universe_file import UniverseFile
 from breadth_assets.runtime.dagster_compat import latest_data_versions
 from breadth_assets.sources.base import PriceRequest, PriceSource
@@ -192,7 +193,7 @@ def _report(
         metadata[RAW_PRICES].update(rejected_metadata(batch.rejected))
         by_partition[RAW_PRICES] = {
             ticker: {
-                "rows_rejected": dg.MetadataValue.int(len(lines)),
+                ROWS_REJECTED: dg.MetadataValue.int(len(lines)),
                 "rejected": dg.MetadataValue.md(lines_markdown(lines)),
             }
             for ticker, lines in batch.rejected.items()

@@ -14,6 +14,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as db
+
+# dagster-postgres's event log, subclassed to batch asset events (no public storage API). Can go
+# when its store_event_batch writes asset index rows and tags in one round trip.
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.schema import AssetKeyTable, SqlEventLogStorageTable
 from dagster._serdes import ConfigurableClassData

@@ -25,6 +25,9 @@ from contextlib import contextmanager
 from typing import Any, Self
 
 import sqlalchemy as db
+
+# The consolidated SQLite event log, subclassed to pool its engine and batch events (no public
+# storage API). Can go when Dagster's store_event_batch writes one transaction per batch.
 from dagster._core.events import DagsterEventType
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log import ConsolidatedSqliteEventLogStorage
