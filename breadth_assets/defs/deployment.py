@@ -39,7 +39,7 @@ def price_source_for(universe: Universe) -> PriceSource:
     `$BREADTH_UPSTOX_LIMITER_KEY` or a hash of the token; without it, across the machine.
     """
     if universe.source == "csv":
-        return CsvSource(**universe.source_options)
+        return CsvSource(**universe.source_settings.resource_options())
     if universe.source == "upstox":
         from breadth_assets.sources.upstox.source import UpstoxSource  # the SDK only when used
 
@@ -49,9 +49,9 @@ def price_source_for(universe: Universe) -> PriceSource:
             rate_limit_file=os.environ.get("BREADTH_UPSTOX_RATE_FILE") or None,
             rate_limit_url=dg.EnvVar(LIMITER_URL_ENV) if os.environ.get(LIMITER_URL_ENV) else None,
             rate_limit_key=os.environ.get("BREADTH_UPSTOX_LIMITER_KEY", "").strip() or None,
-            **universe.source_options,
+            **universe.source_settings.resource_options(),
         )
-    return DemoSource(**universe.source_options)
+    return DemoSource(**universe.source_settings.resource_options())
 
 
 STORES = ("duckdb", "mongodb", "postgres")

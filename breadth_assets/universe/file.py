@@ -124,10 +124,6 @@ class Universe:
     """(name, reason) of each file or value of `tickers: all` that cannot be a ticker."""
 
     @property
-    def source_options(self) -> dict[str, Any]:
-        return self.source_settings.resource_options()
-
-    @property
     def symbols(self) -> list[str]:
         return [entry.symbol for entry in self.tickers]
 
