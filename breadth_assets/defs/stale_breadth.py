@@ -28,6 +28,8 @@ class StaleBreadth:
     first_day: dt.date
     last_day: dt.date
     reason: str
+    version: int
+    """The stale mark's version this was found at: a run key for this state."""
 
     def text(self) -> str:
         return f"breadth stale from {self.first_day}: {self.reason}"
@@ -89,7 +91,7 @@ def stale_breadth(
     last = _trading_day_on_or_before(days, max(ends)) if ends else None
     if first is None or last is None or first > last:
         return None
-    return StaleBreadth(first, last, reason)
+    return StaleBreadth(first, last, reason, mark.version)
 
 
 def _universe_text(joined: Sequence[str], left: Sequence[str], first_bar: dt.date) -> str:

@@ -57,8 +57,7 @@ def daily_breadth_sensor(
         return dg.SkipReason("breadth is up to date with its inputs")
     context.log.info(f"{found.text()}; recomputing {found.first_day}..{found.last_day}")
     universe_hash = hashlib.sha1(",".join(sorted(tickers)).encode()).hexdigest()[:12]
-    mark = store.breadth_stale()
-    run_key = f"stale-breadth:{mark.version}:{found.first_day}:{found.last_day}:{universe_hash}"
+    run_key = f"stale-breadth:{found.version}:{found.first_day}:{found.last_day}:{universe_hash}"
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(
