@@ -27,7 +27,12 @@ from breadth_assets.defs.partitions import (
     tickers_partitions,
 )
 from breadth_assets.defs.report_keys import CREDENTIALS_REFUSED
-from breadth_assets.defs.stale_breadth import StaleBreadth, breadth_days, stale_breadth
+from breadth_assets.defs.stale_breadth import (
+    StaleBreadth,
+    breadth_days,
+    listed_names,
+    stale_breadth,
+)
 from breadth_assets.runtime.console import crash_line, failure_lines, one_line
 from breadth_assets.runtime.dagster_compat import ReconstructableRepository, RunFailureReason
 from breadth_assets.runtime.instance import open_instance
@@ -88,7 +93,7 @@ def run_main_job(
     if first is not None and tickers.not_updated and not allow_partial:
         print(
             f"breadth: not computed: {len(tickers.not_updated)} tickers with history failed to "
-            f"update ({_listed(tickers.not_updated)}), so their latest bars are missing; run "
+            f"update ({listed_names(tickers.not_updated)}), so their latest bars are missing; run "
             "again once they succeed, or `breadth-assets run --allow-partial` to compute it "
             "without them",
             file=out,
@@ -99,11 +104,6 @@ def run_main_job(
         _run_checks(instance, out)
     print(f"main job finished in {time.perf_counter() - started:.1f} s", file=out)
     return tickers.ok and breadth_ok
-
-
-def _listed(tickers: Sequence[str], shown: int = 5) -> str:
-    more = len(tickers) - shown
-    return ", ".join(tickers[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 @dataclass

@@ -97,13 +97,14 @@ def stale_breadth(
 def _universe_text(joined: Sequence[str], left: Sequence[str], first_bar: dt.date) -> str:
     parts = []
     if joined:
-        parts.append(f"{_names(joined)} joined")
+        parts.append(f"{listed_names(joined)} joined")
     if left:
-        parts.append(f"{_names(left)} left")
+        parts.append(f"{listed_names(left)} left")
     return f"{' and '.join(parts)} the universe since breadth was computed (first bar {first_bar})"
 
 
-def _names(tickers: Sequence[str]) -> str:
+def listed_names(tickers: Sequence[str]) -> str:
+    """The first `NAMES_SHOWN` tickers, and how many more."""
     shown = ", ".join(tickers[:NAMES_SHOWN])
     more = len(tickers) - NAMES_SHOWN
     return shown + (f" and {more} more" if more > 0 else "")
