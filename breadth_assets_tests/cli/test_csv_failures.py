@@ -109,35 +109,9 @@ def test_a_bug_keeps_its_stack_trace_and_its_type_on_the_line(capfd):
     assert "Stack Trace" in capfd.readouterr().err
 
 
-@pytest.mark.slow
-def test_the_main_job_names_the_missing_file_on_one_line_and_goes_on(tmp_path):
+def _main_job(tmp_path: Path) -> tuple[subprocess.CompletedProcess, Path]:
+    """`breadth-assets run` on the universe of AAA and BBB (whose file is missing)."""
     universe, missing = _csv_universe(tmp_path)
-    home = tmp_path / "dagster_home"
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "BREADTH_UNIVERSE": str(universe),
-        "BREADTH_DUCKDB_PATH": str(tmp_path / "breadth.duckdb"),
-    }
-    result = subprocess.run(
-        [str(BIN / "breadth-assets"), "run", "--tail", "0"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 1, result.stdout + result.stderr
-    out = result.stdout.splitlines()
-    assert f"  - BBB: {missing}: file not found" in out
-    assert any(line.startswith("breadth ") and ": ok in " in line for line in out)
-    assert "Traceback" not in result.stdout + result.stderr
-    _assert_no_stack(result.stdout)
-
-
-@pytest.mark.slow
-def test_the_main_job_prints_no_stack_trace_and_no_exception_class(tmp_path):
-    universe, _ = _csv_universe(tmp_path)
     env = {
         **os.environ,
         "DAGSTER_HOME": str(tmp_path / "dagster_home"),
@@ -152,5 +126,22 @@ def test_the_main_job_prints_no_stack_trace_and_no_exception_class(tmp_path):
         text=True,
         timeout=300,
     )
+    return result, missing
+
+
+@pytest.mark.slow
+def test_the_main_job_names_the_missing_file_on_one_line_and_goes_on(tmp_path):
+    result, missing = _main_job(tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    out = result.stdout.splitlines()
+    assert f"  - BBB: {missing}: file not found" in out
+    assert any(line.startswith("breadth ") and ": ok in " in line for line in out)
+    assert "Traceback" not in result.stdout + result.stderr
+    _assert_no_stack(result.stdout)
+
+
+@pytest.mark.slow
+def test_the_main_job_prints_no_stack_trace_and_no_exception_class(tmp_path):
+    result, _ = _main_job(tmp_path)
     _assert_no_stack(result.stderr)
     assert "dagster._core" not in result.stdout
