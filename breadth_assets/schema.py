@@ -10,6 +10,7 @@ PRICES = "prices"
 INDICATORS = "indicators"
 BREADTH = "breadth"
 INTRADAY_PRICES = "intraday_prices"
+CORPORATE_ACTIONS = "corporate_actions"
 
 PRICE_COLUMNS: dict[str, str] = {
     "ticker": "VARCHAR",
@@ -34,6 +35,8 @@ INDICATOR_COLUMNS: dict[str, str] = {
     "ticker": "VARCHAR",
     "date": "DATE",
     "close": "DOUBLE",
+    "high": "DOUBLE",
+    "low": "DOUBLE",
     "ema_10": "DOUBLE",
     "ema_20": "DOUBLE",
     "ema_50": "DOUBLE",
@@ -97,11 +100,21 @@ INTRADAY_COLUMNS: dict[str, str] = {
     "volume": "DOUBLE",
 }
 
+CORPORATE_ACTION_COLUMNS: dict[str, str] = {
+    "ticker": "VARCHAR",
+    "ex_date": "DATE",
+    "kind": "VARCHAR",
+    "value": "VARCHAR",
+    "factor": "DOUBLE",
+    "origin": "VARCHAR",
+}
+
 TABLES: dict[str, dict[str, str]] = {
     PRICES: PRICE_COLUMNS,
     INDICATORS: INDICATOR_COLUMNS,
     BREADTH: BREADTH_COLUMNS,
     INTRADAY_PRICES: INTRADAY_COLUMNS,
+    CORPORATE_ACTIONS: CORPORATE_ACTION_COLUMNS,
 }
 
 POSTGRES_TYPES: dict[str, str] = {
@@ -118,9 +131,11 @@ KEYS: dict[str, tuple[str, ...]] = {
     INDICATORS: ("ticker", "date"),
     BREADTH: ("date",),
     INTRADAY_PRICES: ("ticker", "unit", "interval", "ts"),
+    CORPORATE_ACTIONS: ("ticker", "ex_date", "kind"),
 }
 
-# Columns of prices and indicators that breadth reads for each ticker-day.
+# Columns of prices and indicators that breadth reads for each ticker-day: the volume as traded
+# from prices, everything else (adjusted) from indicators.
 BREADTH_INPUT_COLUMNS: tuple[str, ...] = (
     "ticker",
     "date",
@@ -152,7 +167,9 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
     INDICATORS: {
         "ticker": "Symbol, as in prices",
         "date": "Trading day of the bar, as in prices",
-        "close": "Close, copied from prices",
+        "close": "Close adjusted for corporate actions: prices' close x the bar's factor",
+        "high": "High adjusted like close",
+        "low": "Low adjusted like close",
         **{
             f"ema_{n}": f"EMA {n} of close (talib.EMA); NULL for the first {n - 1} bars"
             for n in (10, 20, 50, 100, 200)
@@ -165,8 +182,8 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "bb_upper": "Bollinger upper band: 20-bar SMA + 2 standard deviations",
         "bb_middle": "Bollinger middle band: 20-bar SMA of close",
         "bb_lower": "Bollinger lower band: 20-bar SMA - 2 standard deviations",
-        "high_52w": "Highest high of the 252 bars before this one (current bar excluded)",
-        "low_52w": "Lowest low of the 252 bars before this one (current bar excluded)",
+        "high_52w": "Highest adjusted high of the 252 bars before this one (this bar excluded)",
+        "low_52w": "Lowest adjusted low of the 252 bars before this one (this bar excluded)",
         "macd_ema_12": "State: the fast EMA inside talib.MACD (macd = macd_ema_12 - macd_ema_26)",
         "macd_ema_26": "State: the slow EMA inside talib.MACD",
         "rsi_avg_gain": "State: Wilder's average gain inside talib.RSI",
@@ -211,5 +228,13 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "low": "Lowest traded price of the candle",
         "close": "Last traded price of the candle",
         "volume": "Shares traded during the candle",
+    },
+    CORPORATE_ACTIONS: {
+        "ticker": "Symbol, as in prices",
+        "ex_date": "First trading day on the new basis: bars before it are adjusted",
+        "kind": "split, bonus, consolidation, factor, dividend or move",
+        "value": "As declared: a:b for split, bonus and consolidation; a number otherwise",
+        "factor": "Price factor of the bars before ex_date; NULL while not applied",
+        "origin": "Where it was declared: the file and line, or the source",
     },
 }

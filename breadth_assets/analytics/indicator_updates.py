@@ -11,12 +11,15 @@ from breadth_assets.analytics.indicators import EMA_PERIODS, LOOKBACK_52W
 from breadth_assets.schema import INDICATOR_STATE_COLUMNS
 
 STATE_COLUMNS: tuple[str, ...] = (
+    "high",
+    "low",
     *(f"ema_{period}" for period in EMA_PERIODS),
     "macd_signal",
     "macd_hist",
     *INDICATOR_STATE_COLUMNS,
 )
-"""Every value a stored row must have for the next bar to go on from it."""
+"""Every value a stored row must have for the next bar to go on from it (a store written before
+`high` and `low` were kept in `indicators` is computed again once)."""
 
 
 @dataclass(frozen=True)

@@ -150,6 +150,8 @@ def compute_indicators(prices: pd.DataFrame) -> pd.DataFrame:
     block = np.empty((len(names), n))
     out = dict(zip(names, block, strict=True))
     out["close"][:] = close
+    out["high"][:] = high
+    out["low"][:] = low
 
     ends = np.append(starts[1:], n) if n else starts
     fast, slow, signal = MACD_PERIODS
@@ -276,6 +278,8 @@ def _go_on(
     m = new.size
     out = {name: np.empty(m) for name in INDICATOR_COLUMNS if name not in ("ticker", "date")}
     out["close"][:] = new
+    out["high"][:] = high[base:end]
+    out["low"][:] = low[base:end]
     emas = {period: float(state[f"ema_{period}"]) for period in EMA_PERIODS}
     fast_period, slow_period, signal_period = MACD_PERIODS
     fast, slow = float(state["macd_ema_12"]), float(state["macd_ema_26"])

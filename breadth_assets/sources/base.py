@@ -10,6 +10,7 @@ from typing import ClassVar
 import dagster as dg
 import pandas as pd
 
+from breadth_assets.analytics.actions import empty_actions
 from breadth_assets.fields import SourceSettings
 from breadth_assets.sources.timeframes import Timeframe
 
@@ -82,6 +83,11 @@ class PriceSource(dg.ConfigurableResource):
 
     def fetch(self, request: PriceRequest) -> TickerBars:
         raise NotImplementedError
+
+    def declared_actions(self, tickers: Sequence[str]) -> pd.DataFrame:
+        """The corporate actions the source itself knows of (`analytics.actions.ACTION_COLUMNS`,
+        factor NULL); the universe's actions file overrides them. None by default."""
+        return empty_actions()
 
     def fetch_many(
         self, requests: Sequence[PriceRequest]

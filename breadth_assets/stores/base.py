@@ -11,6 +11,8 @@ from typing import ClassVar
 import dagster as dg
 import pandas as pd
 
+from breadth_assets import schema
+from breadth_assets.analytics.actions import adjust_prices
 from breadth_assets.analytics.breadth import count_breadth
 
 
@@ -48,6 +50,12 @@ class BreadthSteps:
     def move_mark(self, day: dt.date) -> None:
         """Moves the stale mark back to `day` (never forward) and counts a new version."""
         raise NotImplementedError
+
+
+INPUT_TABLES = (schema.PRICES, schema.INDICATORS)
+FROM_ROWS = "rows"
+"""`MarketStore.write`'s default mark: from the earliest day of the `prices` and `indicators`
+rows written."""
 
 
 class StoreError(Exception):
@@ -171,6 +179,20 @@ class MarketStore(dg.ConfigurableResource):
         with self._breadth_steps() as steps:
             steps.settle(seen, stale_from)
 
+    @staticmethod
+    def _mark_day(
+        frames: Mapping[str, pd.DataFrame], stale_from: dt.date | str | None
+    ) -> dt.date | None:
+        """The day a write moves the stale mark to, or None (`write`'s `stale_from`)."""
+        if stale_from != FROM_ROWS:
+            return stale_from
+        firsts = [
+            frames[table]["date"].min()
+            for table in INPUT_TABLES
+            if table in frames and len(frames[table])
+        ]
+        return pd.Timestamp(min(firsts)).date() if firsts else None
+
     def _breadth_steps(self) -> AbstractContextManager[BreadthSteps]:
         """The store's `BreadthSteps` inside one transaction (where it has them)."""
         raise NotImplementedError
@@ -189,6 +211,27 @@ class MarketStore(dg.ConfigurableResource):
         """The last stored candle time per series: `ticker, unit, interval, ts`."""
         raise NotImplementedError
 
-    def write(self, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
-        """Upsert each table's rows in one transaction; returns rows written per table."""
+    def read_actions(self, tickers: Sequence[str] | None = None) -> pd.DataFrame:
+        """The stored `corporate_actions` of these tickers (all with None), sorted by ticker,
+        ex_date and kind."""
+        raise NotImplementedError
+
+    def read_adjusted_prices(self, tickers: Sequence[str]) -> pd.DataFrame:
+        """`prices` of these tickers back-adjusted by their stored actions (docs/design.md
+        "Corporate actions"): the `adjusted_prices` view of the SQL stores, for every store."""
+        return adjust_prices(self.read_prices(tickers), self.read_actions(tickers))
+
+    def write(
+        self,
+        frames: Mapping[str, pd.DataFrame],
+        replace: Mapping[str, Sequence[str]] | None = None,
+        stale_from: dt.date | str | None = FROM_ROWS,
+    ) -> dict[str, int]:
+        """Upsert each table's rows in one transaction; returns rows written per table.
+
+        `replace` names tables whose rows of these tickers go first, so the frame's rows are
+        all that is left of them. `stale_from` is where breadth's stale mark moves (never
+        forward): by default the earliest day of the `prices` and `indicators` rows; None
+        leaves it where it is (rows that changed in no way breadth can see).
+        """
         raise NotImplementedError

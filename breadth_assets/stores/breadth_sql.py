@@ -40,8 +40,7 @@ def _count_breadth_sql() -> str:
     """docs/design.md "Breadth columns" as one aggregate: the previous bar by `lag` over each
     ticker's rows (the last bar before the days joined in), counted on the asked days only."""
     inputs = ", ".join(
-        f"p.{name}" if name in ("high", "low", "volume") else f"i.{name}"
-        for name in schema.BREADTH_INPUT_COLUMNS
+        f"p.{name}" if name == "volume" else f"i.{name}" for name in schema.BREADTH_INPUT_COLUMNS
     )
     return f"""
 WITH inputs AS (

@@ -17,18 +17,37 @@ from pydantic import Field
 
 from breadth_assets import schema
 from breadth_assets.analytics.breadth import COUNT_COLUMNS, VOLUME_COLUMNS
-from breadth_assets.stores.base import BreadthSteps, MarketStore, StaleMark, StoreError
+from breadth_assets.stores.base import (
+    FROM_ROWS,
+    BreadthSteps,
+    MarketStore,
+    StaleMark,
+    StoreError,
+)
 from breadth_assets.stores.breadth_sql import COUNT_BREADTH_SQL
 
 _POLL_SECONDS = 0.02
 _SCHEMA_CHECKED: set[str] = set()
 """Files this process has opened for writing once, so their tables and columns exist."""
 _STALE_TABLE = "breadth_stale"
-_INPUT_TABLES = (schema.PRICES, schema.INDICATORS)
 _UNIVERSE_TABLE = "breadth_universe"
 
 
 _EMPTY: dict[str, pd.DataFrame] = {}
+
+ADJUSTED_PRICES_VIEW = """
+CREATE VIEW IF NOT EXISTS adjusted_prices AS
+SELECT p.ticker, p.date, p.open * f.factor AS open, p.high * f.factor AS high,
+       p.low * f.factor AS low, p.close * f.factor AS close, p.volume / f.factor AS volume,
+       f.factor
+FROM prices p, LATERAL (
+    SELECT coalesce(product(a.factor), 1.0) AS factor FROM corporate_actions a
+    WHERE a.ticker = p.ticker AND a.ex_date > p.date AND a.factor IS NOT NULL
+) f
+"""
+"""docs/design.md "Corporate actions" for people querying the file: each bar times the
+product of its ticker's applied factors dated after it (the pipeline computes the same in
+`analytics.actions`)."""
 
 
 def _create_sql(table: str) -> str:
@@ -45,6 +64,7 @@ def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         for name, kind in columns.items():
             if name not in present:
                 con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+    con.execute(ADJUSTED_PRICES_VIEW)
     con.execute(f"CREATE TABLE IF NOT EXISTS {_UNIVERSE_TABLE} (ticker VARCHAR)")
     con.execute(f"CREATE TABLE IF NOT EXISTS {_STALE_TABLE} (stale_from DATE, version BIGINT)")
     if not con.execute(f"SELECT count(*) FROM {_STALE_TABLE}").fetchall()[0][0]:
@@ -201,9 +221,8 @@ class DuckDBStore(MarketStore):
     def read_breadth_inputs(
         self, tickers: Sequence[str], end: dt.date, start: dt.date | None = None
     ) -> pd.DataFrame:
-        price_only = {"high", "low", "volume"}
         columns = ", ".join(
-            f"p.{name}" if name in price_only else f"i.{name}"
+            f"p.{name}" if name == "volume" else f"i.{name}"
             for name in schema.BREADTH_INPUT_COLUMNS
         )
         return self._select(
@@ -292,17 +311,33 @@ class DuckDBStore(MarketStore):
             [list(tickers)],
         )
 
-    def write(self, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
+    def read_actions(self, tickers: Sequence[str] | None = None) -> pd.DataFrame:
+        columns = ", ".join(schema.CORPORATE_ACTION_COLUMNS)
+        where = "" if tickers is None else "WHERE ticker IN (SELECT unnest(?)) "
+        return self._select(
+            f"SELECT {columns} FROM corporate_actions {where}ORDER BY ticker, ex_date, kind",
+            [] if tickers is None else [list(tickers)],
+        )
+
+    def write(
+        self,
+        frames: Mapping[str, pd.DataFrame],
+        replace: Mapping[str, Sequence[str]] | None = None,
+        stale_from: dt.date | str | None = FROM_ROWS,
+    ) -> dict[str, int]:
+        replace = {table: list(t) for table, t in (replace or {}).items() if len(t)}
         frames = {table: df for table, df in frames.items() if len(df)}
         written = {table: 0 for table in frames}
-        if not frames:
+        if not frames and not replace:
             return written
+        day = self._mark_day(frames, stale_from)
         with self._transaction() as con:
+            for table, tickers in replace.items():
+                con.execute(f"DELETE FROM {table} WHERE ticker IN (SELECT unnest(?))", [tickers])
             for table, df in frames.items():
                 written[table] = self._upsert(con, table, df)
-            inputs = [frames[t]["date"].min() for t in _INPUT_TABLES if t in frames]
-            if inputs:
-                _DuckDBSteps(con).move_mark(pd.Timestamp(min(inputs)).date())
+            if day is not None:
+                _DuckDBSteps(con).move_mark(day)
         return written
 
     @staticmethod

@@ -17,7 +17,13 @@ from pymongo.errors import BulkWriteError, PyMongoError
 from pymongo.uri_parser import parse_uri
 
 from breadth_assets import schema
-from breadth_assets.stores.base import BreadthSteps, MarketStore, StaleMark, StoreError
+from breadth_assets.stores.base import (
+    FROM_ROWS,
+    BreadthSteps,
+    MarketStore,
+    StaleMark,
+    StoreError,
+)
 
 _clients: dict[str, pymongo.MongoClient] = {}
 _clients_lock = threading.Lock()
@@ -133,9 +139,7 @@ class MongoStore(MarketStore):
         dates = {"$lte": _bson_date(end), **({"$gte": _bson_date(start)} if start else {})}
         query = {"ticker": {"$in": list(tickers)}, "date": dates}
         indicators = self._find(schema.INDICATORS, query, _BY_TICKER)
-        prices = self._find(schema.PRICES, query, _BY_TICKER)[
-            ["ticker", "date", "high", "low", "volume"]
-        ]
+        prices = self._find(schema.PRICES, query, _BY_TICKER)[["ticker", "date", "volume"]]
         rows = indicators.merge(prices, on=["ticker", "date"], how="inner")
         return rows[list(schema.BREADTH_INPUT_COLUMNS)].reset_index(drop=True)
 
@@ -227,14 +231,30 @@ class MongoStore(MarketStore):
         latest = _frame(({**g["_id"], "ts": g["ts"]} for g in groups), columns)
         return latest.sort_values(list(series), ignore_index=True)
 
-    def write(self, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
+    def read_actions(self, tickers: Sequence[str] | None = None) -> pd.DataFrame:
+        query = {} if tickers is None else {"ticker": {"$in": list(tickers)}}
+        return self._find(
+            schema.CORPORATE_ACTIONS, query, [("ticker", 1), ("ex_date", 1), ("kind", 1)]
+        )
+
+    def write(
+        self,
+        frames: Mapping[str, pd.DataFrame],
+        replace: Mapping[str, Sequence[str]] | None = None,
+        stale_from: dt.date | str | None = FROM_ROWS,
+    ) -> dict[str, int]:
         written: dict[str, int] = {}
         lost: list[str] = []
-        inputs = [df["date"].min() for t, df in frames.items() if t in _INPUT_TABLES and len(df)]
-        if inputs:
+        day = self._mark_day(frames, stale_from)
+        if day is not None:
             # Before the write (there is no transaction): a failed write leaves a mark too
             # early, which costs a recomputation, never a stale row.
-            _MongoSteps(self).move_mark(pd.Timestamp(min(inputs)).date())
+            _MongoSteps(self).move_mark(day)
+        for table, tickers in (replace or {}).items():
+            try:
+                self._db()[table].delete_many({"ticker": {"$in": list(tickers)}})
+            except PyMongoError as error:
+                raise self._fail(error, f"writing {table}") from None
         for table, df in frames.items():
             keys = schema.KEYS[table]
             documents = _documents(df, schema.TABLES[table])
@@ -268,7 +288,6 @@ class MongoStore(MarketStore):
 _BY_TICKER = [("ticker", 1), ("date", 1)]
 _STALE = "breadth_stale"
 _UNIVERSE = "breadth_universe"
-_INPUT_TABLES = (schema.PRICES, schema.INDICATORS)
 
 
 def _credentials(uri: str) -> list[str]:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pydantic import ValidationInfo
+
 from breadth_assets.calendars import market_name
-from breadth_assets.fields import a_list, is_null, shown, text, typed
+from breadth_assets.fields import a_list, is_null, relative_path, shown, text, typed
 
 DEFAULT_BATCH_SIZE = 50
 MAX_BATCH_SIZE = 1000
@@ -76,3 +79,37 @@ update_batch_size = whole_number_up_to(MAX_UPDATE_BATCH_SIZE)
 
 def closures(value: Any) -> list:
     return [] if is_null(value) else a_list("expected a list of dates")(value)
+
+
+DAILY_MOVES: dict[str, float] = {"NSE": 0.20, "XNSE": 0.20, "BSE": 0.20, "XBOM": 0.20}
+"""The largest plausible close-to-close move per market: NSE's and BSE's widest price band is
+20 %; HOSE's daily limit is 7 %; the demo market imitates NSE. Others: 50 %."""
+DAILY_MOVES |= {"HOSE": 0.07, "DEMO": 0.20}
+DEFAULT_DAILY_MOVE = 0.50
+
+
+def daily_move(value: Any) -> float:
+    """A share of the previous close, written 0.2 or 20%."""
+    written = text(value)
+    try:
+        move = float(written[:-1]) / 100 if written.endswith("%") else float(typed(value))
+    except (TypeError, ValueError):
+        move = float("nan")
+    if not 0 < move <= 10:
+        raise ValueError(f"{written!r} is not a move such as 0.2 or 20% (above 0, at most 1000%)")
+    return move
+
+
+def boolean(value: Any) -> bool:
+    flag = typed(value)
+    if not isinstance(flag, bool):
+        raise ValueError(f"{shown(value)!r} is not true or false")
+    return flag
+
+
+def actions_path(value: Any, info: ValidationInfo) -> Path:
+    """An actions file or a folder of them, which must exist when the universe is read."""
+    path = relative_path(value, info)
+    if not path.exists():
+        raise ValueError(f"{path}: no such file or folder")
+    return path

@@ -26,6 +26,9 @@ source:
   # rate_limits: {per_second: 50, per_minute: 500, per_30_minutes: 2000}  # lower only
   # workers: 16               # requests in flight per run
 extra_closures: [2025-04-30]  # optional, closed days beyond the holiday calendar (HOSE)
+actions: actions.csv          # optional: splits, bonuses, ... (a file or a folder of them)
+adjust_dividends: false       # optional: dividends adjust prices too (default false)
+max_daily_move: 20%           # optional: the largest plausible move (default: the market's)
 tickers:
   - AAA                       # a bare symbol, or
   - symbol: SBIN
@@ -122,6 +125,11 @@ class Universe:
     """Overrides of the market's time zone and update time (None: the calendar's)."""
     skipped: tuple[tuple[str, str], ...] = ()
     """(name, reason) of each file or value of `tickers: all` that cannot be a ticker."""
+    actions: Path | None = None
+    """The corporate actions file, or a folder of them (docs/universe.md)."""
+    adjust_dividends: bool = False
+    max_daily_move: float = fields.DEFAULT_DAILY_MOVE
+    """The largest close-to-close move the `unexplained_moves` check lets pass."""
 
     @property
     def symbols(self) -> list[str]:
@@ -276,6 +284,10 @@ def _universe(
         timezone=model.timezone,
         update_time=model.update_time,
         skipped=skipped,
+        actions=model.actions,
+        adjust_dividends=model.adjust_dividends,
+        max_daily_move=model.max_daily_move
+        or fields.DAILY_MOVES.get(model.market, fields.DEFAULT_DAILY_MOVE),
     )
 
 
@@ -326,3 +338,6 @@ class _UniverseFile(Strict):
         BeforeValidator(fields.closures),
     ] = ()
     tickers: TickerSpec
+    actions: Annotated[Path | None, PlainValidator(fields.actions_path)] = None
+    adjust_dividends: Annotated[bool, PlainValidator(fields.boolean)] = False
+    max_daily_move: Annotated[float | None, PlainValidator(fields.daily_move)] = None

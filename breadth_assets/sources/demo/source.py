@@ -8,18 +8,20 @@ and the seed is `zlib.crc32(ticker) ^ seed`, never Python's salted `hash()`.
 What real markets have and the pipeline must survive: a common market factor with regimes (so
 breadth moves), per-ticker drift and volatility with fat tails, overnight gaps, about a fifth of
 tickers listing between 2016 and 2024, about 0.5% of days missing at random plus a 5-15 day halt
-for some tickers, and a split-like halving in about one ticker in ten.
+for some tickers, and a 1:2 split in about one ticker in ten, declared as a corporate action.
 """
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
+from breadth_assets.analytics.actions import ACTION_COLUMNS, empty_actions
 from breadth_assets.schema import PRICE_COLUMNS
 from breadth_assets.sources.base import PriceRequest, PriceSource, TickerBars
 from breadth_assets.sources.demo.settings import DEFAULT_SEED, DemoSettings, Seed
@@ -83,6 +85,41 @@ def _market_returns(seed: int) -> np.ndarray:
     return returns
 
 
+def _event_window(first: int) -> tuple[int, int]:
+    return max(first + 20, _day_index(_EVENT_WINDOW[0])), _day_index(_EVENT_WINDOW[1])
+
+
+def _parameters(ticker: str, seed: int) -> tuple[np.random.PCG64, np.ndarray, int]:
+    """The ticker's bit generator after its 12 parameters, the parameters, its first day."""
+    bit_generator = _bit_generator(zlib.crc32(ticker.encode("utf-8")) ^ seed)
+    p = _uniform53(bit_generator.random_raw(12))
+    first = 0
+    if p[5] < 0.2:
+        lo, hi = (_day_index(d) for d in _LISTING_WINDOW)
+        first = lo + int(p[6] * (hi - lo))
+    return bit_generator, p, first
+
+
+def _split_day(p: np.ndarray, first: int) -> int | None:
+    """Where the ticker's 1:2 split takes effect (one ticker in ten), as a position in DAYS."""
+    event_lo, event_hi = _event_window(first)
+    return event_lo + int(p[8] * (event_hi - event_lo)) if p[7] < 0.1 else None
+
+
+def demo_actions(tickers: Sequence[str], seed: int = 0) -> pd.DataFrame:
+    """The demo market's corporate actions: each split-like halving declared as a 1:2 split."""
+    rows = []
+    for ticker in tickers:
+        _, p, first = _parameters(ticker, seed)
+        split = _split_day(p, first)
+        if split is not None:
+            day = pd.Timestamp(DAYS[split])
+            rows.append((ticker, day, "split", "1:2", np.nan, "demo market"))
+    if not rows:
+        return empty_actions()
+    return pd.DataFrame(rows, columns=list(ACTION_COLUMNS)).astype({"ex_date": "datetime64[us]"})
+
+
 def _demo_arrays(
     ticker: str, seed: int, stop: int = _N, start: int = 0
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -93,8 +130,7 @@ def _demo_arrays(
     Each day's 64-bit word, as little-endian 16-bit parts: the return, the random halt, then
     bytes for the gap, the high and low wicks and the volume.
     """
-    bit_generator = _bit_generator(zlib.crc32(ticker.encode("utf-8")) ^ seed)
-    p = _uniform53(bit_generator.random_raw(12))
+    bit_generator, p, first = _parameters(ticker, seed)
     start_price = float(np.exp(np.log(10.0) + p[0] * np.log(2000.0 / 10.0)))
     vol = 0.008 + p[1] * 0.022
     beta = min(0.5 + p[2] * 0.8, 0.85 * vol / _MARKET_VOL)
@@ -102,10 +138,6 @@ def _demo_arrays(
     alpha = -0.0003 + p[3] * 0.0006
     base_volume = float(np.exp(np.log(5e4) + p[4] * np.log(100.0)))
 
-    first = 0
-    if p[5] < 0.2:
-        lo, hi = (_day_index(d) for d in _LISTING_WINDOW)
-        first = lo + int(p[6] * (hi - lo))
     if first >= stop:
         return np.empty(0, dtype=np.intp), {name: np.empty(0) for name in _VALUE_COLUMNS}
     anchor = max(first, _ANCHOR)
@@ -113,9 +145,8 @@ def _demo_arrays(
     words = bit_generator.random_raw(days).astype("<u8", copy=False)
     halves = words.view("<u2").reshape(days, 4)
     octets = words.view(np.uint8).reshape(days, 8)
-    event_lo = max(first + 20, _day_index(_EVENT_WINDOW[0]))
-    event_hi = _day_index(_EVENT_WINDOW[1])
-    split = event_lo + int(p[8] * (event_hi - event_lo)) if p[7] < 0.1 else None
+    event_lo, event_hi = _event_window(first)
+    split = _split_day(p, first)
 
     returns = _logistic(halves[:, 0], 65536.0)
     returns *= idio
@@ -187,3 +218,6 @@ class DemoSource(PriceSource):
         stop = int(np.searchsorted(DAYS, np.datetime64(request.end, "D"), side="right"))
         positions, columns = _demo_arrays(request.ticker, self.seed, stop, start)
         return TickerBars(request.ticker, _frame(request.ticker, positions, columns))
+
+    def declared_actions(self, tickers: Sequence[str]) -> pd.DataFrame:
+        return demo_actions(tickers, self.seed)

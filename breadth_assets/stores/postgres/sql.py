@@ -48,8 +48,24 @@ BOOKKEEPING_SQL = (
     f"CREATE TABLE IF NOT EXISTS {q(STALE_TABLE)} "
     "(id INTEGER PRIMARY KEY CHECK (id = 1), stale_from DATE, version BIGINT NOT NULL)",
     f"INSERT INTO {q(STALE_TABLE)} VALUES (1, NULL, 0) ON CONFLICT DO NOTHING",
+    """CREATE OR REPLACE VIEW adjusted_prices AS
+SELECT p.ticker, p.date, p.open * f.factor AS open, p.high * f.factor AS high,
+       p.low * f.factor AS low, p.close * f.factor AS close, p.volume / f.factor AS volume,
+       f.factor
+FROM prices p CROSS JOIN LATERAL (
+    SELECT coalesce(exp(sum(ln(a.factor))), 1.0) AS factor FROM corporate_actions a
+    WHERE a.ticker = p.ticker AND a.ex_date > p.date AND a.factor IS NOT NULL
+) f""",
 )
-"""One stale mark row (id 1) and the universe of the stored breadth rows, as DuckDB keeps them."""
+"""One stale mark row (id 1) and the universe of the stored breadth rows, as DuckDB keeps them;
+the `adjusted_prices` view (docs/design.md "Corporate actions"; the product as exp(sum(ln)),
+PostgreSQL having no product aggregate)."""
+
+ACTIONS_SQL = (
+    f"SELECT {columns_sql(schema.CORPORATE_ACTION_COLUMNS)} FROM corporate_actions "
+    "WHERE %(all)s OR ticker = ANY(%(tickers)s::text[]) ORDER BY ticker, ex_date, kind"
+)
+DELETE_TICKERS_SQL = "DELETE FROM {table} WHERE ticker = ANY(%(tickers)s::text[])"
 
 EXPECTED_INDEXES = {
     *(f"{table}_pkey" for table in schema.TABLES),
@@ -96,7 +112,7 @@ PREVIOUS_CLOSES_SQL = (
 )
 """Each ticker's last indicators row before a day: one index probe per ticker."""
 
-_PRICE_ONLY = ("high", "low", "volume")
+_PRICE_ONLY = ("volume",)
 _INPUTS = ", ".join(
     f"p.{q(name)}" if name in _PRICE_ONLY else f"i.{q(name)}"
     for name in schema.BREADTH_INPUT_COLUMNS

@@ -17,13 +17,18 @@ from pydantic import Field
 
 from breadth_assets import schema
 from breadth_assets.analytics.breadth import COUNT_COLUMNS, VOLUME_COLUMNS
-from breadth_assets.stores.base import BreadthSteps, MarketStore, StaleMark, StoreError
+from breadth_assets.stores.base import (
+    FROM_ROWS,
+    BreadthSteps,
+    MarketStore,
+    StaleMark,
+    StoreError,
+)
 from breadth_assets.stores.postgres import connection, sql
 from breadth_assets.stores.postgres.copy import BadColumn, copy_out_sql, decode, encode
 
 _READY: set[tuple[str, str]] = set()
 """(URL, schema) pairs whose tables, columns and indexes this process has seen exist."""
-_INPUT_TABLES = (schema.PRICES, schema.INDICATORS)
 _INPUT_TYPES = {**schema.PRICE_COLUMNS, **schema.INDICATOR_COLUMNS}
 _COUNT_TYPES = {
     "date": "DATE",
@@ -246,17 +251,32 @@ class PostgresStore(MarketStore):
 
     # --- writes -----------------------------------------------------------------------------------
 
-    def write(self, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
+    def read_actions(self, tickers: Sequence[str] | None = None) -> pd.DataFrame:
+        columns = schema.CORPORATE_ACTION_COLUMNS
+        params = {"all": tickers is None, "tickers": list(tickers or [])}
+        return self._frame(sql.ACTIONS_SQL, params, columns, "reading corporate_actions")
+
+    def write(
+        self,
+        frames: Mapping[str, pd.DataFrame],
+        replace: Mapping[str, Sequence[str]] | None = None,
+        stale_from: dt.date | str | None = FROM_ROWS,
+    ) -> dict[str, int]:
+        replace = {table: list(t) for table, t in (replace or {}).items() if len(t)}
         frames = {table: df for table, df in frames.items() if len(df)}
         written = {table: 0 for table in frames}
-        if not frames:
+        if not frames and not replace:
             return written
-        with self._cursor(f"writing {', '.join(frames)}", write=True) as cursor:
+        day = self._mark_day(frames, stale_from)
+        with self._cursor(f"writing {', '.join(frames) or 'actions'}", write=True) as cursor:
+            for table, tickers in replace.items():
+                cursor.execute(
+                    sql.DELETE_TICKERS_SQL.format(table=sql.q(table)), {"tickers": tickers}
+                )
             for table, df in frames.items():
                 written[table] = self._upsert(cursor, table, df)
-            inputs = [frames[t]["date"].min() for t in _INPUT_TABLES if t in frames]
-            if inputs:
-                _PostgresSteps(self, cursor).move_mark(pd.Timestamp(min(inputs)).date())
+            if day is not None:
+                _PostgresSteps(self, cursor).move_mark(day)
         return written
 
     def _upsert(self, cursor: Any, table: str, df: pd.DataFrame) -> int:
