@@ -7,6 +7,7 @@ fixtures are in conftest.py. What the benchmarks share with the tests (FakeUpsto
 
 from __future__ import annotations
 
+import math
 import os
 import textwrap
 import uuid
@@ -270,3 +271,93 @@ def postgres_server() -> str:
             pytest.fail(f"CI must set {POSTGRES_ENV} (bash scripts/postgres.sh start)")
         pytest.skip(f"{POSTGRES_ENV} is not set (bash scripts/postgres.sh start)")
     return server
+
+
+# --- breadth in plain Python, the reference of every breadth test -----------------------------
+
+
+def reference_mcclellan_and_zweig(a_and_d: list[tuple[int, int]]):
+    """The recursion of docs/design.md "Breadth", written out day by day: the oscillator, the
+    summation, the Zweig EMA and the two EMAs the oscillator is made of."""
+    osc, total, zweig, fast, slow = [], [], [], [], []
+    e19 = e39 = z = None
+    running = 0.0
+    for a, d in a_and_d:
+        if a + d:
+            x, share = 1000 * (a - d) / (a + d), a / (a + d)
+            if e19 is None:
+                e19, e39, z = x, x, share
+            else:
+                e19, e39 = e19 + 0.1 * (x - e19), e39 + 0.05 * (x - e39)
+                z = z + 2 / 11 * (share - z)
+        if e19 is None:
+            for series in (osc, total, zweig, fast, slow):
+                series.append(np.nan)
+        else:
+            running += e19 - e39
+            osc.append(e19 - e39)
+            total.append(running)
+            zweig.append(z)
+            fast.append(e19)
+            slow.append(e39)
+    return osc, total, zweig, fast, slow
+
+
+def reference_breadth(rows: pd.DataFrame, dates: list[pd.Timestamp]) -> pd.DataFrame:
+    """docs/design.md "Breadth" in plain Python, one ticker-day at a time; a date without any
+    bar is no breadth day."""
+    records = sorted(rows.to_dict("records"), key=lambda r: (r["ticker"], r["date"]))
+    previous = {}
+    for before, bar in zip([None, *records], records, strict=False):
+        same = before is not None and before["ticker"] == bar["ticker"]
+        previous[bar["ticker"], bar["date"]] = before["close"] if same else None
+    out = []
+    ad_line = 0
+    dates = [day for day in dates if any(r["date"] == day for r in records)]
+    for day in dates:
+        today = [r for r in records if r["date"] == day]
+        prev = [previous[r["ticker"], day] for r in today]
+        up = [r for r, p in zip(today, prev, strict=True) if p is not None and r["close"] > p]
+        down = [r for r, p in zip(today, prev, strict=True) if p is not None and r["close"] < p]
+        flat = [r for r, p in zip(today, prev, strict=True) if p is not None and r["close"] == p]
+        a, d = len(up), len(down)
+        up_volume, down_volume = sum(r["volume"] for r in up), sum(r["volume"] for r in down)
+        ad_line += a - d
+        row = {
+            "universe": len(today),
+            "advancers": a,
+            "decliners": d,
+            "unchanged": len(flat),
+            "net_advances": a - d,
+            "ad_line": ad_line,
+            "ad_ratio": a / d if d else np.nan,
+            "new_highs_52w": sum(r["high"] > r["high_52w"] for r in today),
+            "new_lows_52w": sum(r["low"] < r["low_52w"] for r in today),
+            "up_volume": up_volume,
+            "down_volume": down_volume,
+            "trin": (a / d) / (up_volume / down_volume)
+            if a and d and up_volume and down_volume
+            else np.nan,
+            "rsi_overbought": sum(r["rsi_14"] > 70 for r in today),
+            "rsi_oversold": sum(r["rsi_14"] < 30 for r in today),
+        }
+        for n in (20, 50, 200):
+            having = [r for r in today if not math.isnan(r[f"ema_{n}"])]
+            above = sum(r["close"] > r[f"ema_{n}"] for r in having)
+            row[f"pct_above_ema_{n}"] = 100 * above / len(having) if having else np.nan
+        staged = [r["macd_stage"] for r in today if not math.isnan(r["macd_stage"])]
+        for k in range(1, 7):
+            row[f"macd_stage_{k}"] = 100 * staged.count(k) / len(staged) if staged else np.nan
+        out.append(row)
+    osc, total, zweig, fast, slow = reference_mcclellan_and_zweig(
+        [(r["advancers"], r["decliners"]) for r in out]
+    )
+    frame = pd.DataFrame(out).assign(
+        date=dates,
+        mcclellan_osc=osc,
+        mcclellan_sum=total,
+        zweig_ema=zweig,
+        mcclellan_ema_19=fast,
+        mcclellan_ema_39=slow,
+    )
+    return frame[list(schema.BREADTH_COLUMNS)]

@@ -9,7 +9,7 @@ after the ex-date keep their raw values, until a later action scales them in tur
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -93,40 +93,72 @@ def empty_actions() -> pd.DataFrame:
 
 
 def resolve_factors(
-    actions: pd.DataFrame, prices: pd.DataFrame, adjust_dividends: bool
-) -> tuple[pd.DataFrame, dict[str, str]]:
-    """The actions applied to `prices` (raw bars, one or many tickers), with their factor.
+    actions: pd.DataFrame,
+    prices: pd.DataFrame,
+    adjust_dividends: bool,
+    stored: pd.DataFrame | None = None,
+) -> Resolved:
+    """The `actions` as applied to `prices` (raw bars, one or many tickers), with their factor.
 
     An action is applied once its ticker has a bar on or after its ex-date; a dividend only with
-    `adjust_dividends` and a bar before it. The others keep a NULL factor (declared, not
-    applied). Returns the actions and, per ticker, why one of its actions cannot be applied.
+    `adjust_dividends`, its factor taken from `stored` when it was applied before (fixed from
+    the close before its ex-date when first applied), else from that close in `prices`. The
+    others keep a NULL factor (declared, not applied yet).
     """
-    out = actions.copy()
+    out = actions.reset_index(drop=True).copy()
     out["factor"] = np.nan
-    problems: dict[str, str] = {}
+    resolved = Resolved(out)
     if out.empty:
-        return out, problems
+        return resolved
+    known = _stored_dividends(stored)
     last_bar = prices.groupby("ticker")["date"].max()
+    column = out.columns.get_loc("factor")
     for i, row in enumerate(out.itertuples(index=False)):
         last = last_bar.get(row.ticker)
         if last is None or pd.Timestamp(row.ex_date) > last:
             continue
         if row.kind != "dividend":
-            out.iat[i, out.columns.get_loc("factor")] = price_factor(row.kind, row.value)
-            continue
-        if not adjust_dividends:
-            continue
-        bars = prices[(prices["ticker"] == row.ticker) & (prices["date"] < row.ex_date)]
-        if bars.empty:
-            continue
-        previous = float(bars.sort_values("date")["close"].iloc[-1])
-        try:
-            factor = dividend_factor(float(row.value), previous)
-        except ValueError as error:
-            problems[row.ticker] = f"{row.origin}: {error}"
-            continue
-        out.iat[i, out.columns.get_loc("factor")] = factor
-    return out, problems
+            out.iat[i, column] = price_factor(row.kind, row.value)
+        elif adjust_dividends:
+            factor = known.get((row.ticker, pd.Timestamp(row.ex_date), str(row.value)))
+            if factor is None:
+                factor = _new_dividend(row, prices, resolved)
+            if factor is not None:
+                out.iat[i, column] = factor
+    return resolved
+
+
+@dataclass
+class Resolved:
+    actions: pd.DataFrame
+    """The actions with the factor of each one applied."""
+    problems: dict[str, str] = field(default_factory=dict)
+    """Per ticker, why one of its actions cannot be applied."""
+    need_history: set[str] = field(default_factory=set)
+    """Tickers with a dividend to apply whose previous close is not among the bars given."""
+
+
+def _stored_dividends(stored: pd.DataFrame | None) -> dict[tuple, float]:
+    if stored is None or stored.empty:
+        return {}
+    applied = stored[(stored["kind"] == "dividend") & stored["factor"].notna()]
+    return {
+        (row.ticker, pd.Timestamp(row.ex_date), str(row.value)): float(row.factor)
+        for row in applied.itertuples(index=False)
+    }
+
+
+def _new_dividend(row, prices: pd.DataFrame, resolved: Resolved) -> float | None:
+    bars = prices[(prices["ticker"] == row.ticker) & (prices["date"] < row.ex_date)]
+    if bars.empty:
+        resolved.need_history.add(row.ticker)
+        return None
+    previous = float(bars.sort_values("date")["close"].iloc[-1])
+    try:
+        return dividend_factor(float(row.value), previous)
+    except ValueError as error:
+        resolved.problems[row.ticker] = f"{row.origin}: {error}"
+        return None
 
 
 def bar_factors(prices: pd.DataFrame, actions: pd.DataFrame) -> np.ndarray:
@@ -195,26 +227,6 @@ def first_changed_ex_dates(
     return changed
 
 
-def keep_stored_dividends(declared: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
-    """`declared` with the factor of each dividend that `stored` already applied: a dividend's
-    factor is fixed from the close before its ex-date when it is first applied."""
-    if declared.empty or stored.empty:
-        return declared
-    stored_dividends = stored[(stored["kind"] == "dividend") & stored["factor"].notna()]
-    if stored_dividends.empty:
-        return declared
-    known: Mapping[tuple, float] = {
-        (row.ticker, pd.Timestamp(row.ex_date), str(row.value)): float(row.factor)
-        for row in stored_dividends.itertuples(index=False)
-    }
-    out = declared.copy()
-    for i, row in enumerate(out.itertuples(index=False)):
-        factor = known.get((row.ticker, pd.Timestamp(row.ex_date), str(row.value)))
-        if row.kind == "dividend" and factor is not None and not np.isnan(row.factor):
-            out.iat[i, out.columns.get_loc("factor")] = factor
-    return out
-
-
 def describe(actions: pd.DataFrame, limit: int = 10) -> str:
     """`3 actions applied: ABC split 1:5 on 2019-06-03, ...`."""
     rows = actions.sort_values(["ex_date", "ticker"])
@@ -225,3 +237,53 @@ def describe(actions: pd.DataFrame, limit: int = 10) -> str:
     more = f", and {len(rows) - limit} more" if len(rows) > limit else ""
     noun = "action" if len(rows) == 1 else "actions"
     return f"{len(rows)} {noun} applied: " + ", ".join(shown) + more
+
+
+RESCALED_TOLERANCE = 1e-9
+"""How far two rows' close ratios may differ and still be one rescaling (last-bit noise of
+TA-Lib's recursions over the rescaled bars)."""
+
+
+def breadth_changes_from(
+    written: pd.DataFrame,
+    stored: pd.DataFrame,
+    changed: dict[str, pd.Timestamp],
+) -> pd.Timestamp | None:
+    """The earliest day of the `indicators` rows `written` whose breadth inputs changed.
+
+    For a ticker whose applied actions changed from `changed[ticker]` on, its rows before that
+    day changed by one common factor when their closes are those of `stored` times one ratio:
+    every comparison breadth makes among them (close against its EMAs, its 52-week high and
+    low, the previous close) holds as it did, so its breadth starts at the ex-date. Any other
+    written row counts from its own day.
+    """
+    firsts: list[pd.Timestamp] = []
+    for ticker, rows in written.groupby("ticker", sort=False):
+        first = rows["date"].min()
+        since = changed.get(ticker)
+        if since is not None and first < since and _rescaled(rows, stored, ticker, since):
+            later = rows.loc[rows["date"] >= since, "date"]
+            if later.empty:
+                continue
+            first = later.min()
+        firsts.append(pd.Timestamp(first))
+    return min(firsts) if firsts else None
+
+
+def _rescaled(rows: pd.DataFrame, stored: pd.DataFrame, ticker: str, since: pd.Timestamp) -> bool:
+    """Whether `rows` before `since` are the ticker's `stored` rows times one factor."""
+    old = stored[(stored["ticker"] == ticker) & (stored["date"] < since)]
+    new = rows[rows["date"] < since]
+    if len(new) > len(old):
+        return False
+    both = new.merge(old, on="date", suffixes=("", "_old"))
+    if len(both) != len(new) or both.empty:
+        return len(new) == 0
+    ratios = [
+        both[name].to_numpy(dtype=np.float64) / both[f"{name}_old"].to_numpy(dtype=np.float64)
+        for name in ("close", "high", "low")
+    ]
+    values = np.concatenate(ratios)
+    if not np.all(np.isfinite(values)):
+        return False
+    return bool(np.all(np.abs(values / values[0] - 1.0) <= RESCALED_TOLERANCE))

@@ -20,7 +20,6 @@ from breadth_assets.analytics.bars import ohlc_breaks
 from breadth_assets.analytics.indicators import EMA_PERIODS
 
 MAX_GAP_TRADING_DAYS = 5
-SPLIT_MOVE = 0.5
 MIN_COVERAGE = 0.9
 MAX_LISTED = 50
 
@@ -186,16 +185,35 @@ def recount_gaps(
     return found[keep].assign(missing_days=missing[keep]).reset_index(drop=True)
 
 
-def suspected_splits(prices: pd.DataFrame, threshold: float = SPLIT_MOVE) -> pd.DataFrame:
-    """Bars whose close moved more than `threshold` (0.5 = 50%) from the ticker's previous
-    close, a split or reverse split the source did not adjust for.
-    Columns: ticker, date, previous_close, close, move_pct."""
-    columns = ["ticker", "date", "previous_close", "close", "move_pct"]
-    p = prices[["ticker", "date", "close"]].sort_values(["ticker", "date"], ignore_index=True)
+def unexplained_moves(
+    indicators: pd.DataFrame, actions: pd.DataFrame, max_move: float
+) -> pd.DataFrame:
+    """Bars whose adjusted close (`indicators.close`) moved more than `max_move` (0.2 = 20%)
+    from the ticker's previous bar, unless a `move` action declares that day's move real.
+
+    An action declared that day is applied already, so a listed day with one names it: its
+    value does not explain the move. Columns: ticker, date, previous_close, close, move_pct,
+    actions (the kinds and values declared that day).
+    """
+    columns = ["ticker", "date", "previous_close", "close", "move_pct", "actions"]
+    p = indicators[["ticker", "date", "close"]].sort_values(["ticker", "date"], ignore_index=True)
     previous = p.groupby("ticker", sort=False)["close"].shift()
     move = p["close"] / previous - 1
-    hit = move.abs() > threshold
-    found = p[hit].assign(previous_close=previous[hit], move_pct=(100 * move[hit]).round(1))
+    found = p.assign(previous_close=previous, move_pct=(100 * move).round(1))
+    found = found[(move.abs() > max_move).to_numpy()]
+    if found.empty:
+        return _frame(found.reindex(columns=columns), columns)
+    days = actions.assign(date=pd.to_datetime(actions["ex_date"]).astype(found["date"].dtype))
+    declared: dict[tuple, str] = {}
+    for row in days.itertuples(index=False):
+        said = declared.get((row.ticker, row.date))
+        declared[(row.ticker, row.date)] = f"{said}, " * bool(said) + f"{row.kind} {row.value}"
+    real = days.loc[days["kind"] == "move", ["ticker", "date"]].assign(real=True)
+    found = found.merge(real, on=["ticker", "date"], how="left")
+    found = found[found["real"].isna()]
+    found["actions"] = [
+        declared.get((t, d), "") for t, d in zip(found["ticker"], found["date"], strict=True)
+    ]
     return _frame(found, columns)
 
 

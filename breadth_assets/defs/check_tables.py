@@ -53,6 +53,10 @@ class Tables:
         return self.store.read_indicators(self.tickers)
 
     @cached_property
+    def actions(self) -> pd.DataFrame:
+        return self.store.read_actions(self.tickers)
+
+    @cached_property
     def breadth(self) -> pd.DataFrame:
         return self.store.read_breadth()
 
@@ -118,6 +122,8 @@ class Finding:
     """Listed in the metadata as markdown, without failing the check."""
     description: str | None = None
     """Said instead of "<count> <what>" when there are problems."""
+    hint: str | None = None
+    """What to do about the problems, said after "<count> <what>"."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +146,7 @@ def merged(parts: list[Finding]) -> Finding:
         return Finding(pd.DataFrame(), "problems", {})
     counts = {name: sum(part.counts[name] for part in parts) for name in parts[0].counts}
     problems = pd.concat([part.problems for part in parts], ignore_index=True)
-    return Finding(problems, parts[0].what, counts, parts[0].texts)
+    return Finding(problems, parts[0].what, counts, parts[0].texts, hint=parts[0].hint)
 
 
 def gather(gathered: Gathered, chunk: Tables, checks: Sequence[Check]) -> None:
@@ -176,6 +182,8 @@ def result(check: Check, found: Finding) -> dg.AssetCheckResult:
     description = f"no {found.what}"
     if len(problems):
         description = found.description or f"{len(problems)} {found.what}"
+        if found.hint:
+            description += f": {found.hint}"
     return dg.AssetCheckResult(
         asset_key=check.asset,
         check_name=check.name,

@@ -98,6 +98,18 @@ def _fresh(t: Tables) -> Finding:
     return Finding(problem, "stale universe", counts, texts, tables, message)
 
 
+def _unexplained_moves(t: Tables) -> Finding:
+    moves = quality.unexplained_moves(t.indicators, t.actions, t.universe.max_daily_move)
+    return Finding(
+        moves,
+        "unexplained moves",
+        {"rows_checked": len(t.indicators)},
+        {"max_daily_move": f"{t.universe.max_daily_move:.0%}"},
+        hint="declare each in the universe's actions file (split, bonus, consolidation, "
+        "factor; move when it is real)",
+    )
+
+
 CHECKS: Sequence[Check] = (
     Check(
         RAW_PRICES,
@@ -136,16 +148,6 @@ CHECKS: Sequence[Check] = (
     ),
     Check(
         RAW_PRICES,
-        "suspected_splits",
-        WARN,
-        f"Close-to-close moves above {quality.SPLIT_MOVE:.0%} in one bar, flagged as suspected "
-        "unadjusted splits (a warning: a real crash or spike looks the same).",
-        lambda t: Finding(
-            quality.suspected_splits(t.prices), "suspected splits", t.counts(t.prices)
-        ),
-    ),
-    Check(
-        RAW_PRICES,
         "fresh",
         WARN,
         "The universe's latest bar is at most "
@@ -168,6 +170,17 @@ CHECKS: Sequence[Check] = (
             "keys in only one of prices and indicators",
             {"price_rows": len(t.prices), "indicator_rows": len(t.indicators)},
         ),
+    ),
+    Check(
+        INDICATORS,
+        "unexplained_moves",
+        ERROR,
+        "No adjusted close (indicators.close) moves more than the universe's max_daily_move from "
+        "the ticker's previous bar (default: the market's widest price band, NSE 20%) without "
+        "a corporate action that day: an undeclared split or bonus would distort every "
+        "indicator and breadth for months. Declare it in the universe's actions file "
+        "(`TICKER,YYYY-MM-DD,split,1:5`), or as `move` when the move is real.",
+        _unexplained_moves,
     ),
     Check(
         INDICATORS,

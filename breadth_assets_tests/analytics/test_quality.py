@@ -163,12 +163,23 @@ def test_a_gap_counted_in_the_calendar_is_dropped_once_counted_in_the_open_days(
     assert found["ticker"].tolist() == ["HALT"]
 
 
-def test_moves_up_to_fifty_percent_are_not_suspected_splits():
-    assert quality.suspected_splits(bars("AAA", [100, 150, 75.5])).empty
+def moves(prices: pd.DataFrame, declared: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The unexplained moves of `prices` taken as adjusted closes, beyond 20%."""
+    none = pd.DataFrame(columns=["ticker", "ex_date", "kind", "value"])
+    return quality.unexplained_moves(prices, none if declared is None else declared, 0.2)
 
 
-def test_a_halving_is_a_suspected_split():
-    found = quality.suspected_splits(bars("AAA", [100, 101, 50]))
+def declared(*rows: tuple) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["ticker", "ex_date", "kind", "value"])
+    return frame.assign(ex_date=pd.to_datetime(frame["ex_date"]))
+
+
+def test_moves_up_to_the_market_band_are_explained():
+    assert moves(bars("AAA", [100, 120, 96])).empty
+
+
+def test_a_halving_without_an_action_is_an_unexplained_move():
+    found = moves(bars("AAA", [100, 101, 50]))
     assert found.to_dict("records") == [
         {
             "ticker": "AAA",
@@ -176,13 +187,23 @@ def test_a_halving_is_a_suspected_split():
             "previous_close": 101.0,
             "close": 50.0,
             "move_pct": -50.5,
+            "actions": "",
         }
     ]
 
 
-def test_a_suspected_split_never_compares_two_tickers():
+def test_a_move_declared_real_is_explained():
+    assert moves(bars("AAA", [100, 101, 50]), declared(("AAA", "2024-01-03", "move", ""))).empty
+
+
+def test_a_move_left_after_the_days_action_names_that_action():
+    found = moves(bars("AAA", [100, 101, 50]), declared(("AAA", "2024-01-03", "bonus", "1:1")))
+    assert found["actions"].tolist() == ["bonus 1:1"]
+
+
+def test_an_unexplained_move_never_compares_two_tickers():
     prices = pd.concat([bars("AAA", [100, 101]), bars("BBB", [10, 10.5])])
-    assert quality.suspected_splits(prices).empty
+    assert moves(prices).empty
 
 
 # --- indicators -------------------------------------------------------------------------------
@@ -356,9 +377,11 @@ def test_a_percentage_above_100_is_out_of_range():
 
 
 def test_problems_markdown_lists_offenders_with_dates():
-    text = quality.problems_markdown(quality.suspected_splits(bars("AAA", [100, 101, 50])))
-    assert text.splitlines()[0] == "| ticker | date | previous_close | close | move_pct |"
-    assert "| AAA | 2024-01-03 | 101.0 | 50.0 | -50.5 |" in text
+    text = quality.problems_markdown(moves(bars("AAA", [100, 101, 50])))
+    assert text.splitlines()[0] == (
+        "| ticker | date | previous_close | close | move_pct | actions |"
+    )
+    assert "| AAA | 2024-01-03 | 101.0 | 50.0 | -50.5 |  |" in text
 
 
 def test_problems_markdown_shows_at_most_fifty_rows_and_counts_the_rest():
@@ -375,7 +398,7 @@ def test_every_rule_accepts_empty_tables():
     assert quality.ohlc_problems(prices).empty
     assert quality.duplicate_keys(prices, ["ticker", "date"]).empty
     assert quality.gaps(prices, DAYS).empty
-    assert quality.suspected_splits(prices).empty
+    assert moves(prices).empty
     assert quality.recount_gaps(quality.gaps(prices, DAYS), DAYS).empty
     assert quality.ticker_spans(prices).empty
     assert quality.open_days(DAYS, prices["date"]).empty

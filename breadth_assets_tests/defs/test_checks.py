@@ -165,9 +165,12 @@ def test_a_universe_behind_the_last_closed_day_is_one_freshness_warning(loaded):
     assert check.description.endswith("set end_date in the universe file")
 
 
-def test_suspected_splits_are_a_warning(loaded):
-    check = run_checks(*loaded, "raw_prices:suspected_splits")["raw_prices:suspected_splits"]
-    assert check.severity == dg.AssetCheckSeverity.WARN
+def test_the_demo_markets_declared_splits_leave_no_unexplained_move(loaded):
+    name = "indicators:unexplained_moves"
+    check = run_checks(*loaded, name)[name]
+    assert check.passed, check.description
+    assert check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.metadata["max_daily_move"].value == "20%"
 
 
 def _materialize_with_ohlc_check(instance, store, tmp_path, tags=None):

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 import pandas as pd
-from pydantic import Field
 
 from breadth_assets import schema
+from breadth_assets.analytics.actions import adjust_prices, breadth_changes_from
 from breadth_assets.analytics.changes import apply_changes, changed_rows
 from breadth_assets.analytics.indicator_updates import plan_indicator_update
 from breadth_assets.analytics.indicators import (
@@ -22,14 +22,10 @@ from breadth_assets.analytics.indicators import (
     compute_indicators_by_ticker,
     continue_indicators,
 )
+from breadth_assets.defs.assets.adjusting import Adjustment, actions_metadata, declared_actions
 from breadth_assets.defs.assets.column_schemas import table_asset_args
+from breadth_assets.defs.assets.daily_fetch import TickerRunConfig, fetch_bars, whole_where_needed
 from breadth_assets.defs.assets.data_versions import partition_versions
-from breadth_assets.defs.assets.fetching import (
-    FetchRunConfig,
-    fetched_answers,
-    refused_partitions,
-    run_end_date,
-)
 from breadth_assets.defs.assets.reporting import (
     batch_metadata,
     date_range_text,
@@ -41,8 +37,8 @@ from breadth_assets.defs.partitions import tickers_partitions
 from breadth_assets.defs.report_keys import ROWS_REJECTED
 from breadth_assets.defs.universe_file import UniverseFile
 from breadth_assets.runtime.dagster_compat import latest_data_versions
-from breadth_assets.sources.base import PriceRequest, PriceSource
-from breadth_assets.stores.base import MarketStore
+from breadth_assets.sources.base import PriceSource
+from breadth_assets.stores.base import FROM_ROWS, MarketStore
 from breadth_assets.universe.file import Universe
 
 RAW_PRICES = dg.AssetKey("raw_prices")
@@ -51,28 +47,6 @@ TAIL_MARGIN_BARS = 10
 """Stored bars read beyond what an incremental update needs (the 52-week window, the overlap)."""
 TICKER_TAG = {"partitioned_by": "ticker"}
 """Marks the assets partitioned by ticker, which `ticker_job` runs together."""
-
-
-class TickerRunConfig(FetchRunConfig):
-    overlap_bars: int = Field(
-        default=5,
-        ge=0,
-        description="Stored bars fetched again at the end of each ticker, to pick up corrections.",
-    )
-    full_refresh: bool = Field(
-        default=False, description="Fetch every ticker again from the universe's start date."
-    )
-
-
-def _fetch_starts(stored: pd.DataFrame, history_start: dt.date, overlap_bars: int) -> dict:
-    """Per stored ticker, the date of its bar `overlap_bars` before the last (or its first);
-    `stored` is sorted by ticker and date, as the store returns it."""
-    last_bars = stored.groupby("ticker", sort=False).tail(overlap_bars + 1)
-    firsts = last_bars.drop_duplicates("ticker")
-    return {
-        ticker: max(day.date(), history_start)
-        for ticker, day in zip(firsts["ticker"], firsts["date"], strict=True)
-    }
 
 
 def build_ticker_assets(batch_size: int, store_kind: str) -> dg.AssetsDefinition:
@@ -117,6 +91,13 @@ class _Batch:
     indicators: pd.DataFrame
     failed: dict[dg.AssetKey, dict[str, str]] = field(default_factory=dict)
     rejected: dict[str, list[str]] = field(default_factory=dict)
+    adjustment: Adjustment | None = None
+    """The corporate actions of the tickers whose indicators were computed."""
+    computed: list[str] = field(default_factory=list)
+    """Tickers whose indicators were computed (their actions are written with them)."""
+    unreadable: list[str] = field(default_factory=list)
+    breadth_from: pd.Timestamp | None = None
+    stale_from: dt.date | str | None = FROM_ROWS
 
     def written(self, key: dg.AssetKey) -> pd.DataFrame:
         return self.prices if key == RAW_PRICES else self.indicators
@@ -134,7 +115,12 @@ def ticker_assets(
     started = time.perf_counter()
     tickers = list(context.partition_keys)
     batch = _compute(context, config, store, price_source, universe.load(), tickers)
-    store.write({schema.PRICES: batch.prices, schema.INDICATORS: batch.indicators})
+    frames = {schema.PRICES: batch.prices, schema.INDICATORS: batch.indicators}
+    replace = {}
+    if INDICATORS in context.selected_asset_keys:
+        frames[schema.CORPORATE_ACTIONS] = batch.adjustment.rows_of(batch.computed)
+        replace[schema.CORPORATE_ACTIONS] = batch.computed
+    store.write(frames, replace=replace, stale_from=batch.stale_from)
     yield from _report(context, tickers, batch, time.perf_counter() - started)
 
 
@@ -156,28 +142,68 @@ def _compute(
         prices = store.read_prices(tickers)
     batch = _Batch(prices.iloc[0:0], prices.iloc[0:0], {RAW_PRICES: {}, INDICATORS: {}})
     if RAW_PRICES in selected:
-        fetched = _fetch(context, config, price_source, current, prices)
+        fetched = fetch_bars(context, config, price_source, current, prices)
         batch.failed[RAW_PRICES], batch.rejected = fetched.failed, fetched.rejected
         if incremental:
-            prices = _whole_where_needed(store, prices, fetched.bars, tail_bars)
+            prices = whole_where_needed(store, prices, fetched.bars, tail_bars)
         batch.prices = changed_rows(fetched.bars, prices, schema.KEYS[schema.PRICES])
         prices = apply_changes(prices, batch.prices, schema.KEYS[schema.PRICES])
     if INDICATORS in selected:
-        failed = {
-            ticker: f"prices were not updated: {reason}"
-            for ticker, reason in batch.failed[RAW_PRICES].items()
-        }
-        good = prices[~prices["ticker"].isin(list(failed))]
-        if incremental:
-            computed, stored, broken = _indicators_from_state(
-                store, good, batch.prices, config.overlap_bars + TAIL_MARGIN_BARS
-            )
-        else:
-            computed, broken = compute_indicators_by_ticker(good)
-            stored = store.read_indicators(computed["ticker"].unique().tolist())
-        batch.failed[INDICATORS] = {**failed, **broken}
-        batch.indicators = changed_rows(computed, stored, schema.KEYS[schema.INDICATORS])
+        overlap = config.overlap_bars if incremental else None
+        _compute_indicators(context, store, price_source, current, prices, batch, overlap)
+        batch.stale_from = _stale_from(batch)
     return batch
+
+
+def _compute_indicators(
+    context: dg.AssetExecutionContext,
+    store: MarketStore,
+    price_source: PriceSource,
+    current: Universe,
+    prices: pd.DataFrame,
+    batch: _Batch,
+    overlap_bars: int | None,
+) -> None:
+    """Indicators on the bars adjusted for the tickers' actions, from each ticker's stored state
+    where its applied actions are those the state was computed on (`overlap_bars` None: over
+    the whole history of `prices`)."""
+    failed = {
+        ticker: f"prices were not updated: {reason}"
+        for ticker, reason in batch.failed[RAW_PRICES].items()
+    }
+    declared = declared_actions(current, price_source, list(context.partition_keys))
+    failed.update({t: "; ".join(lines) for t, lines in declared.problems.items()})
+    for line in declared.unreadable:
+        context.log.warning(line)
+    good = prices[~prices["ticker"].isin(list(failed))]
+    adjustment = Adjustment(
+        store, declared.rows, good["ticker"].unique().tolist(), current.adjust_dividends
+    )
+    whole = adjustment.resolve(good)
+    if overlap_bars is not None:
+        computed, stored, broken = _indicators_from_state(
+            store, good, batch.prices, adjustment, whole, overlap_bars + TAIL_MARGIN_BARS
+        )
+    else:
+        computed, broken = compute_indicators_by_ticker(adjust_prices(good, adjustment.actions))
+        stored = store.read_indicators(computed["ticker"].unique().tolist())
+    broken.update(adjustment.problems)
+    computed = computed[~computed["ticker"].isin(list(broken))]
+    batch.failed[INDICATORS] = {**failed, **broken}
+    batch.indicators = changed_rows(computed, stored, schema.KEYS[schema.INDICATORS])
+    batch.adjustment = adjustment
+    batch.computed = computed["ticker"].unique().tolist()
+    batch.unreadable = declared.unreadable
+    batch.breadth_from = breadth_changes_from(batch.indicators, stored, adjustment.changed)
+
+
+def _stale_from(batch: _Batch) -> pd.Timestamp | None:
+    """Where breadth must start again after this batch: its first new or corrected bar, or its
+    first indicators row that changed other than by a corporate action's rescaling."""
+    days = [batch.breadth_from] if batch.breadth_from is not None else []
+    if len(batch.prices):
+        days.append(pd.Timestamp(batch.prices["date"].min()))
+    return min(days).date() if days else None
 
 
 def _report(
@@ -188,6 +214,13 @@ def _report(
     metadata = {
         key: _metadata(batch.written(key), batch.failed[key], len(tickers), seconds) for key in keys
     }
+    if INDICATORS in metadata:
+        metadata[INDICATORS].update(
+            actions_metadata(batch.adjustment, batch.computed, batch.unreadable)
+        )
+        listed = metadata[INDICATORS].get("actions_applied_list")
+        if listed is not None:
+            context.log.info(f"indicators: {listed.value}")
     by_partition: dict[dg.AssetKey, dict[str, dict[str, dg.MetadataValue]]] = {}
     if RAW_PRICES in metadata:
         metadata[RAW_PRICES].update(rejected_metadata(batch.rejected))
@@ -227,50 +260,44 @@ def _checked_in_this_run(context: dg.AssetExecutionContext, key: dg.AssetKey) ->
 
 
 def _indicators_from_state(
-    store: MarketStore, prices: pd.DataFrame, new_prices: pd.DataFrame, stored_bars: int
+    store: MarketStore,
+    prices: pd.DataFrame,
+    new_prices: pd.DataFrame,
+    adjustment: Adjustment,
+    whole_needed: set[str],
+    stored_bars: int,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
     """Indicator rows from each ticker's first new bar on, going on from its stored state, and
-    the whole history of the tickers that cannot (docs/design.md "Indicators from state").
+    the whole history of the tickers that cannot (docs/design.md "Indicators from state"), or
+    whose applied actions changed (docs/design.md "Corporate actions").
 
     Returns the computed rows, the stored rows they replace, and the tickers that failed.
     """
     tickers = prices["ticker"].unique().tolist()
     stored = store.read_tail(schema.INDICATORS, tickers, stored_bars)
-    plan = plan_indicator_update(prices, new_prices, stored)
-    recompute = plan.recompute
+    adjusted = adjust_prices(prices, adjustment.actions)
+    plan = plan_indicator_update(adjusted, new_prices, stored)
+    recompute = sorted({*plan.recompute, *whole_needed})
+    going_on_prices = plan.prices[~plan.prices["ticker"].isin(recompute)]
+    going_on_previous = plan.previous[~plan.previous["ticker"].isin(recompute)]
     try:
-        going_on = continue_indicators(plan.prices, plan.previous)
+        going_on = continue_indicators(going_on_prices, going_on_previous)
     except Exception:  # computed again below, where a broken ticker is named alone
-        going_on, recompute = plan.prices.iloc[0:0], sorted({*recompute, *plan.previous["ticker"]})
+        going_on = going_on_prices.iloc[0:0]
+        recompute = sorted({*recompute, *going_on_previous["ticker"]})
     whole = apply_changes(
         store.read_prices(recompute),
         new_prices[new_prices["ticker"].isin(recompute)],
         schema.KEYS[schema.PRICES],
     )
-    computed, broken = compute_indicators_by_ticker(whole)
+    adjustment.resolve(whole)
+    computed, broken = compute_indicators_by_ticker(adjust_prices(whole, adjustment.actions))
     stored = pd.concat(
         [stored[~stored["ticker"].isin(recompute)], store.read_indicators(recompute)],
         ignore_index=True,
     )
     computed = pd.concat([f for f in (going_on, computed) if len(f)] or [computed])
     return computed, stored, broken
-
-
-def _whole_where_needed(
-    store: MarketStore, tail: pd.DataFrame, fetched: pd.DataFrame, tail_bars: int
-) -> pd.DataFrame:
-    """The tail, with the whole history of each ticker whose fetched bars reach before it."""
-    first_fetched = fetched.groupby("ticker")["date"].min()
-    first_stored = tail.groupby("ticker")["date"].min()
-    counts = tail["ticker"].value_counts()
-    cut = counts.index[counts >= tail_bars]
-    before = first_fetched.reindex(cut) < first_stored.reindex(cut)
-    whole = before.index[before.to_numpy()].tolist()
-    if not whole:
-        return tail
-    return pd.concat(
-        [tail[~tail["ticker"].isin(whole)], store.read_prices(whole)], ignore_index=True
-    ).sort_values(["ticker", "date"], ignore_index=True)
 
 
 def _metadata(
@@ -286,51 +313,3 @@ def _metadata(
     if len(written):
         metadata["first_date_written"] = dg.MetadataValue.text(f"{written['date'].min():%Y-%m-%d}")
     return metadata
-
-
-@dataclass
-class _Fetched:
-    bars: pd.DataFrame
-    failed: dict[str, str]
-    rejected: dict[str, list[str]]
-
-
-def _fetch(
-    context: dg.AssetExecutionContext,
-    config: TickerRunConfig,
-    price_source: PriceSource,
-    current: Universe,
-    stored: pd.DataFrame,
-) -> _Fetched:
-    """Bars from the source for every ticker of the run; failures are collected, not raised."""
-    failures = refused_partitions(context, context.partition_keys, current)
-    instrument_keys = {entry.symbol: entry.instrument_key for entry in current.tickers}
-    end = run_end_date(config.end_date, current)
-    starts = _fetch_starts(stored, current.start_date, config.overlap_bars)
-    requests = [
-        PriceRequest(
-            ticker=ticker,
-            start=current.start_date
-            if config.full_refresh
-            else starts.get(ticker, current.start_date),
-            end=end,
-            instrument_key=instrument_keys.get(ticker),
-        )
-        for ticker in context.partition_keys
-        if ticker not in failures
-    ]
-    frames: list[pd.DataFrame] = []
-    rejected: dict[str, list[str]] = {}
-    answers = price_source.with_settings(current.source_settings).fetch_many(requests)
-    for request, answer in fetched_answers(context, answers, len(requests), failures):
-        frames.append(answer.bars)
-        if answer.rejected:
-            more = len(answer.rejected) - 1
-            context.log.warning(
-                f"{request.ticker}: {len(answer.rejected)} rows left out: {answer.rejected[0]}"
-                + (f" and {more} more (the raw_prices metadata lists them)" if more else "")
-            )
-            rejected[request.ticker] = list(answer.rejected)
-    columns = list(schema.PRICE_COLUMNS)
-    fetched = pd.concat(frames, ignore_index=True) if frames else stored.iloc[0:0]
-    return _Fetched(fetched[columns], failures, rejected)
