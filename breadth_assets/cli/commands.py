@@ -148,6 +148,9 @@ def _run_ticker_batches(
             + (f"; {in_batch.total()} rows refused" if in_batch else ""),
             file=out,
         )
+        applied = run_report.actions_applied(events)
+        if applied:
+            print(f"  {applied}", file=out)
         if result.success:
             continue
         outcome.ok = False

@@ -14,6 +14,7 @@ import dagster as dg
 import pandas as pd
 
 from breadth_assets.defs.report_keys import (
+    ACTIONS_APPLIED_LIST,
     BREADTH_PROGRESS,
     CLOSURES_FOUND,
     CLOSURES_FOUND_DAYS,
@@ -49,6 +50,19 @@ def refused_rows(events: Iterable[dg.DagsterEvent]) -> Counter[str]:
         if materialization.asset_key.path == ["raw_prices"] and count and count.value:
             refused[partition or "?"] += int(count.value)
     return refused
+
+
+def actions_applied(events: Iterable[dg.DagsterEvent]) -> str | None:
+    """`5 actions applied: ABC split 1:5 on 2019-06-03, ...` from a ticker batch's `indicators`
+    materializations (each carries its batch's list), or None when it applied none."""
+    for event in events:
+        materialization = event.materialization
+        if materialization.asset_key.path != ["indicators"]:
+            continue
+        listed = materialization.metadata.get(ACTIONS_APPLIED_LIST)
+        if listed is not None:
+            return str(listed.value)
+    return None
 
 
 def refused_text(refused: Counter[str], shown: int = 5) -> str:

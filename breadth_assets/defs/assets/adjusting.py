@@ -15,6 +15,7 @@ from breadth_assets.analytics.actions import (
     resolve_factors,
 )
 from breadth_assets.defs.assets.reporting import lines_markdown
+from breadth_assets.defs.report_keys import ACTIONS_APPLIED, ACTIONS_APPLIED_LIST
 from breadth_assets.sources.base import PriceSource
 from breadth_assets.stores.base import MarketStore
 from breadth_assets.universe.actions_file import (
@@ -109,7 +110,7 @@ def actions_metadata(
         applied, undone = adjustment.newly_applied(tickers)
         metadata[ACTIONS_APPLIED] = dg.MetadataValue.int(len(applied))
         if len(applied):
-            metadata["actions_applied_list"] = dg.MetadataValue.text(describe(applied))
+            metadata[ACTIONS_APPLIED_LIST] = dg.MetadataValue.text(describe(applied))
         if len(undone):
             metadata["actions_undone"] = dg.MetadataValue.text(
                 describe(undone).replace("applied", "undone")
@@ -119,5 +120,13 @@ def actions_metadata(
     return metadata
 
 
-ACTIONS_APPLIED = "actions_applied"
-"""How many corporate actions a batch applied that its tickers' stored rows did not have."""
+def actions_in_days(
+    store: MarketStore, first: pd.Timestamp, last: pd.Timestamp
+) -> dict[str, dg.MetadataValue]:
+    """The actions applied with an ex-date among a breadth run's days, for its metadata."""
+    stored = store.read_actions(store.read_breadth_tickers())
+    dates = pd.to_datetime(stored["ex_date"])
+    inside = stored[stored["factor"].notna() & (dates >= first) & (dates <= last)]
+    if inside.empty:
+        return {}
+    return {ACTIONS_APPLIED_LIST: dg.MetadataValue.text(describe(inside))}

@@ -12,6 +12,7 @@ import pandas as pd
 from breadth_assets import schema
 from breadth_assets.analytics import breadth_report
 from breadth_assets.analytics.breadth import BreadthState, compute_breadth_in_chunks, state_after
+from breadth_assets.defs.assets.adjusting import actions_in_days
 from breadth_assets.defs.assets.column_schemas import table_asset_args
 from breadth_assets.defs.assets.reporting import date_range_text, record_good_partitions
 from breadth_assets.defs.partitions import tickers_partitions
@@ -252,6 +253,7 @@ def _report(
         "worker": dg.MetadataValue.text(worker_name()),
         "computed_from": dg.MetadataValue.text(f"{first:%Y-%m-%d}"),
         **_days_without_bars(context, plan.keys, dropped, last_bar),
+        **actions_in_days(store, first, plan.days[-1]),
     }
     if plan.carried_to is not None:
         run["carried_on_to"] = dg.MetadataValue.text(f"{plan.carried_to:%Y-%m-%d}")

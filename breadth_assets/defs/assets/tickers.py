@@ -34,7 +34,7 @@ from breadth_assets.defs.assets.reporting import (
     rejected_metadata,
 )
 from breadth_assets.defs.partitions import tickers_partitions
-from breadth_assets.defs.report_keys import ROWS_REJECTED
+from breadth_assets.defs.report_keys import ACTIONS_APPLIED_LIST, ROWS_REJECTED
 from breadth_assets.defs.universe_file import UniverseFile
 from breadth_assets.runtime.dagster_compat import latest_data_versions
 from breadth_assets.sources.base import PriceSource
@@ -218,7 +218,7 @@ def _report(
         metadata[INDICATORS].update(
             actions_metadata(batch.adjustment, batch.computed, batch.unreadable)
         )
-        listed = metadata[INDICATORS].get("actions_applied_list")
+        listed = metadata[INDICATORS].get(ACTIONS_APPLIED_LIST)
         if listed is not None:
             context.log.info(f"indicators: {listed.value}")
     by_partition: dict[dg.AssetKey, dict[str, dict[str, dg.MetadataValue]]] = {}
