@@ -1,14 +1,21 @@
-"""A demo universe of N tickers x Y years through Dagster: the history, then one new day.
+"""A demo universe of N tickers x Y years through Dagster: the history, one new day, then
+corporate actions declared late.
 
-Each phase runs `breadth-assets run` in a new process on one fresh Dagster home and DuckDB store
-(`history` up to the day before the last closed one, `new_day` the last closed one) and prints
-one line: wall seconds, the data work (the `seconds` each step reports: read, fetch, compute,
-write; Dagster's bookkeeping excluded), the ticker and breadth parts of it, the events written
-and the peak RSS of the process. `floor` does the history's data work without Dagster: the demo
-bars, one bulk write, TA-Lib over every ticker, one write, one query and the breadth count.
+The universe has an actions file in which a share of the tickers (`--actions-share`, 1 %) carry
+one split or bonus at a random ex-date among their bars (a fixed seed), on top of the demo
+market's own 1:2 splits. Each phase runs `breadth-assets run` in a new process on one fresh
+Dagster home and DuckDB store (`history` up to the day before the last closed one, `new_day` the
+last closed one, `new_actions` the same day again after 20 more tickers got an action in the
+file with an ex-date in the past, anywhere in their history or among the last
+`--new-actions-days` trading days) and prints one line: wall seconds, the data work (the
+`seconds` each step reports: read, fetch, compute, write; Dagster's bookkeeping excluded), the
+ticker and breadth parts of it, the events written and the peak RSS of the process. `floor` does
+the history's data work without Dagster and without actions: the demo bars, one bulk write,
+TA-Lib over every ticker, one write, one query and the breadth count.
 
     .venv/bin/python benchmarks/scale.py --tickers 2000 --years 20 [--batch-size 50]
         [--update-batch-size 2000] [--instance sqlite|postgres] [--no-floor]
+        [--actions-share 0.01] [--new-actions 20] [--new-actions-days N] [--seed 7]
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import resource
 import subprocess
 import sys
@@ -67,6 +75,51 @@ print(json.dumps(totals))
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+ACTION_VALUES = (
+    ("split", "1:2"),
+    ("split", "1:5"),
+    ("split", "1:10"),
+    ("bonus", "1:1"),
+    ("bonus", "1:2"),
+)
+"""What a benchmark action is: a split or a bonus, one of these ratios."""
+
+
+def _actions_for(
+    symbols: list[str],
+    rng: random.Random,
+    first: pd.Timestamp,
+    last: pd.Timestamp,
+    recent_days: int | None = None,
+) -> list[tuple[str, pd.Timestamp, str, str]]:
+    """One split or bonus for each of `symbols`, its ex-date a random bar of the ticker after its
+    first one within [first, last] (within the last `recent_days` of them when given)."""
+    from breadth_assets.sources.demo.source import demo_bars
+
+    actions = []
+    for symbol in symbols:
+        dates = demo_bars(symbol)["date"]
+        dates = dates[dates.between(first, last)].iloc[1:]
+        if recent_days is not None:
+            dates = dates.iloc[-recent_days:]
+        if dates.empty:
+            continue
+        kind, value = rng.choice(ACTION_VALUES)
+        actions.append((symbol, pd.Timestamp(rng.choice(dates.tolist())), kind, value))
+    return actions
+
+
+def _write_actions(path: Path, actions: list[tuple[str, pd.Timestamp, str, str]]) -> None:
+    lines = ["ticker,ex_date,kind,value"]
+    lines += [f"{t},{day:%Y-%m-%d},{kind},{value}" for t, day, kind, value in actions]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _ex_dates(actions: list[tuple[str, pd.Timestamp, str, str]]) -> str:
+    days = sorted(day for _, day, _, _ in actions)
+    return f"{days[0]:%Y-%m-%d}..{days[-1]:%Y-%m-%d}" if days else "none"
+
+
 def phase(name: str, env: dict[str, str], end: pd.Timestamp, extra: str) -> None:
     started_at = time.time()
     events_before = events_written(env)
@@ -79,6 +132,9 @@ def phase(name: str, env: dict[str, str], end: pd.Timestamp, extra: str) -> None
     if result.returncode != 0:
         sys.exit(f"{name}: the main job failed:\n{result.stdout}\n{result.stderr}")
     peak_text = f"{int(result.stderr.strip().splitlines()[-1]) / 1024:.0f}"
+    for line in result.stdout.splitlines():
+        if line.startswith("breadth") or (name == "new_actions" and "applied" in line):
+            print(f"#   {name}: {line.strip()[:200]}", flush=True)
     work = _step_seconds(env, started_at)
     tickers, breadth = work.get("ticker_job", 0.0), work.get("breadth_job", 0.0)
     print(
@@ -121,6 +177,23 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--update-batch-size", type=int, default=2000)
     parser.add_argument("--instance", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument(
+        "--actions-share",
+        type=float,
+        default=0.01,
+        help="share of the tickers with one split or bonus in the actions file",
+    )
+    parser.add_argument(
+        "--new-actions", type=int, default=20, help="actions added before the new_actions phase"
+    )
+    parser.add_argument(
+        "--new-actions-days",
+        type=int,
+        default=None,
+        help="the new actions' ex-dates among the last N trading days (default: any of the "
+        "ticker's days)",
+    )
+    parser.add_argument("--seed", type=int, default=7, help="seed of the actions drawn")
     parser.add_argument("--no-floor", action="store_true", help="skip the plain floor")
     parser.add_argument("--floor-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -133,19 +206,28 @@ def main() -> None:
         if args.floor_only:
             floor(symbols, first, previous, root / "floor.duckdb")
             return
+        rng = random.Random(args.seed)
+        drawn = rng.sample(symbols, round(args.actions_share * len(symbols)))
+        actions = _actions_for(sorted(drawn), rng, first, previous)
+        others = sorted(set(symbols) - set(drawn))
+        later = sorted(rng.sample(others, min(args.new_actions, len(others))))
+        late_actions = _actions_for(later, rng, first, new_day, args.new_actions_days)
+        actions_file = root / "actions.csv"
+        _write_actions(actions_file, actions)
+        universe = write_demo_universe(
+            root,
+            symbols,
+            first.date(),
+            batch_size=args.batch_size,
+            update_batch_size=args.update_batch_size,
+        )
+        with universe.open("a") as out:
+            out.write(f"actions: {actions_file.name}\n")
         home_env = new_home(args.instance, root / "dagster_home")
         env = {
             **os.environ,
             **home_env,
-            "BREADTH_UNIVERSE": str(
-                write_demo_universe(
-                    root,
-                    symbols,
-                    first.date(),
-                    batch_size=args.batch_size,
-                    update_batch_size=args.update_batch_size,
-                )
-            ),
+            "BREADTH_UNIVERSE": str(universe),
             "BREADTH_DUCKDB_PATH": str(root / "breadth.duckdb"),
         }
         print(
@@ -155,9 +237,17 @@ def main() -> None:
             f"{new_day:%Y-%m-%d}",
             flush=True,
         )
+        print(
+            f"# actions file: {len(actions)} actions ({args.actions_share:g} of the tickers, "
+            f"ex-dates {_ex_dates(actions)}) besides the demo's own splits; new_actions adds "
+            f"{len(late_actions)} (ex-dates {_ex_dates(late_actions)})",
+            flush=True,
+        )
         try:
             phase("history", env, previous, extra)
             phase("new_day", env, new_day, extra)
+            _write_actions(actions_file, sorted(actions + late_actions))
+            phase("new_actions", env, new_day, extra)
         finally:
             drop_home(home_env)
     if not args.no_floor:
