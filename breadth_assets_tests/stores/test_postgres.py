@@ -40,7 +40,7 @@ def pg_store(postgres_database):
 
 
 def _indicators(prices: pd.DataFrame) -> pd.DataFrame:
-    return prices[["ticker", "date", "close"]].assign(
+    return prices[["ticker", "date", "close", "high", "low"]].assign(
         **{name: np.nan for name in schema.INDICATOR_COLUMNS if name not in prices}
     )[list(schema.INDICATOR_COLUMNS)]
 

@@ -70,7 +70,7 @@ def test_writing_an_existing_key_replaces_its_row(store):
 
 def test_breadth_inputs_join_prices_and_indicators_up_to_the_end_date(store):
     prices = make_prices("AAA", "2024-01-01", [10.0, 11.0, 12.0])
-    indicators = prices[["ticker", "date", "close"]].assign(
+    indicators = prices[["ticker", "date", "close", "high", "low"]].assign(
         **{name: 1.0 for name in schema.INDICATOR_COLUMNS if name not in prices}
     )
     store.write({schema.PRICES: prices, schema.INDICATORS: indicators})
@@ -82,7 +82,7 @@ def test_breadth_inputs_join_prices_and_indicators_up_to_the_end_date(store):
 
 def test_breadth_inputs_can_start_at_a_date(store):
     prices = make_prices("AAA", "2024-01-01", [10.0, 11.0, 12.0])
-    indicators = prices[["ticker", "date", "close"]].assign(
+    indicators = prices[["ticker", "date", "close", "high", "low"]].assign(
         **{name: 1.0 for name in schema.INDICATOR_COLUMNS if name not in prices}
     )
     store.write({schema.PRICES: prices, schema.INDICATORS: indicators})
@@ -101,7 +101,7 @@ def test_breadth_reads_by_date_range(store):
 
 
 def _indicator_rows(prices: pd.DataFrame) -> pd.DataFrame:
-    return prices[["ticker", "date", "close"]].assign(
+    return prices[["ticker", "date", "close", "high", "low"]].assign(
         **{name: np.nan for name in schema.INDICATOR_COLUMNS if name not in prices}
     )[list(schema.INDICATOR_COLUMNS)]
 
@@ -317,7 +317,7 @@ def test_breadth_counts_equal_the_analytics_counts_over_the_same_rows(store, see
 
     counted = store.count_breadth(tickers, dates)
 
-    rows = prices.merge(indicators.drop(columns="close"), on=["ticker", "date"])
+    rows = prices[["ticker", "date", "volume"]].merge(indicators, on=["ticker", "date"])
     rows = rows[rows["ticker"].isin(tickers) & (rows["date"] <= dates[-1])]
     expected = count_breadth(rows.sort_values(["ticker", "date"]), dates)
     pd.testing.assert_frame_equal(counted, expected, check_dtype=False, rtol=1e-12)
@@ -352,3 +352,71 @@ def test_writing_breadth_removes_the_rows_of_days_computed_without_bars(store):
     )
 
     assert store.read_breadth()["date"].tolist() == [pd.Timestamp("2024-01-04")]
+
+
+# --- corporate actions -------------------------------------------------------------------------
+
+
+def _actions(ticker: str, *rows: tuple[str, str, str, float]) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        [
+            (ticker, pd.Timestamp(day), kind, value, factor, "a.csv line 2")
+            for day, kind, value, factor in rows
+        ],
+        columns=list(schema.CORPORATE_ACTION_COLUMNS),
+    )
+    return frame.astype({"ex_date": "datetime64[us]", "factor": "float64"})
+
+
+def test_actions_round_trip_sorted_with_a_null_factor_for_one_not_applied(store):
+    actions = _actions(
+        "AAA", ("2024-01-03", "split", "1:2", 0.5), ("2024-02-01", "bonus", "1:1", np.nan)
+    )
+    store.write({schema.CORPORATE_ACTIONS: actions.iloc[::-1]})
+    read = store.read_actions(["AAA"])
+    pd.testing.assert_frame_equal(read, actions, check_dtype=False)
+    assert np.isnan(read.loc[1, "factor"])
+    assert store.read_actions(["BBB"]).empty
+    assert len(store.read_actions()) == 2
+
+
+def test_replacing_a_tickers_actions_removes_the_ones_no_longer_written(store):
+    store.write(
+        {
+            schema.CORPORATE_ACTIONS: pd.concat(
+                [
+                    _actions("AAA", ("2024-01-03", "split", "1:2", 0.5)),
+                    _actions("BBB", ("2024-01-04", "split", "1:5", 0.2)),
+                ]
+            )
+        }
+    )
+    kept = _actions("AAA", ("2024-01-05", "bonus", "1:1", 0.5))
+    store.write({schema.CORPORATE_ACTIONS: kept}, replace={schema.CORPORATE_ACTIONS: ["AAA"]})
+    assert store.read_actions(["AAA"])["kind"].tolist() == ["bonus"]
+    assert store.read_actions(["BBB"])["kind"].tolist() == ["split"]
+    store.write({}, replace={schema.CORPORATE_ACTIONS: ["AAA"]})
+    assert store.read_actions(["AAA"]).empty
+
+
+def test_a_write_can_move_the_stale_mark_to_a_given_day_or_leave_it(store):
+    prices = make_prices("AAA", "2024-01-01", [10.0, 11.0, 12.0])
+    store.write({schema.PRICES: prices}, stale_from=None)
+    assert store.breadth_stale().stale_from is None
+    store.write({schema.PRICES: prices.assign(close=20.0)}, stale_from=dt.date(2024, 1, 2))
+    assert store.breadth_stale().stale_from == dt.date(2024, 1, 2)
+
+
+def test_adjusted_prices_scale_the_bars_before_each_applied_ex_date(store):
+    store.write(
+        {
+            schema.PRICES: make_prices("AAA", "2024-01-01", [10.0, 10.0, 5.0]),
+            schema.CORPORATE_ACTIONS: _actions(
+                "AAA", ("2024-01-03", "split", "1:2", 0.5), ("2024-05-01", "bonus", "1:1", np.nan)
+            ),
+        }
+    )
+    adjusted = store.read_adjusted_prices(["AAA"])
+    assert adjusted["close"].tolist() == [5.0, 5.0, 5.0]
+    raw = store.read_prices(["AAA"])
+    assert (adjusted["volume"] == raw["volume"] * [2, 2, 1]).all()
