@@ -19,7 +19,7 @@ DAYS = [day.date() for day in pd.bdate_range("2024-01-01", periods=10)]
 
 def _indicators(ticker: str, first: int, last: int) -> pd.DataFrame:
     prices = make_prices(ticker, f"{DAYS[first]}", [10.0 + i for i in range(last - first + 1)])
-    return prices[["ticker", "date", "close"]].assign(
+    return prices[["ticker", "date", "close", "high", "low"]].assign(
         **{name: np.nan for name in schema.INDICATOR_COLUMNS if name not in prices}
     )[list(schema.INDICATOR_COLUMNS)]
 
