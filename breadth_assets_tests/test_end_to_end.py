@@ -196,3 +196,12 @@ def test_a_ticker_fetched_outside_the_main_job_makes_status_and_the_next_run_see
     _run([str(BIN / "breadth-assets"), "run", "--tail", "0"], fresh)
     pd.testing.assert_frame_equal(store.read_breadth(), whole.read_breadth())
     assert "breadth: up to date" in _run([str(BIN / "breadth-assets"), "status"], home).stdout
+
+
+def test_the_quick_start_applies_the_demo_markets_splits_and_explains_every_move(home):
+    quick_start = {**home, "BREADTH_UNIVERSE": str(PROJECT_ROOT / "universe.yaml")}
+    result = _run([str(BIN / "breadth-assets"), "run", "--tail", "0", "--checks"], quick_start)
+    assert "  5 actions applied: FRNZ split 1:2 on 2015-07-22, DLVN split 1:2 on " in result.stdout
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("checks: ")]
+    assert " passed" in line
+    assert "unexplained_moves" not in result.stdout  # a failing check is printed by name
