@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import dagster as dg
 import pandas as pd
 import pytest
 
 from breadth_assets.analytics.breadth import compute_breadth
+from breadth_assets.defs.partitions import tickers_partitions
+from breadth_assets.stores.duckdb import DuckDBStore
 from breadth_assets_tests.support import (
     TICKERS,
     materialize_breadth,
@@ -129,3 +132,21 @@ def test_a_bad_actions_line_holds_back_its_ticker_alone(history, store, tmp_path
     assert f"{SPLIT_TICKER}: actions.csv line 2: split 5:1" in message
     assert "1 of 5 tickers failed" in message or "1 ticker" in message
     assert store.read_actions(TICKERS).empty
+
+
+def test_an_action_declared_ahead_applies_when_a_new_bar_reaches_its_ex_date(
+    instance_with_tickers, store, tmp_path
+):
+    universe = with_actions(tmp_path, [f"{SPLIT_TICKER},{EX_DATE},split,1:2"])
+    assert materialize_tickers(instance_with_tickers, store, universe, "2024-02-15").success
+    assert store.read_actions([SPLIT_TICKER])["factor"].isna().all()  # declared, not applied
+    assert materialize_tickers(instance_with_tickers, store, universe, END).success
+    assert store.read_actions([SPLIT_TICKER])["factor"].tolist() == [0.5]
+
+    whole = DuckDBStore(path=str(tmp_path / "whole.duckdb"))
+    with dg.instance_for_test() as fresh:
+        fresh.add_dynamic_partitions(tickers_partitions.name, TICKERS)
+        assert materialize_tickers(fresh, whole, universe, END).success
+    pd.testing.assert_frame_equal(
+        store.read_indicators(TICKERS), whole.read_indicators(TICKERS), rtol=1e-9
+    )
