@@ -11,6 +11,7 @@ INDICATORS = "indicators"
 BREADTH = "breadth"
 INTRADAY_PRICES = "intraday_prices"
 CORPORATE_ACTIONS = "corporate_actions"
+INSTRUMENT_KEYS = "instrument_keys"
 
 PRICE_COLUMNS: dict[str, str] = {
     "ticker": "VARCHAR",
@@ -109,12 +110,19 @@ CORPORATE_ACTION_COLUMNS: dict[str, str] = {
     "origin": "VARCHAR",
 }
 
+INSTRUMENT_KEY_COLUMNS: dict[str, str] = {
+    "ticker": "VARCHAR",
+    "instrument_key": "VARCHAR",
+    "first_used": "DATE",
+}
+
 TABLES: dict[str, dict[str, str]] = {
     PRICES: PRICE_COLUMNS,
     INDICATORS: INDICATOR_COLUMNS,
     BREADTH: BREADTH_COLUMNS,
     INTRADAY_PRICES: INTRADAY_COLUMNS,
     CORPORATE_ACTIONS: CORPORATE_ACTION_COLUMNS,
+    INSTRUMENT_KEYS: INSTRUMENT_KEY_COLUMNS,
 }
 
 POSTGRES_TYPES: dict[str, str] = {
@@ -132,6 +140,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     BREADTH: ("date",),
     INTRADAY_PRICES: ("ticker", "unit", "interval", "ts"),
     CORPORATE_ACTIONS: ("ticker", "ex_date", "kind"),
+    INSTRUMENT_KEYS: ("ticker", "instrument_key"),
 }
 
 # Columns of prices and indicators that breadth reads for each ticker-day: the volume as traded
@@ -236,5 +245,10 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "value": "As declared: a:b for split, bonus and consolidation; a number otherwise",
         "factor": "Price factor of the bars before ex_date; NULL while not applied",
         "origin": "Where it was declared: the file and line, or the source",
+    },
+    INSTRUMENT_KEYS: {
+        "ticker": "Symbol, as in prices",
+        "instrument_key": "The source's key the ticker's bars were fetched under: NSE_EQ|ISIN",
+        "first_used": "Date of the first bar fetched under this key",
     },
 }

@@ -216,6 +216,11 @@ class MarketStore(dg.ConfigurableResource):
         ex_date and kind."""
         raise NotImplementedError
 
+    def read_instrument_keys(self, tickers: Sequence[str]) -> pd.DataFrame:
+        """The recorded `instrument_keys` of these tickers, sorted by ticker, first_used and
+        instrument_key: each ticker's last row is the key its bars were last fetched under."""
+        raise NotImplementedError
+
     def read_adjusted_prices(self, tickers: Sequence[str]) -> pd.DataFrame:
         """`prices` of these tickers back-adjusted by their stored actions (docs/design.md
         "Corporate actions"): the `adjusted_prices` view of the SQL stores, for every store."""

@@ -164,14 +164,17 @@ class DuckDBStore(MarketStore):
                 _EMPTY[table] = con.execute(f"SELECT * FROM {table}").df()
         return _EMPTY[table].copy()
 
-    def _read_table(self, table: str, tickers: Sequence[str]) -> pd.DataFrame:
+    def _read_table(
+        self, table: str, tickers: Sequence[str] | None, order: str = "ticker, date"
+    ) -> pd.DataFrame:
+        """The table's rows of these tickers (all with None) in `order`."""
         columns = ", ".join(schema.TABLES[table])
-        if not len(tickers):
+        if tickers is not None and not len(tickers):
             return self._empty(table)
+        where = "" if tickers is None else "WHERE ticker IN (SELECT unnest(?)) "
         return self._select(
-            f"SELECT {columns} FROM {table} WHERE ticker IN (SELECT unnest(?)) "
-            "ORDER BY ticker, date",
-            [list(tickers)],
+            f"SELECT {columns} FROM {table} {where}ORDER BY {order}",
+            [] if tickers is None else [list(tickers)],
         )
 
     def location(self) -> str:
@@ -296,12 +299,7 @@ class DuckDBStore(MarketStore):
         )
 
     def read_intraday(self, tickers: Sequence[str]) -> pd.DataFrame:
-        columns = ", ".join(schema.INTRADAY_COLUMNS)
-        return self._select(
-            f"SELECT {columns} FROM intraday_prices WHERE ticker IN (SELECT unnest(?)) "
-            "ORDER BY ticker, unit, interval, ts",
-            [list(tickers)],
-        )
+        return self._read_table(schema.INTRADAY_PRICES, tickers, "ticker, unit, interval, ts")
 
     def read_intraday_latest(self, tickers: Sequence[str]) -> pd.DataFrame:
         return self._select(
@@ -312,12 +310,11 @@ class DuckDBStore(MarketStore):
         )
 
     def read_actions(self, tickers: Sequence[str] | None = None) -> pd.DataFrame:
-        columns = ", ".join(schema.CORPORATE_ACTION_COLUMNS)
-        where = "" if tickers is None else "WHERE ticker IN (SELECT unnest(?)) "
-        return self._select(
-            f"SELECT {columns} FROM corporate_actions {where}ORDER BY ticker, ex_date, kind",
-            [] if tickers is None else [list(tickers)],
-        )
+        return self._read_table(schema.CORPORATE_ACTIONS, tickers, "ticker, ex_date, kind")
+
+    def read_instrument_keys(self, tickers: Sequence[str]) -> pd.DataFrame:
+        order = "ticker, first_used, instrument_key"
+        return self._read_table(schema.INSTRUMENT_KEYS, tickers, order)
 
     def write(
         self,

@@ -237,6 +237,11 @@ class MongoStore(MarketStore):
             schema.CORPORATE_ACTIONS, query, [("ticker", 1), ("ex_date", 1), ("kind", 1)]
         )
 
+    def read_instrument_keys(self, tickers: Sequence[str]) -> pd.DataFrame:
+        query = {"ticker": {"$in": list(tickers)}}
+        order = [("ticker", 1), ("first_used", 1), ("instrument_key", 1)]
+        return self._find(schema.INSTRUMENT_KEYS, query, order)
+
     def write(
         self,
         frames: Mapping[str, pd.DataFrame],

@@ -420,3 +420,51 @@ def test_adjusted_prices_scale_the_bars_before_each_applied_ex_date(store):
     assert adjusted["close"].tolist() == [5.0, 5.0, 5.0]
     raw = store.read_prices(["AAA"])
     assert (adjusted["volume"] == raw["volume"] * [2, 2, 1]).all()
+
+
+# --- instrument keys ---------------------------------------------------------------------------
+
+
+def _keys(*rows: tuple[str, str, str]) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        [(ticker, key, pd.Timestamp(day)) for ticker, key, day in rows],
+        columns=list(schema.INSTRUMENT_KEY_COLUMNS),
+    )
+    return frame.astype({"first_used": "datetime64[us]"})
+
+
+def test_instrument_keys_read_back_by_ticker_in_the_order_they_were_first_used(store):
+    old = ("AAA", "NSE_EQ|INE001A01011", "2020-01-01")
+    new = ("AAA", "NSE_EQ|INE001A01029", "2024-07-01")
+    other = ("BBB", "NSE_EQ|INE002A01019", "2021-03-01")
+    store.write({schema.INSTRUMENT_KEYS: _keys(new, other, old)})
+    read = store.read_instrument_keys(["AAA"])
+    pd.testing.assert_frame_equal(read, _keys(old, new), check_dtype=False)
+    assert store.read_instrument_keys(["AAA", "BBB"])["ticker"].tolist() == ["AAA", "AAA", "BBB"]
+
+
+def test_a_store_without_instrument_keys_reads_none_with_the_contract_columns(store):
+    read = store.read_instrument_keys(["AAA"])
+    assert read.empty
+    assert list(read.columns) == list(schema.INSTRUMENT_KEY_COLUMNS)
+
+
+def test_recording_a_tickers_key_again_replaces_its_first_use(store):
+    store.write({schema.INSTRUMENT_KEYS: _keys(("AAA", "NSE_EQ|INE001A01011", "2020-01-01"))})
+    store.write({schema.INSTRUMENT_KEYS: _keys(("AAA", "NSE_EQ|INE001A01011", "2025-02-03"))})
+    read = store.read_instrument_keys(["AAA"])
+    assert read["first_used"].tolist() == [pd.Timestamp("2025-02-03")]
+
+
+def test_instrument_keys_are_written_in_one_write_with_prices(store):
+    prices = make_prices("AAA", "2024-01-03", [10.0, 11.0])
+    keys = _keys(("AAA", "NSE_EQ|INE001A01011", "2024-01-03"))
+    written = store.write({schema.PRICES: prices, schema.INSTRUMENT_KEYS: keys})
+    assert written == {schema.PRICES: 2, schema.INSTRUMENT_KEYS: 1}
+    assert len(store.read_prices(["AAA"])) == 2
+    assert len(store.read_instrument_keys(["AAA"])) == 1
+
+
+def test_writing_instrument_keys_alone_leaves_breadths_stale_mark_where_it_is(store):
+    store.write({schema.INSTRUMENT_KEYS: _keys(("AAA", "NSE_EQ|INE001A01011", "2024-01-03"))})
+    assert store.breadth_stale().stale_from is None

@@ -65,6 +65,10 @@ ACTIONS_SQL = (
     f"SELECT {columns_sql(schema.CORPORATE_ACTION_COLUMNS)} FROM corporate_actions "
     "WHERE %(all)s OR ticker = ANY(%(tickers)s::text[]) ORDER BY ticker, ex_date, kind"
 )
+INSTRUMENT_KEYS_SQL = (
+    f"SELECT {columns_sql(schema.INSTRUMENT_KEY_COLUMNS)} FROM instrument_keys "
+    "WHERE ticker = ANY(%(tickers)s::text[]) ORDER BY ticker, first_used, instrument_key"
+)
 DELETE_TICKERS_SQL = "DELETE FROM {table} WHERE ticker = ANY(%(tickers)s::text[])"
 
 EXPECTED_INDEXES = {

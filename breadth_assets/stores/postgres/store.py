@@ -256,6 +256,11 @@ class PostgresStore(MarketStore):
         params = {"all": tickers is None, "tickers": list(tickers or [])}
         return self._frame(sql.ACTIONS_SQL, params, columns, "reading corporate_actions")
 
+    def read_instrument_keys(self, tickers: Sequence[str]) -> pd.DataFrame:
+        columns = schema.INSTRUMENT_KEY_COLUMNS
+        params = {"tickers": list(tickers)}
+        return self._frame(sql.INSTRUMENT_KEYS_SQL, params, columns, "reading instrument_keys")
+
     def write(
         self,
         frames: Mapping[str, pd.DataFrame],
