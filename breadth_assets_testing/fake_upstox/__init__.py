@@ -12,8 +12,10 @@ prints ``READY http://127.0.0.1:PORT`` and serves until SIGTERM/SIGINT.
 
 - `server`: the HTTP server (`FakeUpstox`), its fault injection and request records;
 - `protocol`: the API's paths, validation, error codes and bodies (`RecordedRequest`);
-- `market`: the deterministic candles it serves (`candles`, the exact answer to a request);
-- `instruments`: a file shaped like Upstox's instruments master (`write_instruments_master`);
+- `market`: the deterministic candles it serves (`candles`, the exact answer to a request), and
+  a symbol's instrument key changing on a day (`KeyChange`, as a split's new ISIN changes it);
+- `instruments`: a file shaped like Upstox's instruments master (`write_instruments_master`),
+  also as published after key changes;
 - `request_windows`: counting requests in sliding windows (`max_in_window`, `over_limit`);
 - `cli`: the subprocess mode (`main`).
 """
@@ -28,6 +30,7 @@ from breadth_assets_testing.fake_upstox.market import (
     SESSION_CLOSE_MINUTE,
     SESSION_OPEN_MINUTE,
     UNITS,
+    KeyChange,
     candles,
 )
 from breadth_assets_testing.fake_upstox.protocol import (
@@ -53,6 +56,7 @@ __all__ = [
     "SESSION_OPEN_MINUTE",
     "UNITS",
     "FakeUpstox",
+    "KeyChange",
     "RecordedRequest",
     "candles",
     "main",

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from breadth_assets_testing.fake_upstox.market import KeyChange
 
-def write_instruments_master(path: str | Path, entries: Mapping[str, str]) -> Path:
+
+def write_instruments_master(
+    path: str | Path, entries: Mapping[str, str], changes: Iterable[KeyChange] = ()
+) -> Path:
     """Write a gzipped JSON array shaped like Upstox's NSE.json.gz (trading symbol -> key).
 
     Decoys (an index, a BSE equity and an NSE future sharing each symbol) come before each
-    equity record, so a resolver must filter on segment NSE_EQ and instrument_type EQ.
+    equity record, so a resolver must filter on segment NSE_EQ and instrument_type EQ. The
+    master as published after `changes`: a changed symbol is listed under its new key only
+    (the old ISIN no longer trades).
     """
+    entries = {**entries, **{change.symbol: change.new for change in changes}}
     records: list[dict[str, Any]] = [
         {
             "segment": "NSE_INDEX",

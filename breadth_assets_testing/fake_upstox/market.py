@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date, timedelta, timezone
 
 import numpy as np
@@ -22,6 +23,19 @@ DAILY_HISTORY_START = date(2000, 1, 1)
 INTRADAY_HISTORY_START = date(2022, 1, 1)
 SESSION_OPEN_MINUTE = 9 * 60 + 15
 SESSION_CLOSE_MINUTE = 15 * 60 + 30
+
+
+@dataclass(frozen=True)
+class KeyChange:
+    """A symbol's instrument key changing on a day, as an NSE split's new ISIN changes it: `old`
+    serves candles up to the day before `on`, `new` from `on` on (not the old history), and the
+    instruments master lists the symbol under `new`."""
+
+    symbol: str
+    old: str
+    new: str
+    on: date
+
 
 _M1 = np.uint64(0x9E3779B97F4A7C15)
 _M2 = np.uint64(0xBF58476D1CE4E5B9)
@@ -123,10 +137,10 @@ def _rows_json(stamps: list[str], o20, h20, l20, c20, volume, newest_first: bool
 
 
 def _daily_series(
-    key: str, start: date, end: date, holidays: np.ndarray, listed: date
+    key: str, start: date, end: date, holidays: np.ndarray, listed: date, ended: date | None
 ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
     first = max(start, DAILY_HISTORY_START, listed)
-    days = _trading_days(first, end, holidays)
+    days = _trading_days(first, min(end, ended or end), holidays)
     numbers = days.astype(np.int64)
     return days, _ohlcv(key, numbers, _level(key, numbers), 0.02, 2_000_000.0)
 
@@ -142,6 +156,7 @@ def _period_candles(
     to_date: date,
     holidays: np.ndarray,
     listed: date,
+    ended: date | None,
     newest_first: bool,
 ) -> str:
     """Weekly/monthly candles aggregated from whole periods, dated at their first trading day."""
@@ -151,7 +166,7 @@ def _period_candles(
     else:
         start = from_date.replace(day=1)
         end = to_date.replace(day=1) + relativedelta(months=1) - timedelta(days=1)
-    days, (o20, h20, l20, c20, volume) = _daily_series(key, start, end, holidays, listed)
+    days, (o20, h20, l20, c20, volume) = _daily_series(key, start, end, holidays, listed, ended)
     if len(days) == 0:
         return "[]"
     if unit == "weeks":
@@ -183,11 +198,13 @@ def _intraday_candles(
     to_date: date,
     holidays: np.ndarray,
     listed: date,
+    ended: date | None,
     newest_first: bool,
 ) -> str:
     """Session candles 09:15–15:30 IST in steps of the interval; the last starts before 15:30."""
     step = interval * 60 if unit == "hours" else interval
-    days = _trading_days(max(from_date, INTRADAY_HISTORY_START, listed), to_date, holidays)
+    first = max(from_date, INTRADAY_HISTORY_START, listed)
+    days = _trading_days(first, min(to_date, ended or to_date), holidays)
     offsets = np.arange(SESSION_OPEN_MINUTE, SESSION_CLOSE_MINUTE, step, dtype=np.int64)
     numbers = days.astype(np.int64)
     minutes = (numbers[:, None] * 1440 + offsets[None, :]).ravel()
@@ -207,17 +224,22 @@ def candles(
     to_date: date,
     holidays: Iterable[date] = (),
     listings: Mapping[str, date] | None = None,
+    last_days: Mapping[str, date] | None = None,
 ) -> list[list]:
     """The candles FakeUpstox serves for this request, oldest first, so tests know exact answers.
 
     Daily candles fall on weekdays that are not holidays, on or after the key's listing date
-    (default 2000-01-03) and the history start (2000 for days/weeks/months, 2022 intraday).
+    (default 2000-01-03) and the history start (2000 for days/weeks/months, 2022 intraday), and
+    on or before the key's last day, if it has one (a key replaced by a `KeyChange`).
     """
     if unit not in UNITS or not interval_valid(unit, int(interval)):
         raise ValueError(f"unsupported unit/interval: {unit}/{interval}")
     hol = holiday_array(holidays)
     listed = (listings or {}).get(key, DEFAULT_LISTING)
-    return json.loads(candles_json(key, unit, int(interval), from_date, to_date, hol, listed))
+    ended = (last_days or {}).get(key)
+    return json.loads(
+        candles_json(key, unit, int(interval), from_date, to_date, hol, listed, ended)
+    )
 
 
 def candles_json(
@@ -228,15 +250,16 @@ def candles_json(
     to_date: date,
     holidays: np.ndarray,
     listed: date,
+    ended: date | None = None,
     newest_first: bool = False,
 ) -> str:
     if to_date < from_date:
         return "[]"
     if unit == "days":
-        days, series = _daily_series(key, from_date, to_date, holidays, listed)
+        days, series = _daily_series(key, from_date, to_date, holidays, listed, ended)
         return _rows_json(_daily_stamps(days), *series, newest_first=newest_first)
     if unit in ("weeks", "months"):
-        return _period_candles(key, unit, from_date, to_date, holidays, listed, newest_first)
+        return _period_candles(key, unit, from_date, to_date, holidays, listed, ended, newest_first)
     return _intraday_candles(
-        key, unit, interval, from_date, to_date, holidays, listed, newest_first
+        key, unit, interval, from_date, to_date, holidays, listed, ended, newest_first
     )

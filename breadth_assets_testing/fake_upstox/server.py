@@ -8,7 +8,7 @@ import random
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -19,6 +19,7 @@ from breadth_assets_testing.fake_upstox.market import (
     DEFAULT_LISTING,
     IST,
     UNITS,
+    KeyChange,
     candles,
     candles_json,
     holiday_array,
@@ -79,12 +80,17 @@ class FakeUpstox:
         seed: int = 0,
         timeout_sleep: float = 3.0,
         limits: Sequence[tuple[float, int]] = (),
+        key_changes: Sequence[KeyChange] = (),
     ) -> None:
         """`limits`: (window seconds, most requests) pairs enforced as Upstox does, e.g.
         ((1, 50), (60, 500), (1800, 2000)): a valid, authorized request that makes a sliding
         window hold more than its limit is answered 429 UDAPI10005 (no Retry-After, as Upstox
         documents none) and recorded with fault `OVER_LIMIT`. Every such request counts, refused
-        or not. Empty (the default): nothing is enforced."""
+        or not. Empty (the default): nothing is enforced.
+
+        `key_changes`: symbols whose instrument key changes on a day; the old key serves candles
+        up to the day before, the new one from that day on (a listing, unless `listings` gives
+        one) and not the old history."""
         if order not in ("newest_first", "oldest_first"):
             raise ValueError(f"order must be newest_first or oldest_first, not {order!r}")
         if not 0.0 <= fault_rate <= 1.0:
@@ -96,7 +102,8 @@ class FakeUpstox:
         self.latency = latency
         self.order = order
         self.holidays = frozenset(holidays)
-        self.listings = dict(listings or {})
+        self.listings = {**{c.new: c.on for c in key_changes}, **dict(listings or {})}
+        self.last_days = {c.old: c.on - timedelta(days=1) for c in key_changes}
         self.fault_rate = fault_rate
         self.fault_kinds = tuple(fault_kinds)
         self.timeout_sleep = timeout_sleep
@@ -187,7 +194,16 @@ class FakeUpstox:
         self, key: str, unit: str, interval: int, from_date: date, to_date: date
     ) -> list[list]:
         """What this server serves for the request, oldest first (its holidays and listings)."""
-        return candles(key, unit, interval, from_date, to_date, self.holidays, self.listings)
+        return candles(
+            key,
+            unit,
+            interval,
+            from_date,
+            to_date,
+            self.holidays,
+            self.listings,
+            self.last_days,
+        )
 
     # request handling
 
@@ -304,6 +320,7 @@ class FakeUpstox:
             to_date,
             self._holiday_array,
             listed,
+            self.last_days.get(key),
             newest_first=self.order == "newest_first",
         )
         delay = self.timeout_sleep if fault == "timeout" else 0.0

@@ -17,9 +17,11 @@ import upstox_client
 import urllib3
 from upstox_client.rest import ApiException
 
+from breadth_assets.sources.upstox.instruments import equity_keys
 from breadth_assets_testing.fake_upstox import (
     OVER_LIMIT,
     FakeUpstox,
+    KeyChange,
     max_in_window,
     over_limit,
     write_instruments_master,
@@ -135,6 +137,25 @@ def test_holidays_and_listing_date_remove_daily_candles() -> None:
         new = fake.expected("NSE_EQ|NEW", "days", 1, date(2025, 1, 1), date(2025, 1, 31))
     assert [c[0][:10] for c in old] == ["2025-01-13", "2025-01-15", "2025-01-16", "2025-01-17"]
     assert new[0][0] == "2025-01-20T00:00:00+05:30"
+
+
+SBIN_SPLIT = KeyChange("SBIN", SBIN, "NSE_EQ|INE062A01038", date(2025, 1, 15))
+
+
+def test_a_changed_key_serves_the_old_key_before_the_day_and_the_new_key_from_it() -> None:
+    with FakeUpstox(token=TOKEN, key_changes=[SBIN_SPLIT]) as fake:
+        api = make_api(fake)
+        old = fetch(api, SBIN_SPLIT.old, "2025-01-31", "2025-01-01")
+        new = fetch(api, SBIN_SPLIT.new, "2025-01-31", "2025-01-01")
+        expected_new = fake.expected(SBIN_SPLIT.new, "days", 1, date(2025, 1, 1), date(2025, 1, 31))
+    assert max(c[0][:10] for c in old) == "2025-01-14"
+    assert min(c[0][:10] for c in new) == "2025-01-15"
+    assert new == list(reversed(expected_new))
+
+
+def test_the_master_after_a_key_change_lists_the_symbol_under_its_new_key(tmp_path: Path) -> None:
+    path = write_instruments_master(tmp_path / "NSE.json.gz", {"SBIN": SBIN}, [SBIN_SPLIT])
+    assert equity_keys(path) == {"SBIN": SBIN_SPLIT.new}
 
 
 def test_prices_are_consistent_and_some_are_json_integers(server: FakeUpstox) -> None:
