@@ -259,6 +259,17 @@ def unexpected_nulls(
     return _frame(pd.concat(found).sort_values(["ticker", "date"], kind="stable"), columns)
 
 
+def key_changes(instrument_keys: pd.DataFrame) -> pd.DataFrame:
+    """Each change of a ticker's instrument key in the `instrument_keys` rows: every key recorded
+    after another, with the one before it and the date of the first bar fetched under it.
+    Columns: ticker, old_key, new_key, first_used."""
+    columns = ["ticker", "old_key", "new_key", "first_used"]
+    keys = instrument_keys.sort_values(["ticker", "first_used", "instrument_key"], kind="stable")
+    old = keys.groupby("ticker", sort=False)["instrument_key"].shift()
+    changed = keys.assign(old_key=old, new_key=keys["instrument_key"])[old.notna().to_numpy()]
+    return _frame(changed, columns)
+
+
 def missing_days(breadth: pd.DataFrame, days: pd.DatetimeIndex) -> pd.DataFrame:
     """Days of `days` (the open days: trading days on which some ticker has a bar) between the
     first and the last stored breadth date that have no breadth row. Columns: date."""

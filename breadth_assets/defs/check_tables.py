@@ -57,6 +57,10 @@ class Tables:
         return self.store.read_actions(self.tickers)
 
     @cached_property
+    def instrument_keys(self) -> pd.DataFrame:
+        return self.store.read_instrument_keys(self.tickers)
+
+    @cached_property
     def breadth(self) -> pd.DataFrame:
         return self.store.read_breadth()
 

@@ -148,6 +148,21 @@ CHECKS: Sequence[Check] = (
     ),
     Check(
         RAW_PRICES,
+        "instrument_key_changes",
+        WARN,
+        "No ticker's instrument key changed (an NSE split gives the stock a new ISIN, so its "
+        "Upstox key changes): every change recorded in `instrument_keys` is listed with the old "
+        "key, the new one and the date of the first bar fetched under it. A warning: the bars "
+        "from that date come from the new key, joined to the stored ones; declare the split in "
+        "the universe's actions file.",
+        lambda t: Finding(
+            quality.key_changes(t.instrument_keys),
+            "instrument key changes",
+            {"tickers_checked": len(t.tickers), "keys_recorded": len(t.instrument_keys)},
+        ),
+    ),
+    Check(
+        RAW_PRICES,
         "fresh",
         WARN,
         "The universe's latest bar is at most "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -88,6 +88,12 @@ class PriceSource(dg.ConfigurableResource):
         """The corporate actions the source itself knows of (`analytics.actions.ACTION_COLUMNS`,
         factor NULL); the universe's actions file overrides them. None by default."""
         return empty_actions()
+
+    def instrument_keys(self, given: Mapping[str, str | None]) -> dict[str, str]:
+        """The key each ticker's bars are fetched under, for a source that has instrument keys
+        (Upstox): the one `given` (from the universe file), else the source's own lookup. A
+        ticker whose key cannot be had is left out (its fetch fails, saying why). None here."""
+        return {}
 
     def fetch_many(
         self, requests: Sequence[PriceRequest]

@@ -206,6 +206,31 @@ def test_an_unexplained_move_never_compares_two_tickers():
     assert moves(prices).empty
 
 
+def instrument_keys(*rows: tuple[str, str, str]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [(ticker, key, pd.Timestamp(day)) for ticker, key, day in rows],
+        columns=["ticker", "instrument_key", "first_used"],
+    )
+
+
+def test_a_ticker_with_one_recorded_key_has_no_key_change():
+    keys = instrument_keys(("AAA", "NSE_EQ|A1", "2020-01-01"), ("BBB", "NSE_EQ|B1", "2021-01-01"))
+    assert quality.key_changes(keys).empty
+
+
+def test_each_key_recorded_after_another_is_a_change_from_the_one_before_it():
+    keys = instrument_keys(
+        ("AAA", "NSE_EQ|A3", "2024-07-01"),
+        ("BBB", "NSE_EQ|B1", "2021-01-01"),
+        ("AAA", "NSE_EQ|A1", "2020-01-01"),
+        ("AAA", "NSE_EQ|A2", "2022-03-01"),
+    )
+    assert quality.key_changes(keys).values.tolist() == [
+        ["AAA", "NSE_EQ|A1", "NSE_EQ|A2", pd.Timestamp("2022-03-01")],
+        ["AAA", "NSE_EQ|A2", "NSE_EQ|A3", pd.Timestamp("2024-07-01")],
+    ]
+
+
 # --- indicators -------------------------------------------------------------------------------
 
 
@@ -408,3 +433,4 @@ def test_every_rule_accepts_empty_tables():
     assert quality.missing_days(empty_breadth, DAYS).empty
     assert quality.coverage_shortfalls(empty_breadth, quality.ticker_spans(prices), DAYS).empty
     assert quality.percentages_out_of_range(empty_breadth).empty
+    assert quality.key_changes(instrument_keys()).empty

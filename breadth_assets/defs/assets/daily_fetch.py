@@ -17,6 +17,7 @@ from breadth_assets.defs.assets.fetching import (
     refused_partitions,
     run_end_date,
 )
+from breadth_assets.defs.assets.instrument_keys import BatchKeys
 from breadth_assets.sources.base import PriceRequest, PriceSource
 from breadth_assets.stores.base import MarketStore
 from breadth_assets.universe.file import Universe
@@ -66,35 +67,38 @@ class Fetched:
     bars: pd.DataFrame
     failed: dict[str, str]
     rejected: dict[str, list[str]]
+    instrument_keys: pd.DataFrame
+    """`instrument_keys` rows to write: the tickers fetched under a key new to them."""
+    key_changes: list[str]
+    """`TICKER OLD -> NEW from DATE` for each ticker whose key changed."""
 
 
 def fetch_bars(
     context: dg.AssetExecutionContext,
     config: TickerRunConfig,
     price_source: PriceSource,
+    store: MarketStore,
     current: Universe,
     stored: pd.DataFrame,
 ) -> Fetched:
     """Bars from the source for every ticker of the run; failures are collected, not raised."""
     failures = refused_partitions(context, context.partition_keys, current)
-    instrument_keys = {entry.symbol: entry.instrument_key for entry in current.tickers}
+    given = {entry.symbol: entry.instrument_key for entry in current.tickers}
+    tickers = [ticker for ticker in context.partition_keys if ticker not in failures]
+    source = price_source.with_settings(current.source_settings)
+    keys = BatchKeys.read(source, store, {ticker: given.get(ticker) for ticker in tickers})
     end = run_end_date(config.end_date, current)
-    starts = fetch_starts(stored, current.start_date, config.overlap_bars)
+    usual = (
+        {} if config.full_refresh else fetch_starts(stored, current.start_date, config.overlap_bars)
+    )
+    starts = keys.starts(stored, {t: usual.get(t, current.start_date) for t in tickers})
     requests = [
-        PriceRequest(
-            ticker=ticker,
-            start=current.start_date
-            if config.full_refresh
-            else starts.get(ticker, current.start_date),
-            end=end,
-            instrument_key=instrument_keys.get(ticker),
-        )
-        for ticker in context.partition_keys
-        if ticker not in failures
+        PriceRequest(ticker, starts[ticker], end, keys.current.get(ticker, given.get(ticker)))
+        for ticker in tickers
     ]
     frames: list[pd.DataFrame] = []
     rejected: dict[str, list[str]] = {}
-    answers = price_source.with_settings(current.source_settings).fetch_many(requests)
+    answers = source.fetch_many(requests)
     for request, answer in fetched_answers(context, answers, len(requests), failures):
         frames.append(answer.bars)
         if answer.rejected:
@@ -106,4 +110,20 @@ def fetch_bars(
             rejected[request.ticker] = list(answer.rejected)
     columns = list(schema.PRICE_COLUMNS)
     fetched = pd.concat(frames, ignore_index=True) if frames else stored.iloc[0:0]
-    return Fetched(fetched[columns], failures, rejected)
+    new_keys = keys.new_rows(fetched)
+    return Fetched(
+        fetched[columns], failures, rejected, new_keys, _changes(context, keys, new_keys)
+    )
+
+
+def _changes(
+    context: dg.AssetExecutionContext, keys: BatchKeys, new_keys: pd.DataFrame
+) -> list[str]:
+    """The changed keys among the rows to record, each logged as a warning."""
+    changes = keys.changes(new_keys)
+    for line in changes:
+        context.log.warning(
+            f"instrument key changed: {line}; fetched under the new key from the day after the "
+            "last stored bar, the stored bars kept"
+        )
+    return changes

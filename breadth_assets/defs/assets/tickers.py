@@ -26,6 +26,7 @@ from breadth_assets.defs.assets.adjusting import Adjustment, actions_metadata, d
 from breadth_assets.defs.assets.column_schemas import table_asset_args
 from breadth_assets.defs.assets.daily_fetch import TickerRunConfig, fetch_bars, whole_where_needed
 from breadth_assets.defs.assets.data_versions import partition_versions
+from breadth_assets.defs.assets.instrument_keys import KEY_CHANGES
 from breadth_assets.defs.assets.reporting import (
     batch_metadata,
     date_range_text,
@@ -97,6 +98,9 @@ class _Batch:
     """Tickers whose indicators were computed (their actions are written with them)."""
     unreadable: list[str] = field(default_factory=list)
     breadth_from: pd.Timestamp | None = None
+    instrument_keys: pd.DataFrame | None = None
+    """`instrument_keys` rows of the tickers fetched under a key new to them."""
+    key_changes: list[str] = field(default_factory=list)
     stale_from: dt.date | str | None = FROM_ROWS
 
     def written(self, key: dg.AssetKey) -> pd.DataFrame:
@@ -116,6 +120,8 @@ def ticker_assets(
     tickers = list(context.partition_keys)
     batch = _compute(context, config, store, price_source, universe.load(), tickers)
     frames = {schema.PRICES: batch.prices, schema.INDICATORS: batch.indicators}
+    if batch.instrument_keys is not None and len(batch.instrument_keys):
+        frames[schema.INSTRUMENT_KEYS] = batch.instrument_keys
     replace = {}
     if INDICATORS in context.selected_asset_keys:
         frames[schema.CORPORATE_ACTIONS] = batch.adjustment.rows_of(batch.computed)
@@ -142,8 +148,9 @@ def _compute(
         prices = store.read_prices(tickers)
     batch = _Batch(prices.iloc[0:0], prices.iloc[0:0], {RAW_PRICES: {}, INDICATORS: {}})
     if RAW_PRICES in selected:
-        fetched = fetch_bars(context, config, price_source, current, prices)
+        fetched = fetch_bars(context, config, price_source, store, current, prices)
         batch.failed[RAW_PRICES], batch.rejected = fetched.failed, fetched.rejected
+        batch.instrument_keys, batch.key_changes = fetched.instrument_keys, fetched.key_changes
         if incremental:
             prices = whole_where_needed(store, prices, fetched.bars, tail_bars)
         batch.prices = changed_rows(fetched.bars, prices, schema.KEYS[schema.PRICES])
@@ -224,6 +231,9 @@ def _report(
     by_partition: dict[dg.AssetKey, dict[str, dict[str, dg.MetadataValue]]] = {}
     if RAW_PRICES in metadata:
         metadata[RAW_PRICES].update(rejected_metadata(batch.rejected))
+        if batch.key_changes:
+            changes = dg.MetadataValue.text(", ".join(batch.key_changes))
+            metadata[RAW_PRICES][KEY_CHANGES] = changes
         by_partition[RAW_PRICES] = {
             ticker: {
                 ROWS_REJECTED: dg.MetadataValue.int(len(lines)),

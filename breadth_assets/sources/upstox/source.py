@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import ClassVar, TypeVar
 
@@ -196,6 +196,15 @@ class UpstoxSource(PriceSource):
 
     def _instrument_key(self, ticker: str, given: str | None) -> str:
         return given or resolve(ticker, self.instruments)
+
+    def instrument_keys(self, given: Mapping[str, str | None]) -> dict[str, str]:
+        keys = {}
+        for ticker, key in given.items():
+            try:
+                keys[ticker] = self._instrument_key(ticker, key)
+            except InstrumentError:
+                continue  # its fetch fails with the reason
+        return keys
 
     def _candles(
         self,

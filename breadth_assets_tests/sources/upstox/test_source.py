@@ -160,6 +160,13 @@ def test_an_unknown_symbol_is_an_error_naming_it_and_the_others_go_on(tmp_path):
     assert "NOSUCH" in str(got["NOSUCH"]) and "instruments master" in str(got["NOSUCH"])
 
 
+def test_the_instrument_key_of_a_ticker_is_the_one_given_else_the_masters(tmp_path):
+    master = write_instruments_master(tmp_path / "NSE.json.gz", {"SBIN": key(5), "TCS": key(6)})
+    source = UpstoxSource(access_token=TOKEN, instruments=str(master))
+    given = {"SBIN": None, "TCS": key(7), "NOSUCH": None}
+    assert source.instrument_keys(given) == {"SBIN": key(5), "TCS": key(7)}
+
+
 def test_an_error_that_outlasts_the_retries_names_the_ticker_and_date_range(tmp_path):
     with FakeUpstox(token=TOKEN) as server:
         server.inject("error_200", times=3, key=key(0))
