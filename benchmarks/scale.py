@@ -16,6 +16,11 @@ TA-Lib over every ticker, one write, one query and the breadth count.
     .venv/bin/python benchmarks/scale.py --tickers 2000 --years 20 [--batch-size 50]
         [--update-batch-size 2000] [--instance sqlite|postgres] [--no-floor]
         [--actions-share 0.01] [--new-actions 20] [--new-actions-days N] [--seed 7]
+        [--profile DIR]
+
+`--profile DIR` runs the new_actions phase under cProfile (`DIR/new_actions.prof`; its seconds
+include cProfile's overhead) and writes its runs' log lines with their times
+(`DIR/new_actions.log`).
 """
 
 from __future__ import annotations
@@ -120,10 +125,46 @@ def _ex_dates(actions: list[tuple[str, pd.Timestamp, str, str]]) -> str:
     return f"{days[0]:%Y-%m-%d}..{days[-1]:%Y-%m-%d}" if days else "none"
 
 
-def phase(name: str, env: dict[str, str], end: pd.Timestamp, extra: str) -> None:
+def _write_logs(env: dict[str, str], after: float, path: Path) -> None:
+    """The log lines of the runs created after `after`, with their time from the run's start
+    (materialization events counted, not shown)."""
+    code = f"""
+import datetime as clock, dagster as dg
+instance = dg.DagsterInstance.get()
+after = clock.datetime.fromtimestamp({after}, clock.UTC)
+records = instance.get_run_records(dg.RunsFilter(created_after=after))
+for record in sorted(records, key=lambda r: r.create_timestamp):
+    run = record.dagster_run
+    entries = instance.all_logs(run.run_id)
+    start = entries[0].timestamp if entries else 0.0
+    print(f"== run {{run.run_id[:8]}} {{run.job_name}}")
+    skipped = 0
+    for entry in entries:
+        kind = entry.dagster_event.event_type_value if entry.dagster_event else "LOG"
+        if kind.startswith("ASSET_MATERIALIZATION"):
+            skipped += 1
+            continue
+        message = (entry.user_message or "").replace(chr(10), " ")[:240]
+        print(f"{{entry.timestamp - start:8.2f}} {{kind:28}} {{message}}")
+    print(f"({{skipped}} materialization events not shown)")
+"""
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    path.write_text(out.stdout + out.stderr)
+
+
+def phase(
+    name: str,
+    env: dict[str, str],
+    end: pd.Timestamp,
+    extra: str,
+    profile: Path | None = None,
+) -> None:
     started_at = time.time()
     events_before = events_written(env)
     command = [str(BIN / "breadth-assets"), "run", "--tail", "0", "--end-date", f"{end:%Y-%m-%d}"]
+    if profile is not None:
+        profile.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "cProfile", "-o", str(profile / f"{name}.prof"), *command]
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-c", _PEAK_OF_CHILD, *command], env=env, capture_output=True, text=True
@@ -136,6 +177,8 @@ def phase(name: str, env: dict[str, str], end: pd.Timestamp, extra: str) -> None
         if line.startswith("breadth") or (name == "new_actions" and "applied" in line):
             print(f"#   {name}: {line.strip()[:200]}", flush=True)
     work = _step_seconds(env, started_at)
+    if profile is not None:
+        _write_logs(env, started_at, profile / f"{name}.log")
     tickers, breadth = work.get("ticker_job", 0.0), work.get("breadth_job", 0.0)
     print(
         f"phase={name} {extra} wall_seconds={seconds:.1f} data_seconds={tickers + breadth:.2f} "
@@ -194,6 +237,9 @@ def main() -> None:
         "ticker's days)",
     )
     parser.add_argument("--seed", type=int, default=7, help="seed of the actions drawn")
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="profile the new_actions phase into DIR"
+    )
     parser.add_argument("--no-floor", action="store_true", help="skip the plain floor")
     parser.add_argument("--floor-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -247,7 +293,7 @@ def main() -> None:
             phase("history", env, previous, extra)
             phase("new_day", env, new_day, extra)
             _write_actions(actions_file, sorted(actions + late_actions))
-            phase("new_actions", env, new_day, extra)
+            phase("new_actions", env, new_day, extra, args.profile)
         finally:
             drop_home(home_env)
     if not args.no_floor:
