@@ -63,7 +63,7 @@ def test_each_mistake_is_named_with_the_file_and_line(tmp_path, line, reason):
 
 def test_a_file_without_the_header_is_refused_whole(tmp_path):
     path = write(tmp_path, "a.csv", "ABC,2019-06-03,split,1:5\n")
-    with pytest.raises(ActionsFileError, match="a.csv line 1: the header must be"):
+    with pytest.raises(ActionsFileError, match=r"a\.csv line 1: the header must be"):
         read_actions_path(path)
 
 
