@@ -172,11 +172,17 @@ def bar_factors(prices: pd.DataFrame, actions: pd.DataFrame) -> np.ndarray:
     applied = actions[actions["factor"].notna()]
     if applied.empty or prices.empty:
         return factors
-    tickers = prices["ticker"].to_numpy()
+    wanted = set(applied["ticker"])
+    codes, names = pd.factorize(prices["ticker"].to_numpy())
+    rows_of = {
+        names[code]: rows
+        for code, rows in pd.Series(np.arange(len(codes))).groupby(codes).indices.items()
+        if names[code] in wanted
+    }
     days = pd.to_datetime(prices["date"]).to_numpy().astype("datetime64[D]")
     for ticker, own in applied.groupby("ticker", sort=False):
-        rows = np.flatnonzero(tickers == ticker)
-        if not rows.size:
+        rows = rows_of.get(ticker)
+        if rows is None:
             continue
         own = own.sort_values(["ex_date", "kind"], ascending=[False, True])
         ex_dates = pd.to_datetime(own["ex_date"]).to_numpy().astype("datetime64[D]")
