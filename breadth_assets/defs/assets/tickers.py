@@ -204,7 +204,7 @@ def _compute_indicators(
     batch.breadth_from = breadth_changes_from(batch.indicators, stored, adjustment.changed)
 
 
-def _stale_from(batch: _Batch) -> pd.Timestamp | None:
+def _stale_from(batch: _Batch) -> dt.date | None:
     """Where breadth must start again after this batch: its first new or corrected bar, or its
     first indicators row that changed other than by a corporate action's rescaling."""
     days = [batch.breadth_from] if batch.breadth_from is not None else []
