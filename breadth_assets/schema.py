@@ -43,6 +43,10 @@ INDICATOR_COLUMNS: dict[str, str] = {
     "ema_50": "DOUBLE",
     "ema_100": "DOUBLE",
     "ema_200": "DOUBLE",
+    "sma_20": "DOUBLE",
+    "sma_40": "DOUBLE",
+    "sma_50": "DOUBLE",
+    "sma_200": "DOUBLE",
     "rsi_14": "DOUBLE",
     "macd": "DOUBLE",
     "macd_signal": "DOUBLE",
@@ -182,6 +186,11 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         **{
             f"ema_{n}": f"EMA {n} of close (talib.EMA); NULL for the first {n - 1} bars"
             for n in (10, 20, 50, 100, 200)
+        },
+        **{
+            f"sma_{n}": f"Simple moving average of the last {n} closes (talib.SMA); NULL for "
+            f"the first {n - 1} bars"
+            for n in (20, 40, 50, 200)
         },
         "rsi_14": "Wilder's RSI 14 of close, 0-100; NULL for the first 14 bars",
         "macd": "EMA12 - EMA26 of close (talib.MACD 12/26/9); NULL for the first 33 bars",

@@ -14,6 +14,9 @@ import talib
 from breadth_assets.schema import INDICATOR_COLUMNS, PRICE_COLUMNS
 
 EMA_PERIODS: tuple[int, ...] = (10, 20, 50, 100, 200)
+SMA_PERIODS: tuple[int, ...] = (20, 40, 50, 200)
+"""StockCharts' and Barchart's % above a moving average use simple averages (Worden's T2108:
+40 days)."""
 RSI_PERIOD = 14
 MACD_PERIODS: tuple[int, int, int] = (12, 26, 9)
 BB_PERIOD = 20
@@ -159,6 +162,8 @@ def compute_indicators(prices: pd.DataFrame) -> pd.DataFrame:
         c = close[start:end]
         for period in EMA_PERIODS:
             out[f"ema_{period}"][start:end] = talib.EMA(c, timeperiod=period)
+        for period in SMA_PERIODS:
+            out[f"sma_{period}"][start:end] = talib.SMA(c, timeperiod=period)
         out["rsi_14"][start:end] = talib.RSI(c, timeperiod=RSI_PERIOD)
         (
             out["macd"][start:end],
@@ -317,6 +322,10 @@ def _go_on(
     )
     for name, values in zip(("bb_upper", "bb_middle", "bb_lower"), bands, strict=True):
         out[name][:] = values[BB_PERIOD - 1 :]
+    for period in SMA_PERIODS:
+        out[f"sma_{period}"][:] = talib.SMA(window[LOOKBACK_52W - period + 1 :], period)[
+            period - 1 :
+        ]
     first = base - LOOKBACK_52W
     out["high_52w"][:] = talib.MAX(high[first : end - 1], LOOKBACK_52W)[LOOKBACK_52W - 1 :]
     out["low_52w"][:] = talib.MIN(low[first : end - 1], LOOKBACK_52W)[LOOKBACK_52W - 1 :]

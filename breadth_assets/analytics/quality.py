@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from breadth_assets.analytics.bars import ohlc_breaks
-from breadth_assets.analytics.indicators import EMA_PERIODS
+from breadth_assets.analytics.indicators import EMA_PERIODS, SMA_PERIODS
 
 MAX_GAP_TRADING_DAYS = 5
 MIN_COVERAGE = 0.9
@@ -30,6 +30,7 @@ MAX_LISTED = 50
 WARM_UP_BARS: dict[str, int] = {
     "close": 1,
     **{f"ema_{period}": period for period in EMA_PERIODS},
+    **{f"sma_{period}": period for period in SMA_PERIODS},
     "rsi_14": 15,
     "macd": 34,
     "macd_signal": 34,

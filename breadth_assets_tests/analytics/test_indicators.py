@@ -148,6 +148,18 @@ def test_macd_stage_column_is_the_stage_of_each_tickers_own_histogram():
         assert group["macd_stage"].notna().sum() > 150
 
 
+@pytest.mark.parametrize("period", [20, 40, 50, 200])
+def test_sma_n_is_the_mean_of_the_last_n_closes_including_the_current_one(period):
+    prices = random_walk("AAA", pd.bdate_range("2020-01-01", periods=230), 4)
+    close = prices["close"].tolist()
+
+    result = compute_indicators(prices)
+
+    for i in range(len(close)):
+        expected = sum(close[i - period + 1 : i + 1]) / period if i >= period - 1 else NAN
+        assert_allclose(result[f"sma_{period}"][i], expected, rtol=1e-12)
+
+
 def test_52w_high_and_low_are_the_extremes_of_the_252_previous_bars_excluding_the_current():
     prices = random_walk("AAA", pd.bdate_range("2020-01-01", periods=260), 3)
     high, low = prices["high"].tolist(), prices["low"].tolist()
