@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,12 +75,24 @@ def read_actions_path(path: Path) -> DeclaredActions:
                 f"{row['origin']}: {row['kind']} on {row['ex_date']:%Y-%m-%d} is declared "
                 f"again with another value ({first['origin']}: {first['value']})"
             )
+    declared.unreadable = [line for line in declared.unreadable if not _answered(line, seen)]
     frame = pd.DataFrame(list(seen.values()), columns=list(ACTION_COLUMNS))
     if len(frame):
         frame["ex_date"] = pd.to_datetime(frame["ex_date"]).astype("datetime64[us]")
         frame["factor"] = frame["factor"].astype("float64")
         declared.rows = frame.sort_values(["ticker", "ex_date", "kind"], ignore_index=True)
     return declared
+
+
+_SUGGESTED = re.compile(r"\((\S+),(\d{4}-\d{2}-\d{2}),factor,F\)$")
+
+
+def _answered(problem: str, seen: dict[tuple, dict]) -> bool:
+    """Whether an NSE line's suggested `factor` line has been declared."""
+    found = _SUGGESTED.search(problem)
+    if not found:
+        return False
+    return (found.group(1), pd.Timestamp(found.group(2)), "factor") in seen
 
 
 def _read_file(file: Path, rows: list[dict], declared: DeclaredActions) -> None:

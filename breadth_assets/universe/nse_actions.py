@@ -179,10 +179,22 @@ def _read_line(number: int, cells: dict[str, str], name: str) -> _Line | str | N
         if parts and not ticker:
             raise _Unreadable("no SYMBOL")
     except _Unreadable as error:
-        return f"{name} line {number}: {ticker} {purpose!r}: {error}; {_REMEDY}"
+        return f"{name} line {number}: {ticker} {purpose!r}: {error}; {_remedy(ticker, cells)}"
     if not parts or ex_date is None:
         return None
     return _Line(number, ticker, purpose, ex_date, parts)
+
+
+def _remedy(ticker: str, cells: dict[str, str]) -> str:
+    """What to declare, with the line it takes when the EX-DATE is readable (a declared
+    `factor` line for that ticker and day then silences the problem)."""
+    try:
+        day = _ex_date(cells["EXDATE"], needed=False)
+    except _Unreadable:
+        day = None
+    if day is None or not ticker:
+        return _REMEDY
+    return f"{_REMEDY} ({ticker},{day.isoformat()},factor,F)"
 
 
 def _ex_date(text: str, needed: bool) -> dt.date | None:

@@ -145,3 +145,19 @@ def test_a_missing_actions_file_is_refused_on_its_line(tmp_path):
     assert message.endswith(
         "line 6: actions: " + f"{tmp_path / 'nowhere.csv'}: no such file or folder"
     )
+
+
+def test_a_factor_line_for_an_nse_line_it_cannot_read_silences_that_line(tmp_path):
+    folder = tmp_path / "actions"
+    folder.mkdir()
+    write(
+        folder,
+        "CF-CA-equities.csv",
+        '"SYMBOL","COMPANY NAME","SERIES","PURPOSE","FACE VALUE","EX-DATE"\n'
+        '"GHI","Ghi Ltd","EQ","Demerger","10","14-Dec-2023"\n',
+    )
+    assert read_actions_path(folder).unreadable[0].endswith("(GHI,2023-12-14,factor,F)")
+    write(folder, "own.csv", HEADER + "GHI,2023-12-14,factor,0.83\n")
+    declared = read_actions_path(folder)
+    assert declared.unreadable == []
+    assert declared.rows[["ticker", "kind", "value"]].values.tolist() == [["GHI", "factor", "0.83"]]

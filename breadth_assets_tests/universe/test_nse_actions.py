@@ -17,6 +17,8 @@ HEADER = [
     "BC START DATE", "BC END DATE", "ND START DATE", "ND END DATE", "ACTUAL PAYMENT DATE",
 ]  # fmt: skip
 REMEDY = "declare it as a `factor` line in the actions file"
+ABC_REMEDY = f"{REMEDY} (ABC,2023-12-13,factor,F)"
+"""The remedy of a line of ABC on the rows' default ex-date, with the line it takes."""
 
 
 def row(
@@ -281,7 +283,7 @@ def test_a_purpose_it_cannot_read_is_a_problem_naming_the_line_and_applies_none_
     assert actions == []
     assert problems == [
         f"{NAME} line 3: ABC 'Bonus 1:1/Dividend - Rs 2 Per Share/Something New':"
-        f" not a purpose this reader knows; {REMEDY}"
+        f" not a purpose this reader knows; {ABC_REMEDY}"
     ]
 
 
@@ -290,8 +292,8 @@ def test_a_purpose_it_cannot_read_is_a_problem_naming_the_line_and_applies_none_
     ["Demerger", "Scheme Of Arrangement In The Nature Of Demerger", "Bonus 1:1/Demerger"],
 )
 def test_a_demerger_is_a_problem(purpose):
-    assert f"ABC {purpose!r}: a demerger has no price factor in its text; {REMEDY}" in refused(
-        purpose
+    assert f"ABC {purpose!r}: a demerger has no price factor in its text; {ABC_REMEDY}" in (
+        refused(purpose)
     )
 
 
@@ -309,7 +311,7 @@ def test_a_demerger_is_a_problem(purpose):
     ],
 )
 def test_a_purpose_that_moves_the_price_without_a_factor_is_a_problem(purpose):
-    assert refused(purpose).endswith(REMEDY)
+    assert refused(purpose).endswith(ABC_REMEDY)
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import dagster as dg
 import pandas as pd
 import pytest
@@ -40,13 +43,25 @@ def all_breadth_recomputed(store) -> pd.DataFrame:
     return compute_breadth(rows, pd.DatetimeIndex(sorted(rows["date"].unique())))
 
 
+@pytest.fixture(scope="module")
+def built_history(tmp_path_factory):
+    """A store with prices, indicators and breadth of TICKERS to END and an actions file
+    declaring none, built once for the module."""
+    folder = tmp_path_factory.mktemp("history")
+    store = DuckDBStore(path=str(folder / "breadth.duckdb"))
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(tickers_partitions.name, TICKERS)
+        universe = with_actions(folder, [])
+        assert materialize_tickers(instance, store, universe, END).success
+        materialize_breadth(instance, store, FIRST, END)
+    return Path(store.path)
+
+
 @pytest.fixture
-def history(instance_with_tickers, store, tmp_path):
-    """Prices, indicators and breadth of TICKERS to END, with an actions file declaring none."""
-    universe = with_actions(tmp_path, [])
-    assert materialize_tickers(instance_with_tickers, store, universe, END).success
-    materialize_breadth(instance_with_tickers, store, FIRST, END)
-    return instance_with_tickers, universe
+def history(built_history, instance_with_tickers, store, tmp_path):
+    """The built history in this test's own store file."""
+    shutil.copy(built_history, store.path)
+    return instance_with_tickers, with_actions(tmp_path, [])
 
 
 def test_an_action_declared_after_its_ex_date_recomputes_its_ticker_and_breadth_from_it(
