@@ -312,7 +312,7 @@ def reference_breadth(rows: pd.DataFrame, dates: list[pd.Timestamp]) -> pd.DataF
         same = before is not None and before["ticker"] == bar["ticker"]
         previous[bar["ticker"], bar["date"]] = before["close"] if same else None
     out = []
-    ad_line = 0
+    ad_line = net_line = 0
     dates = [day for day in dates if any(r["date"] == day for r in records)]
     for day in dates:
         today = [r for r in records if r["date"] == day]
@@ -341,6 +341,22 @@ def reference_breadth(rows: pd.DataFrame, dates: list[pd.Timestamp]) -> pd.DataF
             "rsi_overbought": sum(r["rsi_14"] > 70 for r in today),
             "rsi_oversold": sum(r["rsi_14"] < 30 for r in today),
         }
+        highs, lows = row["new_highs_52w"], row["new_lows_52w"]
+        net_line += highs - lows
+        row["net_new_highs"], row["net_new_highs_line"] = highs - lows, net_line
+        row["record_high_pct"] = 100 * highs / (highs + lows) if highs + lows else np.nan
+        both = up_volume + down_volume
+        row["up_volume_pct"] = 100 * up_volume / both if both else np.nan
+        moves = [r["close"] / p for r, p in zip(today, prev, strict=True) if p is not None]
+        row["up_4pct"] = sum(move >= 1.04 for move in moves)
+        row["down_4pct"] = sum(move <= 0.96 for move in moves)
+        quarters = [r["close"] / r.get("close_65", np.nan) for r in today]
+        row["up_25pct_quarter"] = sum(move >= 1.25 for move in quarters)
+        row["down_25pct_quarter"] = sum(move <= 0.75 for move in quarters)
+        for n in (20, 40, 50, 200):
+            having = [r for r in today if not math.isnan(r.get(f"sma_{n}", np.nan))]
+            above = sum(r["close"] > r[f"sma_{n}"] for r in having)
+            row[f"pct_above_sma_{n}"] = 100 * above / len(having) if having else np.nan
         for n in (20, 50, 200):
             having = [r for r in today if not math.isnan(r[f"ema_{n}"])]
             above = sum(r["close"] > r[f"ema_{n}"] for r in having)

@@ -16,6 +16,11 @@ from breadth_assets.analytics.indicators import day_numbers, ticker_date_order
 from breadth_assets.schema import BREADTH_COLUMNS, BREADTH_INPUT_COLUMNS
 
 EMA_PERIODS_ABOVE: tuple[int, ...] = (20, 50, 200)
+SMA_PERIODS_ABOVE: tuple[int, ...] = (20, 40, 50, 200)
+MOVER_UP, MOVER_DOWN = 1.04, 0.96
+"""Stockbee's daily movers: close / previous close at least 1.04, at most 0.96."""
+QUARTER_UP, QUARTER_DOWN = 1.25, 0.75
+"""Stockbee's quarterly movers: close / the close 65 bars before at least 1.25, at most 0.75."""
 MACD_STAGES: tuple[int, ...] = (1, 2, 3, 4, 5, 6)
 RSI_OVERBOUGHT = 70.0
 RSI_OVERSOLD = 30.0
@@ -50,6 +55,7 @@ class BreadthState:
     """The cumulative columns at the end of a day: what the next day's row goes on from."""
 
     ad_line: int = 0
+    net_new_highs_line: int = 0
     smoothing: SmoothingState = field(default_factory=SmoothingState)
 
 
@@ -102,6 +108,8 @@ def state_after(row: pd.Series) -> BreadthState | None:
     seeded = not pd.isna(row["mcclellan_ema_19"])
     if pd.isna(row["mcclellan_osc"]) == seeded or pd.isna(row["mcclellan_ema_39"]) == seeded:
         return None
+    if pd.isna(row.get("net_new_highs_line")):
+        return None
     smoothing = SmoothingState()
     if seeded:
         smoothing = SmoothingState(
@@ -111,7 +119,11 @@ def state_after(row: pd.Series) -> BreadthState | None:
             summation=float(row["mcclellan_sum"]),
             zweig=float(row["zweig_ema"]),
         )
-    return BreadthState(ad_line=int(row["ad_line"]), smoothing=smoothing)
+    return BreadthState(
+        ad_line=int(row["ad_line"]),
+        net_new_highs_line=int(row["net_new_highs_line"]),
+        smoothing=smoothing,
+    )
 
 
 COUNT_COLUMNS: tuple[str, ...] = (
@@ -121,6 +133,12 @@ COUNT_COLUMNS: tuple[str, ...] = (
     "unchanged",
     *(f"above_ema_{period}" for period in EMA_PERIODS_ABOVE),
     *(f"with_ema_{period}" for period in EMA_PERIODS_ABOVE),
+    *(f"above_sma_{period}" for period in SMA_PERIODS_ABOVE),
+    *(f"with_sma_{period}" for period in SMA_PERIODS_ABOVE),
+    "up_4pct",
+    "down_4pct",
+    "up_25pct_quarter",
+    "down_25pct_quarter",
     "new_highs_52w",
     "new_lows_52w",
     "rsi_overbought",
@@ -192,6 +210,16 @@ def count_breadth(rows: pd.DataFrame, dates: Sequence | pd.DatetimeIndex) -> pd.
             ema = column(f"ema_{period}")
             counts[f"above_ema_{period}"] = per_day(close > ema)
             counts[f"with_ema_{period}"] = per_day(~np.isnan(ema))
+        for period in SMA_PERIODS_ABOVE:
+            sma = column(f"sma_{period}")
+            counts[f"above_sma_{period}"] = per_day(close > sma)
+            counts[f"with_sma_{period}"] = per_day(~np.isnan(sma))
+        daily = close / prev_close
+        counts["up_4pct"] = per_day(has_prev & (daily >= MOVER_UP))
+        counts["down_4pct"] = per_day(has_prev & (daily <= MOVER_DOWN))
+        quarter = close / column("close_65")
+        counts["up_25pct_quarter"] = per_day(quarter >= QUARTER_UP)
+        counts["down_25pct_quarter"] = per_day(quarter <= QUARTER_DOWN)
         rsi = column("rsi_14")
         counts["rsi_overbought"] = per_day(rsi > RSI_OVERBOUGHT)
         counts["rsi_oversold"] = per_day(rsi < RSI_OVERSOLD)
@@ -227,6 +255,7 @@ def finish_breadth(counts: pd.DataFrame, state: BreadthState | None = None) -> p
         for name in (
             *("universe", "advancers", "decliners", "unchanged"),
             *("new_highs_52w", "new_lows_52w", "rsi_overbought", "rsi_oversold"),
+            *("up_4pct", "down_4pct", "up_25pct_quarter", "down_25pct_quarter"),
         )
     }
     result.update(up_volume=up_volume, down_volume=down_volume)
@@ -235,6 +264,17 @@ def finish_breadth(counts: pd.DataFrame, state: BreadthState | None = None) -> p
     if n:
         state.ad_line = int(result["ad_line"][-1])
     result["ad_ratio"] = _ratio(advancers.astype(np.float64), decliners)
+    highs, lows = count("new_highs_52w"), count("new_lows_52w")
+    result["net_new_highs"] = highs - lows
+    result["net_new_highs_line"] = state.net_new_highs_line + np.cumsum(result["net_new_highs"])
+    if n:
+        state.net_new_highs_line = int(result["net_new_highs_line"][-1])
+    result["record_high_pct"] = _ratio(highs, highs + lows, 100.0)
+    result["up_volume_pct"] = _ratio(up_volume, up_volume + down_volume, 100.0)
+    for period in SMA_PERIODS_ABOVE:
+        result[f"pct_above_sma_{period}"] = _ratio(
+            count(f"above_sma_{period}"), count(f"with_sma_{period}"), 100.0
+        )
     result.update(_smoothed(advancers, decliners, state.smoothing))
     for period in EMA_PERIODS_ABOVE:
         result[f"pct_above_ema_{period}"] = _ratio(

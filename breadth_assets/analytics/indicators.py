@@ -22,6 +22,8 @@ MACD_PERIODS: tuple[int, int, int] = (12, 26, 9)
 BB_PERIOD = 20
 BB_DEVIATIONS = 2.0
 LOOKBACK_52W = 252
+QUARTER_BARS = 65
+"""A quarter of trading days: `close_65` is the close this many bars before."""
 
 
 def _stage(h: np.ndarray, prev: np.ndarray) -> np.ndarray:
@@ -164,6 +166,8 @@ def compute_indicators(prices: pd.DataFrame) -> pd.DataFrame:
             out[f"ema_{period}"][start:end] = talib.EMA(c, timeperiod=period)
         for period in SMA_PERIODS:
             out[f"sma_{period}"][start:end] = talib.SMA(c, timeperiod=period)
+        out["close_65"][start:end] = np.nan
+        out["close_65"][start + QUARTER_BARS : end] = c[: max(c.size - QUARTER_BARS, 0)]
         out["rsi_14"][start:end] = talib.RSI(c, timeperiod=RSI_PERIOD)
         (
             out["macd"][start:end],
@@ -326,6 +330,7 @@ def _go_on(
         out[f"sma_{period}"][:] = talib.SMA(window[LOOKBACK_52W - period + 1 :], period)[
             period - 1 :
         ]
+    out["close_65"][:] = window[LOOKBACK_52W - QUARTER_BARS : window.size - QUARTER_BARS]
     first = base - LOOKBACK_52W
     out["high_52w"][:] = talib.MAX(high[first : end - 1], LOOKBACK_52W)[LOOKBACK_52W - 1 :]
     out["low_52w"][:] = talib.MIN(low[first : end - 1], LOOKBACK_52W)[LOOKBACK_52W - 1 :]

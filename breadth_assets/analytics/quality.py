@@ -31,6 +31,7 @@ WARM_UP_BARS: dict[str, int] = {
     "close": 1,
     **{f"ema_{period}": period for period in EMA_PERIODS},
     **{f"sma_{period}": period for period in SMA_PERIODS},
+    "close_65": 66,
     "rsi_14": 15,
     "macd": 34,
     "macd_signal": 34,

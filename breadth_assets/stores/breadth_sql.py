@@ -6,8 +6,13 @@ from breadth_assets import schema
 from breadth_assets.analytics.breadth import (
     EMA_PERIODS_ABOVE,
     MACD_STAGES,
+    MOVER_DOWN,
+    MOVER_UP,
+    QUARTER_DOWN,
+    QUARTER_UP,
     RSI_OVERBOUGHT,
     RSI_OVERSOLD,
+    SMA_PERIODS_ABOVE,
 )
 
 
@@ -22,6 +27,12 @@ def _count_expressions() -> tuple[str, ...]:
         "count(*) FILTER (WHERE close = prev_close) AS unchanged",
         *(f"count(*) FILTER (WHERE close > ema_{n}) AS above_ema_{n}" for n in EMA_PERIODS_ABOVE),
         *(f"count(ema_{n}) AS with_ema_{n}" for n in EMA_PERIODS_ABOVE),
+        *(f"count(*) FILTER (WHERE close > sma_{n}) AS above_sma_{n}" for n in SMA_PERIODS_ABOVE),
+        *(f"count(sma_{n}) AS with_sma_{n}" for n in SMA_PERIODS_ABOVE),
+        f"count(*) FILTER (WHERE close / prev_close >= {MOVER_UP!r}) AS up_4pct",
+        f"count(*) FILTER (WHERE close / prev_close <= {MOVER_DOWN!r}) AS down_4pct",
+        f"count(*) FILTER (WHERE close / close_65 >= {QUARTER_UP!r}) AS up_25pct_quarter",
+        f"count(*) FILTER (WHERE close / close_65 <= {QUARTER_DOWN!r}) AS down_25pct_quarter",
         "count(*) FILTER (WHERE high > high_52w) AS new_highs_52w",
         "count(*) FILTER (WHERE low < low_52w) AS new_lows_52w",
         f"count(*) FILTER (WHERE rsi_14 > {RSI_OVERBOUGHT}) AS rsi_overbought",
