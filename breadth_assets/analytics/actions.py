@@ -17,7 +17,6 @@ import pandas as pd
 KINDS: tuple[str, ...] = ("split", "bonus", "consolidation", "factor", "dividend", "move")
 """What an action may be; `move` declares a real price move (factor 1) that is no action."""
 
-RATIO_KINDS = ("split", "bonus", "consolidation")
 ACTION_COLUMNS: tuple[str, ...] = ("ticker", "ex_date", "kind", "value", "factor", "origin")
 
 _RATIO = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)\s*$")

@@ -179,20 +179,6 @@ class MarketStore(dg.ConfigurableResource):
         with self._breadth_steps() as steps:
             steps.settle(seen, stale_from)
 
-    @staticmethod
-    def _mark_day(
-        frames: Mapping[str, pd.DataFrame], stale_from: dt.date | str | None
-    ) -> dt.date | None:
-        """The day a write moves the stale mark to, or None (`write`'s `stale_from`)."""
-        if stale_from != FROM_ROWS:
-            return stale_from
-        firsts = [
-            frames[table]["date"].min()
-            for table in INPUT_TABLES
-            if table in frames and len(frames[table])
-        ]
-        return pd.Timestamp(min(firsts)).date() if firsts else None
-
     def _breadth_steps(self) -> AbstractContextManager[BreadthSteps]:
         """The store's `BreadthSteps` inside one transaction (where it has them)."""
         raise NotImplementedError
@@ -239,4 +225,32 @@ class MarketStore(dg.ConfigurableResource):
         forward): by default the earliest day of the `prices` and `indicators` rows; None
         leaves it where it is (rows that changed in no way breadth can see).
         """
+        replace = {table: list(t) for table, t in (replace or {}).items() if len(t)}
+        frames = {table: df for table, df in frames.items() if len(df)}
+        if not frames and not replace:
+            return {}
+        return self._write(frames, replace, _mark_day(frames, stale_from))
+
+    def _write(
+        self,
+        frames: Mapping[str, pd.DataFrame],
+        replace: Mapping[str, list[str]],
+        mark: dt.date | None,
+    ) -> dict[str, int]:
+        """`write` with empty frames and replacements left out and the stale mark's day worked
+        out (None: it stays): the store's own transaction."""
         raise NotImplementedError
+
+
+def _mark_day(
+    frames: Mapping[str, pd.DataFrame], stale_from: dt.date | str | None
+) -> dt.date | None:
+    """The day a write moves the stale mark to, or None (`write`'s `stale_from`)."""
+    if stale_from != FROM_ROWS:
+        return stale_from
+    firsts = [
+        frames[table]["date"].min()
+        for table in INPUT_TABLES
+        if table in frames and len(frames[table])
+    ]
+    return pd.Timestamp(min(firsts)).date() if firsts else None

@@ -18,7 +18,6 @@ from pydantic import Field
 from breadth_assets import schema
 from breadth_assets.analytics.breadth import COUNT_COLUMNS, VOLUME_COLUMNS
 from breadth_assets.stores.base import (
-    FROM_ROWS,
     BreadthSteps,
     MarketStore,
     StaleMark,
@@ -316,25 +315,20 @@ class DuckDBStore(MarketStore):
         order = "ticker, first_used, instrument_key"
         return self._read_table(schema.INSTRUMENT_KEYS, tickers, order)
 
-    def write(
+    def _write(
         self,
         frames: Mapping[str, pd.DataFrame],
-        replace: Mapping[str, Sequence[str]] | None = None,
-        stale_from: dt.date | str | None = FROM_ROWS,
+        replace: Mapping[str, list[str]],
+        mark: dt.date | None,
     ) -> dict[str, int]:
-        replace = {table: list(t) for table, t in (replace or {}).items() if len(t)}
-        frames = {table: df for table, df in frames.items() if len(df)}
         written = {table: 0 for table in frames}
-        if not frames and not replace:
-            return written
-        day = self._mark_day(frames, stale_from)
         with self._transaction() as con:
             for table, tickers in replace.items():
                 con.execute(f"DELETE FROM {table} WHERE ticker IN (SELECT unnest(?))", [tickers])
             for table, df in frames.items():
                 written[table] = self._upsert(con, table, df)
-            if day is not None:
-                _DuckDBSteps(con).move_mark(day)
+            if mark is not None:
+                _DuckDBSteps(con).move_mark(mark)
         return written
 
     @staticmethod

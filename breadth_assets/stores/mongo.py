@@ -18,7 +18,6 @@ from pymongo.uri_parser import parse_uri
 
 from breadth_assets import schema
 from breadth_assets.stores.base import (
-    FROM_ROWS,
     BreadthSteps,
     MarketStore,
     StaleMark,
@@ -242,20 +241,19 @@ class MongoStore(MarketStore):
         order = [("ticker", 1), ("first_used", 1), ("instrument_key", 1)]
         return self._find(schema.INSTRUMENT_KEYS, query, order)
 
-    def write(
+    def _write(
         self,
         frames: Mapping[str, pd.DataFrame],
-        replace: Mapping[str, Sequence[str]] | None = None,
-        stale_from: dt.date | str | None = FROM_ROWS,
+        replace: Mapping[str, list[str]],
+        mark: dt.date | None,
     ) -> dict[str, int]:
         written: dict[str, int] = {}
         lost: list[str] = []
-        day = self._mark_day(frames, stale_from)
-        if day is not None:
+        if mark is not None:
             # Before the write (there is no transaction): a failed write leaves a mark too
             # early, which costs a recomputation, never a stale row.
-            _MongoSteps(self).move_mark(day)
-        for table, tickers in (replace or {}).items():
+            _MongoSteps(self).move_mark(mark)
+        for table, tickers in replace.items():
             try:
                 self._db()[table].delete_many({"ticker": {"$in": list(tickers)}})
             except PyMongoError as error:

@@ -18,7 +18,6 @@ from pydantic import Field
 from breadth_assets import schema
 from breadth_assets.analytics.breadth import COUNT_COLUMNS, VOLUME_COLUMNS
 from breadth_assets.stores.base import (
-    FROM_ROWS,
     BreadthSteps,
     MarketStore,
     StaleMark,
@@ -261,18 +260,13 @@ class PostgresStore(MarketStore):
         params = {"tickers": list(tickers)}
         return self._frame(sql.INSTRUMENT_KEYS_SQL, params, columns, "reading instrument_keys")
 
-    def write(
+    def _write(
         self,
         frames: Mapping[str, pd.DataFrame],
-        replace: Mapping[str, Sequence[str]] | None = None,
-        stale_from: dt.date | str | None = FROM_ROWS,
+        replace: Mapping[str, list[str]],
+        mark: dt.date | None,
     ) -> dict[str, int]:
-        replace = {table: list(t) for table, t in (replace or {}).items() if len(t)}
-        frames = {table: df for table, df in frames.items() if len(df)}
         written = {table: 0 for table in frames}
-        if not frames and not replace:
-            return written
-        day = self._mark_day(frames, stale_from)
         with self._cursor(f"writing {', '.join(frames) or 'actions'}", write=True) as cursor:
             for table, tickers in replace.items():
                 cursor.execute(
@@ -280,8 +274,8 @@ class PostgresStore(MarketStore):
                 )
             for table, df in frames.items():
                 written[table] = self._upsert(cursor, table, df)
-            if day is not None:
-                _PostgresSteps(self, cursor).move_mark(day)
+            if mark is not None:
+                _PostgresSteps(self, cursor).move_mark(mark)
         return written
 
     def _upsert(self, cursor: Any, table: str, df: pd.DataFrame) -> int:
