@@ -100,6 +100,31 @@ def daily_move(value: Any) -> float:
     return move
 
 
+DEFAULT_MIN_COVERAGE = 0.8
+"""The share of a group's tickers that must have a bar for its day's percentages."""
+
+
+def coverage(value: Any) -> float:
+    """A share from above 0 to 1, written 0.8, 80% or 80 (a number above 1 is a percent)."""
+    written = text(value)
+    number = typed(value)
+    try:
+        if written.endswith("%"):
+            share = float(written[:-1]) / 100
+        elif isinstance(number, bool):
+            share = float("nan")
+        else:
+            share = float(number)
+            share = share / 100 if share > 1 else share
+    except (TypeError, ValueError):
+        share = float("nan")
+    if not 0 < share <= 1:
+        raise ValueError(
+            f"{written!r} is not a share such as 80%, 0.8 or 80 (above 0, at most 100%)"
+        )
+    return share
+
+
 def boolean(value: Any) -> bool:
     flag = typed(value)
     if not isinstance(flag, bool):

@@ -26,9 +26,16 @@ source:
   # rate_limits: {per_second: 50, per_minute: 500, per_30_minutes: 2000}  # lower only
   # workers: 16               # requests in flight per run
 extra_closures: [2025-04-30]  # optional, closed days beyond the holiday calendar (HOSE)
+extra_sessions: [2024-11-01]  # optional, days traded although the calendar says closed
 actions: actions.csv          # optional: splits, bonuses, ... (a file or a folder of them)
 adjust_dividends: false       # optional: dividends adjust prices too (default false)
 max_daily_move: 20%           # optional: the largest plausible move (default: the market's)
+min_coverage: 80%             # optional: share of a group's tickers with a bar for its day's
+                              # percentages (default 80%; also 0.8 or 80)
+groups:                       # optional: breadth for each group too, besides the whole (ALL)
+  NIFTY50: [RELIANCE, TCS]    # a list of symbols, or
+  Banks: {file: banks.txt, chart: true}   # a list file (or a CSV with a Symbol column), or
+  sectors: {file: ind_nifty500list.csv, column: Industry}   # a group per value of the column
 tickers:
   - AAA                       # a bare symbol, or
   - symbol: SBIN
@@ -40,7 +47,8 @@ tickers:
 
 Symbols are taken as written (so `ON` or `007` stay strings, never YAML booleans or numbers),
 stripped and upper-cased. Relative csv paths are resolved against the universe file's folder.
-The full reference is docs/universe.md; the tickers are resolved in `universe_tickers`.
+The full reference is docs/universe.md; the tickers are resolved in `universe_tickers`, the
+groups' files read in `breadth_assets.universe.groups`.
 
 The YAML is read once into values that remember their lines (`breadth_assets.fields`), then
 validated by pydantic models: the `source:` block by the settings model of its kind, defined next
@@ -77,6 +85,15 @@ from breadth_assets.sources.timeframes import Timeframe
 from breadth_assets.sources.upstox.settings import UpstoxSettings
 from breadth_assets.universe import fields
 from breadth_assets.universe.fields import DEFAULT_BATCH_SIZE, DEFAULT_UPDATE_BATCH_SIZE
+from breadth_assets.universe.groups import (
+    GROUP_FORMS,
+    Group,
+    GroupsError,
+    GroupSpec,
+    chart_groups,
+    group_mapping,
+    resolve_groups,
+)
 from breadth_assets.universe.tickers import (
     TICKER_FORMS,
     TickerEntry,
@@ -130,10 +147,21 @@ class Universe:
     adjust_dividends: bool = False
     max_daily_move: float = fields.DEFAULT_DAILY_MOVE
     """The largest close-to-close move the `unexplained_moves` check lets pass."""
+    groups: tuple[Group, ...] = ()
+    """The groups breadth is computed for besides the whole universe, in the file's order."""
+    min_coverage: float = fields.DEFAULT_MIN_COVERAGE
+    """The share of a group's tickers that must have a bar for its day's percentages."""
+    extra_sessions: tuple[dt.date, ...] = ()
+    """Days the market trades although its calendar says closed, sorted."""
 
     @property
     def symbols(self) -> list[str]:
         return [entry.symbol for entry in self.tickers]
+
+    @property
+    def chart_groups(self) -> tuple[str, ...]:
+        """The groups marked `chart: true`, or, when none is, the first three."""
+        return chart_groups(self.groups)
 
     @property
     def calendar(self) -> Calendar:
@@ -243,6 +271,8 @@ def _refusal(error: ErrorDetails, refuse: Callable[..., UniverseError]) -> Unive
         loc = loc[:1] + loc[2:]
     if loc[:1] == ("tickers",) and len(loc) > 1 and loc[1] in TICKER_FORMS:
         loc = loc[:1] + loc[2:]  # nor the form of the tickers
+    if loc[:1] == ("groups",) and len(loc) > 2 and loc[2] in GROUP_FORMS:
+        loc = loc[:2] + loc[3:]  # nor that of a group
     ctx = error.get("ctx") or {}
     if error["type"] == "universe":
         key = ctx.get("key")
@@ -265,6 +295,21 @@ def _universe(
         raise refuse(error.loc, error.message) from None
     if model.end_date is not None and model.end_date < model.start_date:
         raise refuse(("end_date",), f"{model.end_date} is before start_date {model.start_date}")
+    clash = next(
+        (at for at, day in enumerate(model.extra_sessions) if day in model.extra_closures), None
+    )
+    if clash is not None:
+        day = model.extra_sessions[clash]
+        raise refuse(
+            ("extra_sessions", clash),
+            f"{day} is also in extra_closures: a day is either closed or traded",
+        )
+    try:
+        groups = resolve_groups(model.groups, path.name)
+    except GroupsError as error:
+        if error.loc is None:
+            raise UniverseError(error.message) from None
+        raise refuse(error.loc, error.message, at_key=True) from None
     keys = [(entry.symbol, entry.instrument_key) for entry in entries]
     problem = model.source.universe_refusal(model.market, keys)
     if problem is not None:
@@ -288,6 +333,9 @@ def _universe(
         adjust_dividends=model.adjust_dividends,
         max_daily_move=model.max_daily_move
         or fields.DAILY_MOVES.get(model.market, fields.DEFAULT_DAILY_MOVE),
+        groups=groups,
+        min_coverage=model.min_coverage,
+        extra_sessions=tuple(sorted(set(model.extra_sessions))),
     )
 
 
@@ -341,3 +389,11 @@ class _UniverseFile(Strict):
     actions: Annotated[Path | None, PlainValidator(fields.actions_path)] = None
     adjust_dividends: Annotated[bool, PlainValidator(fields.boolean)] = False
     max_daily_move: Annotated[float | None, PlainValidator(fields.daily_move)] = None
+    extra_sessions: Annotated[
+        tuple[Annotated[dt.date, PlainValidator(fields.date)], ...],
+        BeforeValidator(fields.closures),
+    ] = ()
+    min_coverage: Annotated[float, PlainValidator(fields.coverage)] = fields.DEFAULT_MIN_COVERAGE
+    groups: Annotated[dict[str, GroupSpec], BeforeValidator(group_mapping)] = Field(
+        default_factory=dict
+    )
