@@ -12,6 +12,7 @@ BREADTH = "breadth"
 INTRADAY_PRICES = "intraday_prices"
 CORPORATE_ACTIONS = "corporate_actions"
 INSTRUMENT_KEYS = "instrument_keys"
+BREADTH_MEMBERS = "breadth_members"
 
 PRICE_COLUMNS: dict[str, str] = {
     "ticker": "VARCHAR",
@@ -64,7 +65,10 @@ INDICATOR_COLUMNS: dict[str, str] = {
 _COUNT = "BIGINT"
 BREADTH_COLUMNS: dict[str, str] = {
     "date": "DATE",
+    "group_name": "VARCHAR",
     "universe": _COUNT,
+    "listed": _COUNT,
+    "partial": "BOOLEAN",
     "advancers": _COUNT,
     "decliners": _COUNT,
     "unchanged": _COUNT,
@@ -85,6 +89,7 @@ BREADTH_COLUMNS: dict[str, str] = {
     "net_new_highs": _COUNT,
     "net_new_highs_line": _COUNT,
     "record_high_pct": "DOUBLE",
+    "high_low_index": "DOUBLE",
     "up_4pct": _COUNT,
     "down_4pct": _COUNT,
     "up_25pct_quarter": _COUNT,
@@ -96,6 +101,7 @@ BREADTH_COLUMNS: dict[str, str] = {
     "rsi_overbought": _COUNT,
     "rsi_oversold": _COUNT,
     "zweig_ema": "DOUBLE",
+    "zweig_thrust": "BOOLEAN",
     "macd_stage_1": "DOUBLE",
     "macd_stage_2": "DOUBLE",
     "macd_stage_3": "DOUBLE",
@@ -104,6 +110,13 @@ BREADTH_COLUMNS: dict[str, str] = {
     "macd_stage_6": "DOUBLE",
     "mcclellan_ema_19": "DOUBLE",
     "mcclellan_ema_39": "DOUBLE",
+}
+
+BREADTH_MEMBER_COLUMNS: dict[str, str] = {
+    "date": "DATE",
+    "group_name": "VARCHAR",
+    "event": "VARCHAR",
+    "ticker": "VARCHAR",
 }
 
 INTRADAY_COLUMNS: dict[str, str] = {
@@ -137,6 +150,7 @@ TABLES: dict[str, dict[str, str]] = {
     PRICES: PRICE_COLUMNS,
     INDICATORS: INDICATOR_COLUMNS,
     BREADTH: BREADTH_COLUMNS,
+    BREADTH_MEMBERS: BREADTH_MEMBER_COLUMNS,
     INTRADAY_PRICES: INTRADAY_COLUMNS,
     CORPORATE_ACTIONS: CORPORATE_ACTION_COLUMNS,
     INSTRUMENT_KEYS: INSTRUMENT_KEY_COLUMNS,
@@ -148,13 +162,15 @@ POSTGRES_TYPES: dict[str, str] = {
     "DOUBLE": "DOUBLE PRECISION",
     "BIGINT": "BIGINT",
     "TIMESTAMP": "TIMESTAMP",
+    "BOOLEAN": "BOOLEAN",
 }
 """The SQL types above as the PostgreSQL store declares its columns."""
 
 KEYS: dict[str, tuple[str, ...]] = {
     PRICES: ("ticker", "date"),
     INDICATORS: ("ticker", "date"),
-    BREADTH: ("date",),
+    BREADTH: ("date", "group_name"),
+    BREADTH_MEMBERS: ("date", "group_name", "event", "ticker"),
     INTRADAY_PRICES: ("ticker", "unit", "interval", "ts"),
     CORPORATE_ACTIONS: ("ticker", "ex_date", "kind"),
     INSTRUMENT_KEYS: ("ticker", "instrument_key"),
@@ -228,7 +244,10 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
     },
     BREADTH: {
         "date": "Trading day of the market",
-        "universe": "Tickers with a bar that day",
+        "group_name": "ALL (the whole universe) or a group of the universe file",
+        "universe": "Tickers of the group with a bar that day",
+        "listed": "Tickers of the group with a bar on one of the 14 days up to this one",
+        "partial": "Bars cover fewer than min_coverage of listed: ratios and percentages NULL",
         "advancers": "Tickers closing above their previous bar's close (A)",
         "decliners": "Tickers closing below their previous bar's close (D)",
         "unchanged": "Tickers closing at their previous bar's close",
@@ -249,6 +268,7 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "net_new_highs": "new_highs_52w - new_lows_52w",
         "net_new_highs_line": "Running sum of net_new_highs",
         "record_high_pct": "Record high percent: 100 NH / (NH + NL); NULL when NH + NL = 0",
+        "high_low_index": "High-Low Index: mean record_high_pct of the group's last 10 days",
         "up_4pct": "Tickers whose close rose 4% or more from their previous bar (Stockbee)",
         "down_4pct": "Tickers whose close fell 4% or more from their previous bar (Stockbee)",
         "up_25pct_quarter": "Tickers whose close is 25% or more above the close 65 bars before",
@@ -259,13 +279,20 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "trin": "Arms index: (A / D) / (up_volume / down_volume); below 1 is bullish",
         "rsi_overbought": "Tickers with rsi_14 above 70",
         "rsi_oversold": "Tickers with rsi_14 below 30",
-        "zweig_ema": "Zweig breadth thrust: 10-day EMA of A / (A + D)",
+        "zweig_ema": "Zweig breadth thrust EMA: 10-day EMA of A / (A + D)",
+        "zweig_thrust": "zweig_ema rose above 0.615 today, having been below 0.40 in 10 days",
         **{
             f"macd_stage_{k}": f"% of tickers with a MACD stage that are in stage {k}"
             for k in range(1, 7)
         },
         "mcclellan_ema_19": "State: EMA19 of 1000(A-D)/(A+D), the oscillator's fast EMA",
         "mcclellan_ema_39": "State: EMA39 of 1000(A-D)/(A+D), the oscillator's slow EMA",
+    },
+    BREADTH_MEMBERS: {
+        "date": "Trading day, as in breadth",
+        "group_name": "ALL or a group of the universe file, as in breadth",
+        "event": "new_high_52w, new_low_52w, up_4pct, down_4pct, cross_above_sma_50, ...",
+        "ticker": "A ticker of the group that made the event that day",
     },
     INTRADAY_PRICES: {
         "ticker": "Symbol, as listed in the universe file",

@@ -1,12 +1,14 @@
-"""Market breadth per trading day (docs/design.md "Breadth"), as a plain function over DataFrames.
+"""Market breadth per trading day and group (docs/design.md "Breadth"), as plain functions over
+DataFrames.
 
-Daily counts are vectorised with `np.bincount` over date positions; only the recursive McClellan
-and Zweig EMAs walk the dates one by one, because each day depends on the one before.
+Daily counts are vectorised with `np.bincount` over date positions, per group over its members'
+rows; only the recursions (McClellan, Zweig) and the 10-day windows (High-Low Index, Zweig
+thrust) walk the days one by one, because each day depends on the ones before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,8 +17,13 @@ import pandas as pd
 from breadth_assets.analytics.indicators import day_numbers, ticker_date_order
 from breadth_assets.schema import BREADTH_COLUMNS, BREADTH_INPUT_COLUMNS
 
+ALL_GROUP = "ALL"
+"""The whole universe, computed every day beside the universe file's groups."""
 EMA_PERIODS_ABOVE: tuple[int, ...] = (20, 50, 200)
 SMA_PERIODS_ABOVE: tuple[int, ...] = (20, 40, 50, 200)
+ABOVE_MARGIN = 1e-9
+"""A close is above (below) its average when it passes it by more than this share of it: a tie
+within TA-Lib's last bits (a run of equal closes) is neither, on raw and rescaled bars alike."""
 MOVER_UP, MOVER_DOWN = 1.04, 0.96
 """Stockbee's daily movers: close / previous close at least 1.04, at most 0.96."""
 QUARTER_UP, QUARTER_DOWN = 1.25, 0.75
@@ -27,6 +34,25 @@ RSI_OVERSOLD = 30.0
 MCCLELLAN_FAST_ALPHA = 0.10
 MCCLELLAN_SLOW_ALPHA = 0.05
 ZWEIG_ALPHA = 2.0 / 11.0
+HIGH_LOW_DAYS = 10
+"""The High-Low Index is the average record_high_pct of a group's last 10 breadth days."""
+THRUST_DAYS = 10
+THRUST_LOW, THRUST_HIGH = 0.40, 0.615
+"""Zweig's breadth thrust: zweig_ema rises above 0.615 having been below 0.40 within 10 days."""
+LISTED_DAYS = 14
+"""A ticker is listed on a day when it has a bar on one of the 14 calendar days ending that day:
+without a bar that day it is missing; after 14 days without any it no longer counts."""
+DEFAULT_MIN_COVERAGE = 0.8
+"""A group-day whose bars cover fewer than this share of its listed tickers is partial."""
+SMA_CROSS_PERIODS: tuple[int, ...] = (50, 200)
+EVENTS: tuple[str, ...] = (
+    "new_high_52w",
+    "new_low_52w",
+    "up_4pct",
+    "down_4pct",
+    *(f"cross_{side}_sma_{n}" for n in SMA_CROSS_PERIODS for side in ("above", "below")),
+)
+"""What `breadth_members` lists per day and group: who made each count."""
 
 _COUNT_TYPE = "BIGINT"
 
@@ -36,6 +62,18 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray, scale: float = 1.0) -
     out = np.full(numerator.shape, np.nan)
     np.divide(scale * numerator, denominator, out=out, where=denominator != 0)
     return out
+
+
+def above(close: np.ndarray, average: np.ndarray) -> np.ndarray:
+    """Where close is above its average (`ABOVE_MARGIN`); False where either is NaN."""
+    with np.errstate(invalid="ignore"):
+        return close - average > np.abs(average) * ABOVE_MARGIN
+
+
+def below(close: np.ndarray, average: np.ndarray) -> np.ndarray:
+    """Where close is below its average (`ABOVE_MARGIN`); False where either is NaN."""
+    with np.errstate(invalid="ignore"):
+        return average - close > np.abs(average) * ABOVE_MARGIN
 
 
 @dataclass
@@ -52,22 +90,30 @@ class SmoothingState:
 
 @dataclass
 class BreadthState:
-    """The cumulative columns at the end of a day: what the next day's row goes on from."""
+    """What a group's next day goes on from: the cumulative columns at the end of a day and the
+    days before it that the 10-day windows still see."""
 
     ad_line: int = 0
     net_new_highs_line: int = 0
     smoothing: SmoothingState = field(default_factory=SmoothingState)
+    record_high_pcts: list[float] = field(default_factory=list)
+    """record_high_pct of the last days (NaN where NULL), oldest first: the High-Low window."""
+    zweig_emas: list[float] = field(default_factory=list)
+    """zweig_ema of the last days (NaN where NULL), oldest first: the thrust's window."""
 
 
 def _smoothed(
-    advancers: np.ndarray, decliners: np.ndarray, state: SmoothingState | None = None
+    advancers: np.ndarray,
+    decliners: np.ndarray,
+    counted: np.ndarray,
+    state: SmoothingState,
 ) -> dict[str, np.ndarray]:
     """McClellan oscillator, summation and EMAs, and the Zweig EMA; NULL until the first day
-    with A+D > 0.
+    with A+D > 0. A day not `counted` (partial) leaves the recursions where they are: its
+    oscillator is NULL and the state columns repeat the day before.
 
     Goes on from `state` (the day before the first one here) and leaves it at the last day.
     """
-    state = state if state is not None else SmoothingState()
     n = advancers.size
     out = {
         name: np.full(n, np.nan)
@@ -79,8 +125,9 @@ def _smoothed(
             "mcclellan_ema_39",
         )
     }
-    for i, (a, d) in enumerate(zip(advancers.tolist(), decliners.tolist(), strict=True)):
-        if a + d > 0:
+    days = zip(advancers.tolist(), decliners.tolist(), counted.tolist(), strict=True)
+    for i, (a, d, whole) in enumerate(days):
+        if whole and a + d > 0:
             x = 1000.0 * (a - d) / (a + d)
             share = a / (a + d)
             if state.seeded:
@@ -92,8 +139,9 @@ def _smoothed(
                 state.zweig = share
                 state.seeded = True
         if state.seeded:
-            state.summation += state.ema_19 - state.ema_39
-            out["mcclellan_osc"][i] = state.ema_19 - state.ema_39
+            if whole:
+                state.summation += state.ema_19 - state.ema_39
+                out["mcclellan_osc"][i] = state.ema_19 - state.ema_39
             out["mcclellan_sum"][i] = state.summation
             out["zweig_ema"][i] = state.zweig
             out["mcclellan_ema_19"][i] = state.ema_19
@@ -101,12 +149,49 @@ def _smoothed(
     return out
 
 
-def state_after(row: pd.Series) -> BreadthState | None:
-    """The state a stored breadth row leaves, or None when the row cannot say (it predates the
-    state columns): the next day's row is computed from it exactly as in one computation.
-    """
+def _windows(
+    record_high_pct: np.ndarray, zweig: np.ndarray, state: BreadthState
+) -> tuple[np.ndarray, np.ndarray]:
+    """high_low_index (the mean of the defined record_high_pct of the last `HIGH_LOW_DAYS` days,
+    NULL without any) and zweig_thrust (zweig_ema above `THRUST_HIGH` today, not the day before,
+    and below `THRUST_LOW` on one of the last `THRUST_DAYS` days), going on from `state`."""
+    highs = np.concatenate([np.asarray(state.record_high_pcts, dtype=np.float64), record_high_pct])
+    zweigs = np.concatenate([np.asarray(state.zweig_emas, dtype=np.float64), zweig])
+    lead_h, lead_z = len(state.record_high_pcts), len(state.zweig_emas)
+    n = record_high_pct.size
+    index = np.full(n, np.nan)
+    thrust = np.zeros(n, dtype=bool)
+    for i in range(n):
+        window = highs[max(0, lead_h + i - HIGH_LOW_DAYS + 1) : lead_h + i + 1]
+        defined = window[~np.isnan(window)]
+        if defined.size:
+            index[i] = defined.mean()
+        at = lead_z + i
+        today = zweigs[at]
+        yesterday = zweigs[at - 1] if at else np.nan
+        if today > THRUST_HIGH and not yesterday > THRUST_HIGH:
+            recent = zweigs[max(0, at - THRUST_DAYS + 1) : at + 1]
+            thrust[i] = bool(np.any(recent < THRUST_LOW))
+    state.record_high_pcts = highs[-(HIGH_LOW_DAYS - 1) :].tolist()
+    state.zweig_emas = zweigs[-(THRUST_DAYS - 1) :].tolist()
+    return index, thrust
+
+
+def state_after(rows: pd.DataFrame | pd.Series) -> BreadthState | None:
+    """The state a group's stored rows leave (its last `HIGH_LOW_DAYS` rows up to a day, oldest
+    first; or that day's row alone when no earlier one is stored), or None when they cannot say
+    (they predate the state columns): the next day's row is computed from it exactly as in one
+    computation."""
+    if isinstance(rows, pd.Series):
+        rows = rows.to_frame().T
+    if rows.empty:
+        return None
+    row = rows.iloc[-1]
     seeded = not pd.isna(row["mcclellan_ema_19"])
-    if pd.isna(row["mcclellan_osc"]) == seeded or pd.isna(row["mcclellan_ema_39"]) == seeded:
+    partial = bool(row.get("partial", False)) if not pd.isna(row.get("partial")) else False
+    if pd.isna(row["mcclellan_ema_39"]) == seeded or pd.isna(row["mcclellan_sum"]) == seeded:
+        return None
+    if not partial and pd.isna(row["mcclellan_osc"]) == seeded:
         return None
     if pd.isna(row.get("net_new_highs_line")):
         return None
@@ -119,15 +204,23 @@ def state_after(row: pd.Series) -> BreadthState | None:
             summation=float(row["mcclellan_sum"]),
             zweig=float(row["zweig_ema"]),
         )
+
+    def last(column: str, days: int) -> list[float]:
+        values = pd.to_numeric(rows[column], errors="coerce").to_numpy(dtype=np.float64)
+        return values[-(days - 1) :].tolist()
+
     return BreadthState(
         ad_line=int(row["ad_line"]),
         net_new_highs_line=int(row["net_new_highs_line"]),
         smoothing=smoothing,
+        record_high_pcts=last("record_high_pct", HIGH_LOW_DAYS),
+        zweig_emas=last("zweig_ema", THRUST_DAYS),
     )
 
 
 COUNT_COLUMNS: tuple[str, ...] = (
     "universe",
+    "listed",
     "advancers",
     "decliners",
     "unchanged",
@@ -146,15 +239,32 @@ COUNT_COLUMNS: tuple[str, ...] = (
     "staged",
     *(f"stage_{k}" for k in MACD_STAGES),
 )
-"""What breadth counts per day, before the ratios and the cumulative columns; a store may count
-these in its own query (docs/design.md "Breadth columns")."""
+"""What breadth counts per group and day, before the ratios and the cumulative columns; a store
+may count these in its own query (docs/design.md "Breadth columns")."""
 VOLUME_COLUMNS: tuple[str, ...] = ("up_volume", "down_volume")
 
 
-def count_breadth(rows: pd.DataFrame, dates: Sequence | pd.DatetimeIndex) -> pd.DataFrame:
-    """The daily counts (`COUNT_COLUMNS`, `VOLUME_COLUMNS`) per date in `dates` from the
-    ticker-day `rows` of one universe; rows before `dates[0]` (or on days not in `dates`) only
-    serve as a ticker's previous bar."""
+def _members(
+    members: Mapping[str, Sequence[str]] | None, tickers: Sequence[str]
+) -> dict[str, list[str]]:
+    """The groups to count, `ALL_GROUP` (every ticker of the rows, unless given) first."""
+    groups = {ALL_GROUP: list(tickers)}
+    groups.update({name: list(m) for name, m in (members or {}).items()})
+    return groups
+
+
+def count_breadth(
+    rows: pd.DataFrame,
+    dates: Sequence | pd.DatetimeIndex,
+    members: Mapping[str, Sequence[str]] | None = None,
+) -> pd.DataFrame:
+    """The daily counts (`COUNT_COLUMNS`, `VOLUME_COLUMNS`) per group and date in `dates` from
+    the ticker-day `rows`; rows before `dates[0]` (or on days not in `dates`) only serve as a
+    ticker's previous bar (and make it listed, `LISTED_DAYS`).
+
+    `members` maps group names to their tickers; `ALL_GROUP` (every ticker of `rows`, unless
+    given) always comes first. One row per group and date, groups in that order.
+    """
     missing = [c for c in ("ticker", "date", "close") if c not in rows.columns]
     if missing:
         raise ValueError(f"breadth rows lack columns {missing}")
@@ -168,6 +278,11 @@ def count_breadth(rows: pd.DataFrame, dates: Sequence | pd.DatetimeIndex) -> pd.
     order, starts = ticker_date_order(rows["ticker"], row_days)
     if order is not None:
         row_days = row_days[order]
+    ticker_values = rows["ticker"].to_numpy()
+    if order is not None:
+        ticker_values = ticker_values[order]
+    codes, uniques = pd.factorize(ticker_values)
+    names = pd.Index(uniques)
 
     def column(name: str) -> np.ndarray:
         if name not in rows.columns:
@@ -180,157 +295,288 @@ def count_breadth(rows: pd.DataFrame, dates: Sequence | pd.DatetimeIndex) -> pd.
     has_prev = np.ones(close.size, dtype=bool)
     has_prev[starts] = False
     prev_close[1:] = close[:-1]
+    next_day = np.full(row_days.size, np.iinfo(np.int64).max // 2)
+    next_day[:-1] = row_days[1:]
+    next_day[np.asarray(starts[1:], dtype=np.int64) - 1] = np.iinfo(np.int64).max // 2
+    listed_until = np.minimum(next_day, row_days + LISTED_DAYS)
 
     position = np.searchsorted(out_days, row_days)
     clipped = np.minimum(position, max(n - 1, 0))
     off_dates = (position >= n) | (out_days[clipped] != row_days) if n else position >= 0
     position[off_dates] = n
+    listed_from = np.searchsorted(out_days, row_days)
+    listed_to = np.searchsorted(out_days, listed_until)
 
-    def per_day(mask: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-        """Sum of `weights` (or count) of the rows where `mask` holds, per output date."""
-        w = mask if weights is None else np.where(mask, weights, 0.0)
-        totals = np.bincount(position, weights=w, minlength=n + 1)[:n]
-        return totals if weights is not None else totals.astype(np.int64)
-
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"):
         rising = has_prev & (close > prev_close)
         falling = has_prev & (close < prev_close)
-        volume = np.nan_to_num(column("volume"), nan=0.0)
-        counts: dict[str, np.ndarray] = {
-            "universe": per_day(np.ones(close.size, dtype=bool)),
-            "advancers": per_day(rising),
-            "decliners": per_day(falling),
-            "unchanged": per_day(has_prev & (close == prev_close)),
-            "new_highs_52w": per_day(column("high") > column("high_52w")),
-            "new_lows_52w": per_day(column("low") < column("low_52w")),
-            "up_volume": per_day(rising, volume),
-            "down_volume": per_day(falling, volume),
+        daily = close / prev_close
+        quarter = close / column("close_65")
+        rsi = column("rsi_14")
+        stage = column("macd_stage")
+        flags: dict[str, np.ndarray] = {
+            "universe": np.ones(close.size, dtype=bool),
+            "advancers": rising,
+            "decliners": falling,
+            "unchanged": has_prev & (close == prev_close),
+            "new_highs_52w": column("high") > column("high_52w"),
+            "new_lows_52w": column("low") < column("low_52w"),
+            "up_4pct": has_prev & (daily >= MOVER_UP),
+            "down_4pct": has_prev & (daily <= MOVER_DOWN),
+            "up_25pct_quarter": quarter >= QUARTER_UP,
+            "down_25pct_quarter": quarter <= QUARTER_DOWN,
+            "rsi_overbought": rsi > RSI_OVERBOUGHT,
+            "rsi_oversold": rsi < RSI_OVERSOLD,
+            "staged": ~np.isnan(stage),
+            **{f"stage_{k}": stage == k for k in MACD_STAGES},
         }
         for period in EMA_PERIODS_ABOVE:
             ema = column(f"ema_{period}")
-            counts[f"above_ema_{period}"] = per_day(close > ema)
-            counts[f"with_ema_{period}"] = per_day(~np.isnan(ema))
+            flags[f"above_ema_{period}"] = above(close, ema)
+            flags[f"with_ema_{period}"] = ~np.isnan(ema)
         for period in SMA_PERIODS_ABOVE:
             sma = column(f"sma_{period}")
-            counts[f"above_sma_{period}"] = per_day(close > sma)
-            counts[f"with_sma_{period}"] = per_day(~np.isnan(sma))
-        daily = close / prev_close
-        counts["up_4pct"] = per_day(has_prev & (daily >= MOVER_UP))
-        counts["down_4pct"] = per_day(has_prev & (daily <= MOVER_DOWN))
-        quarter = close / column("close_65")
-        counts["up_25pct_quarter"] = per_day(quarter >= QUARTER_UP)
-        counts["down_25pct_quarter"] = per_day(quarter <= QUARTER_DOWN)
-        rsi = column("rsi_14")
-        counts["rsi_overbought"] = per_day(rsi > RSI_OVERBOUGHT)
-        counts["rsi_oversold"] = per_day(rsi < RSI_OVERSOLD)
-        stage = column("macd_stage")
-        counts["staged"] = per_day(~np.isnan(stage))
-        for k in MACD_STAGES:
-            counts[f"stage_{k}"] = per_day(stage == k)
-    ordered = {name: counts[name] for name in (*COUNT_COLUMNS, *VOLUME_COLUMNS)}
-    return pd.DataFrame({"date": out_dates, **ordered}, index=pd.RangeIndex(n))
+            flags[f"above_sma_{period}"] = above(close, sma)
+            flags[f"with_sma_{period}"] = ~np.isnan(sma)
+        volume = np.nan_to_num(column("volume"), nan=0.0)
+
+    frames = []
+    for name, tickers in _members(members, names.tolist()).items():
+        in_group = np.isin(codes, names.get_indexer(pd.Index(tickers)))
+        at = np.where(in_group, position, n)
+
+        counts = {key: _per_day(at, n, mask) for key, mask in flags.items()}
+        counts["up_volume"] = _per_day(at, n, rising, volume)
+        counts["down_volume"] = _per_day(at, n, falling, volume)
+        steps = np.bincount(listed_from[in_group], minlength=n + 1)[: n + 1]
+        steps = steps - np.bincount(listed_to[in_group], minlength=n + 1)[: n + 1]
+        counts["listed"] = np.cumsum(steps)[:n].astype(np.int64)
+        ordered = {key: counts[key] for key in (*COUNT_COLUMNS, *VOLUME_COLUMNS)}
+        frames.append(
+            pd.DataFrame({"date": out_dates, "group_name": name, **ordered}, index=pd.RangeIndex(n))
+        )
+    return pd.concat(frames, ignore_index=True)
 
 
-def finish_breadth(counts: pd.DataFrame, state: BreadthState | None = None) -> pd.DataFrame:
-    """Breadth rows from the daily counts: ratios, percentages and the cumulative columns, which
-    go on from `state` (the day before the first count; none: they start there) and leave it at
-    the last day.
+def _per_day(
+    at: np.ndarray, n: int, mask: np.ndarray, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """Sum of `weights` (or count) of the rows where `mask` holds, per output position `at`
+    (`n`: not counted)."""
+    w = mask if weights is None else np.where(mask, weights, 0.0)
+    totals = np.bincount(at, weights=w, minlength=n + 1)[:n]
+    return totals if weights is not None else totals.astype(np.int64)
 
-    A day on which no ticker has a bar (`universe` 0: a closure the calendar does not know, or
-    a day after the data ends) is not a breadth day: it gets no row and the cumulative columns
-    do not move on it.
+
+def finish_breadth(
+    counts: pd.DataFrame,
+    states: dict[str, BreadthState] | None = None,
+    min_coverage: float = DEFAULT_MIN_COVERAGE,
+    groups: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Breadth rows from the daily counts of `count_breadth`: ratios, percentages, the
+    cumulative columns and the 10-day windows, which go on from `states` (per group, the day
+    before the first count; a group not in it starts there; the dict is left at the last day).
+
+    A day on which no ticker of `ALL_GROUP` has a bar (a closure the calendar does not know, or a
+    day after the data ends) is not a breadth day: no group gets a row and the cumulative
+    columns do not move. On a breadth day a group gets a row when it has a listed ticker; the row
+    is `partial` when its bars cover fewer than `min_coverage` of them, and then its ratios and
+    percentages are NULL and the recursions skip it. `groups` limits the rows to these groups.
     """
-    state = state if state is not None else BreadthState()
-    counts = counts[counts["universe"].to_numpy() > 0].reset_index(drop=True)
+    states = states if states is not None else {}
+    everyone = counts[counts["group_name"] == ALL_GROUP]
+    breadth_days = pd.DatetimeIndex(everyone.loc[everyone["universe"] > 0, "date"])
+    parts = []
+    for name, group in counts.groupby("group_name", sort=False):
+        if groups is not None and name not in groups:
+            continue
+        group = group[group["date"].isin(breadth_days) & (group["listed"] > 0)]
+        state = states.setdefault(str(name), BreadthState())
+        parts.append(_finish_group(group.reset_index(drop=True), state, min_coverage))
+    if not parts:
+        return _finish_group(counts.iloc[:0].reset_index(drop=True), BreadthState(), min_coverage)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _finish_group(counts: pd.DataFrame, state: BreadthState, min_coverage: float) -> pd.DataFrame:
+    """One group's rows (`finish_breadth`) from its counts on its breadth days."""
     n = len(counts)
 
     def count(name: str) -> np.ndarray:
         return counts[name].to_numpy(dtype=np.int64)
 
+    universe, listed = count("universe"), count("listed")
+    partial = universe < min_coverage * listed
+    whole = ~partial
     advancers, decliners = count("advancers"), count("decliners")
     up_volume = counts["up_volume"].to_numpy(dtype=np.float64)
     down_volume = counts["down_volume"].to_numpy(dtype=np.float64)
     result: dict[str, np.ndarray] = {
         name: count(name)
         for name in (
-            *("universe", "advancers", "decliners", "unchanged"),
+            *("universe", "listed", "advancers", "decliners", "unchanged"),
             *("new_highs_52w", "new_lows_52w", "rsi_overbought", "rsi_oversold"),
             *("up_4pct", "down_4pct", "up_25pct_quarter", "down_25pct_quarter"),
         )
     }
+    result["partial"] = partial
     result.update(up_volume=up_volume, down_volume=down_volume)
     result["net_advances"] = advancers - decliners
     result["ad_line"] = state.ad_line + np.cumsum(result["net_advances"])
     if n:
         state.ad_line = int(result["ad_line"][-1])
-    result["ad_ratio"] = _ratio(advancers.astype(np.float64), decliners)
     highs, lows = count("new_highs_52w"), count("new_lows_52w")
     result["net_new_highs"] = highs - lows
     result["net_new_highs_line"] = state.net_new_highs_line + np.cumsum(result["net_new_highs"])
     if n:
         state.net_new_highs_line = int(result["net_new_highs_line"][-1])
-    result["record_high_pct"] = _ratio(highs, highs + lows, 100.0)
-    result["up_volume_pct"] = _ratio(up_volume, up_volume + down_volume, 100.0)
+
+    def share(numerator: np.ndarray, denominator: np.ndarray, scale: float = 100.0) -> np.ndarray:
+        values = _ratio(numerator.astype(np.float64), denominator, scale)
+        values[partial] = np.nan
+        return values
+
+    result["ad_ratio"] = share(advancers, decliners, 1.0)
+    result["record_high_pct"] = share(highs, highs + lows)
+    result["up_volume_pct"] = share(up_volume, up_volume + down_volume)
     for period in SMA_PERIODS_ABOVE:
-        result[f"pct_above_sma_{period}"] = _ratio(
-            count(f"above_sma_{period}"), count(f"with_sma_{period}"), 100.0
+        result[f"pct_above_sma_{period}"] = share(
+            count(f"above_sma_{period}"), count(f"with_sma_{period}")
         )
-    result.update(_smoothed(advancers, decliners, state.smoothing))
     for period in EMA_PERIODS_ABOVE:
-        result[f"pct_above_ema_{period}"] = _ratio(
-            count(f"above_ema_{period}"), count(f"with_ema_{period}"), 100.0
+        result[f"pct_above_ema_{period}"] = share(
+            count(f"above_ema_{period}"), count(f"with_ema_{period}")
         )
+    for k in MACD_STAGES:
+        result[f"macd_stage_{k}"] = share(count(f"stage_{k}"), count("staged"))
+    result.update(_smoothed(advancers, decliners, whole, state.smoothing))
+    result["high_low_index"], result["zweig_thrust"] = _windows(
+        result["record_high_pct"], result["zweig_ema"], state
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
-        defined = (advancers > 0) & (decliners > 0) & (up_volume > 0) & (down_volume > 0)
+        defined = whole & (advancers > 0) & (decliners > 0) & (up_volume > 0) & (down_volume > 0)
         trin = np.full(n, np.nan)
         trin[defined] = (advancers[defined] / decliners[defined]) / (
             up_volume[defined] / down_volume[defined]
         )
     result["trin"] = trin
-    for k in MACD_STAGES:
-        result[f"macd_stage_{k}"] = _ratio(count(f"stage_{k}"), count("staged"), 100.0)
+    result["high_low_index"][partial] = np.nan
 
-    columns: dict[str, object] = {"date": pd.DatetimeIndex(counts["date"])}
+    columns: dict[str, object] = {
+        "date": pd.DatetimeIndex(counts["date"]),
+        "group_name": counts["group_name"].astype(object).to_numpy(),
+    }
     for name, sql_type in BREADTH_COLUMNS.items():
-        if name != "date":
-            dtype = np.int64 if sql_type == _COUNT_TYPE else np.float64
+        if name not in columns:
+            dtype = {_COUNT_TYPE: np.int64, "BOOLEAN": bool}.get(sql_type, np.float64)
             columns[name] = np.asarray(result[name], dtype=dtype)
     return pd.DataFrame(columns, index=pd.RangeIndex(n))
 
 
 def compute_breadth(
-    rows: pd.DataFrame, dates: Sequence | pd.DatetimeIndex, state: BreadthState | None = None
+    rows: pd.DataFrame,
+    dates: Sequence | pd.DatetimeIndex,
+    states: dict[str, BreadthState] | None = None,
+    members: Mapping[str, Sequence[str]] | None = None,
+    min_coverage: float = DEFAULT_MIN_COVERAGE,
 ) -> pd.DataFrame:
-    """One breadth row per date in `dates` on which a ticker has a bar, from the ticker-day
-    `rows` of one universe.
+    """Breadth rows per group (`ALL_GROUP` first, then `members`) and date in `dates` on which a
+    ticker has a bar, from the ticker-day `rows`.
 
     `rows` hold each ticker's history up to the last date; rows before `dates[0]` (or on days not
-    in `dates`) only serve as a ticker's previous bar. The cumulative columns go on from `state`
-    (the day before `dates[0]`; none: they start at `dates[0]`), which is left at the last date.
+    in `dates`) only serve as a ticker's previous bar. The cumulative columns go on from `states`
+    (per group, the day before `dates[0]`; none: they start at `dates[0]`), left at the last date.
     """
     missing = [c for c in BREADTH_INPUT_COLUMNS if c not in rows.columns]
     if missing:
         raise ValueError(f"breadth rows lack columns {missing}")
-    return finish_breadth(count_breadth(rows, dates), state)
+    return finish_breadth(count_breadth(rows, dates, members), states, min_coverage)
 
 
 def compute_breadth_in_chunks(
     count_days: Callable[[pd.DatetimeIndex], pd.DataFrame],
     dates: Sequence | pd.DatetimeIndex,
     chunk_days: int,
-    state: BreadthState | None = None,
+    states: dict[str, BreadthState] | None = None,
+    min_coverage: float = DEFAULT_MIN_COVERAGE,
+    groups: Sequence[str] | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Breadth rows over `dates`, counted `chunk_days` dates at a time.
 
     `count_days(chunk)` gives the daily counts of the chunk (`count_breadth` over its ticker-days
-    with each ticker's last bar before it, or a store's own query); `state` is where the
-    cumulative columns stand on the day before `dates[0]` (none: they start at `dates[0]`). The
+    with each ticker's last bar before it, or a store's own query); `states` is where each
+    group stands on the day before `dates[0]` (a group without one starts at `dates[0]`). The
     rows equal one `compute_breadth` over all the rows while memory holds one chunk at a time.
-    Yields the rows chunk by chunk.
+    Yields the rows chunk by chunk; `groups` limits them to these groups.
     """
     out_dates = pd.DatetimeIndex(pd.to_datetime(dates))
     if chunk_days < 1:
         raise ValueError("chunk_days must be at least 1")
-    state = state if state is not None else BreadthState()
+    states = states if states is not None else {}
     for first in range(0, out_dates.size, chunk_days):
-        yield finish_breadth(count_days(out_dates[first : first + chunk_days]), state)
+        counts = count_days(out_dates[first : first + chunk_days])
+        yield finish_breadth(counts, states, min_coverage, groups)
+
+
+def breadth_events(rows: pd.DataFrame, dates: Sequence | pd.DatetimeIndex) -> pd.DataFrame:
+    """Who made the counts `EVENTS` name: `date, event, ticker` for each ticker-day in `dates`,
+    from the same ticker-day rows as `count_breadth` (rows before `dates[0]` serve as the
+    previous bar), sorted by date, event and ticker."""
+    out_days = day_numbers(pd.DatetimeIndex(pd.to_datetime(dates)))
+    row_days = day_numbers(rows["date"])
+    order, starts = ticker_date_order(rows["ticker"], row_days)
+    if order is not None:
+        rows = rows.iloc[order]
+        row_days = row_days[order]
+
+    def column(name: str) -> np.ndarray:
+        if name not in rows.columns:
+            return np.full(row_days.size, np.nan)
+        return rows[name].to_numpy(dtype=np.float64)
+
+    def previous(values: np.ndarray) -> np.ndarray:
+        out = np.full_like(values, np.nan)
+        out[1:] = values[:-1]
+        out[starts] = np.nan
+        return out
+
+    close = column("close")
+    prev_close = previous(close)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        daily = close / prev_close
+        flags = {
+            "new_high_52w": column("high") > column("high_52w"),
+            "new_low_52w": column("low") < column("low_52w"),
+            "up_4pct": daily >= MOVER_UP,
+            "down_4pct": daily <= MOVER_DOWN,
+        }
+        for n in SMA_CROSS_PERIODS:
+            sma = column(f"sma_{n}")
+            prev_sma = previous(sma)
+            had = ~np.isnan(prev_sma)
+            flags[f"cross_above_sma_{n}"] = above(close, sma) & had & ~above(prev_close, prev_sma)
+            flags[f"cross_below_sma_{n}"] = below(close, sma) & had & ~below(prev_close, prev_sma)
+    counted = np.isin(row_days, out_days)
+    tickers = rows["ticker"].to_numpy()
+    dates_ = pd.DatetimeIndex(rows["date"]).to_numpy()
+    parts = []
+    for event in EVENTS:
+        hit = flags[event] & counted
+        parts.append(pd.DataFrame({"date": dates_[hit], "event": event, "ticker": tickers[hit]}))
+    events = pd.concat(parts, ignore_index=True)
+    return events.sort_values(["date", "event", "ticker"], ignore_index=True)
+
+
+def group_events(
+    events: pd.DataFrame, members: Mapping[str, Sequence[str]] | None = None
+) -> pd.DataFrame:
+    """`breadth_members` rows: each event of `breadth_events` under `ALL_GROUP` and under every
+    group of `members` its ticker is in, sorted by date, group, event and ticker."""
+    pairs = [(ALL_GROUP, ticker) for ticker in events["ticker"].unique()]
+    for name, tickers in (members or {}).items():
+        if name != ALL_GROUP:
+            pairs.extend((name, ticker) for ticker in tickers)
+    membership = pd.DataFrame(pairs, columns=["group_name", "ticker"])
+    out = events.merge(membership, on="ticker")[["date", "group_name", "event", "ticker"]]
+    return out.sort_values(["date", "group_name", "event", "ticker"], ignore_index=True)

@@ -13,7 +13,13 @@ import pandas as pd
 
 from breadth_assets import schema
 from breadth_assets.analytics.actions import adjust_prices
-from breadth_assets.analytics.breadth import count_breadth
+from breadth_assets.analytics.breadth import (
+    ALL_GROUP,
+    HIGH_LOW_DAYS,
+    breadth_events,
+    count_breadth,
+    group_events,
+)
 
 
 @dataclass(frozen=True)
@@ -31,16 +37,29 @@ class BreadthSteps:
     """Breadth's writes and bookkeeping, each store's own, inside one of its transactions:
     `MarketStore.write_breadth` and the stale-mark methods are written once over these."""
 
-    def upsert(self, rows: pd.DataFrame) -> None:
-        """Writes breadth rows (a key written again replaces its row)."""
+    def replace_rows(
+        self,
+        first: dt.date,
+        last: dt.date,
+        groups: Sequence[str],
+        rows: pd.DataFrame,
+        members: pd.DataFrame,
+    ) -> None:
+        """The `breadth` and `breadth_members` rows of these groups dated first..last become
+        `rows` and `members` (rows stored there and not given go)."""
         raise NotImplementedError
 
     def delete(self, days: Sequence[dt.date]) -> None:
-        """Removes the breadth rows of these days."""
+        """Removes the breadth rows (and their members) of these days, every group."""
         raise NotImplementedError
 
-    def replace_universe(self, tickers: Sequence[str]) -> None:
-        """Records the tickers the breadth rows were computed over."""
+    def replace_universe(self, members: Mapping[str, Sequence[str]]) -> None:
+        """Records the tickers each of these groups' rows were computed over (other groups'
+        records stay)."""
+        raise NotImplementedError
+
+    def drop_groups(self, groups: Sequence[str]) -> None:
+        """Removes every row and record of these groups: they left the universe file."""
         raise NotImplementedError
 
     def settle(self, seen: StaleMark, stale_from: dt.date | None) -> None:
@@ -53,6 +72,8 @@ class BreadthSteps:
 
 
 INPUT_TABLES = (schema.PRICES, schema.INDICATORS)
+PREVIOUS_COLUMNS = ("ticker", "date", "close", "sma_50", "sma_200")
+"""What `read_previous_closes` gives of each ticker's last bar: what its next bar compares to."""
 FROM_ROWS = "rows"
 """`MarketStore.write`'s default mark: from the earliest day of the `prices` and `indicators`
 rows written."""
@@ -97,12 +118,18 @@ class MarketStore(dg.ConfigurableResource):
         raise NotImplementedError
 
     def read_previous_closes(self, tickers: Sequence[str], before: dt.date) -> pd.DataFrame:
-        """Each ticker's last indicators row dated before `before`: `ticker, date, close`."""
+        """Each ticker's last indicators row dated before `before`: `PREVIOUS_COLUMNS`."""
         raise NotImplementedError
 
-    def count_breadth(self, tickers: Sequence[str], dates: pd.DatetimeIndex) -> pd.DataFrame:
-        """The daily counts of breadth (`analytics.breadth.count_breadth`) over these trading
-        days, each ticker's last bar before them serving as its previous bar.
+    def count_breadth(
+        self,
+        tickers: Sequence[str],
+        dates: pd.DatetimeIndex,
+        members: Mapping[str, Sequence[str]] | None = None,
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The daily counts of breadth per group (`analytics.breadth.count_breadth`: `ALL_GROUP`
+        over `tickers`, then `members`) over these trading days, each ticker's last bar before
+        them serving as its previous bar; and who made the events (`breadth_members` rows).
 
         This default reads the days' ticker-days into pandas; a store may count in its own
         query instead, with the same result.
@@ -112,10 +139,18 @@ class MarketStore(dg.ConfigurableResource):
         previous = self.read_previous_closes(tickers, first)
         if len(previous):
             rows = pd.concat([previous.reindex(columns=rows.columns), rows], ignore_index=True)
-        return count_breadth(rows, dates)
+        groups = {name: list(m) for name, m in (members or {}).items() if name != ALL_GROUP}
+        counts = count_breadth(rows, dates, groups)
+        events = group_events(breadth_events(rows, dates), groups)
+        return counts, events
 
-    def read_breadth_before(self, day: dt.date) -> pd.Series | None:
-        """The latest stored breadth row dated before `day`, or None."""
+    def read_breadth_before(self, day: dt.date, group: str = ALL_GROUP) -> pd.Series | None:
+        """The group's latest stored breadth row dated before `day`, or None."""
+        raise NotImplementedError
+
+    def read_breadth_tail(self, before: dt.date, days: int = HIGH_LOW_DAYS) -> pd.DataFrame:
+        """Each group's last `days` stored rows dated before `before`, sorted by group and date:
+        what the next day's row goes on from (`analytics.breadth.state_after`)."""
         raise NotImplementedError
 
     def breadth_stale(self) -> StaleMark:
@@ -142,21 +177,21 @@ class MarketStore(dg.ConfigurableResource):
     def write_breadth(
         self,
         rows: pd.DataFrame,
-        tickers: Sequence[str],
+        members: pd.DataFrame,
+        groups: Mapping[str, Sequence[str]],
+        first: dt.date,
+        last: dt.date,
         seen: StaleMark,
         stale_from: dt.date | None,
-        dropped: Sequence[dt.date] = (),
     ) -> None:
-        """Writes breadth rows with their bookkeeping: the universe they were computed over and
-        the stale mark moved to `stale_from` (unless a write moved it since `seen`). `dropped`
-        are days computed without a row (no ticker had a bar): a row stored on one goes. One
-        transaction where the store has them: a crash leaves all of it as it was."""
+        """Writes breadth rows with their bookkeeping, in one transaction where the store has
+        them (a crash leaves all of it as it was): the rows and `breadth_members` of the
+        `groups` dated first..last become `rows` and `members` (a day computed without a row
+        loses the one stored), each group's record of the tickers it was computed over, and the
+        stale mark moved to `stale_from` (unless a write moved it since `seen`)."""
         with self._breadth_steps() as steps:
-            if len(rows):
-                steps.upsert(rows)
-            if dropped:
-                steps.delete(dropped)
-            steps.replace_universe(tickers)
+            steps.replace_rows(first, last, list(groups), rows, members)
+            steps.replace_universe(groups)
             steps.settle(seen, stale_from)
 
     def delete_breadth(self, days: Sequence[dt.date]) -> None:
@@ -164,14 +199,23 @@ class MarketStore(dg.ConfigurableResource):
         with self._breadth_steps() as steps:
             steps.delete(days)
 
+    def drop_breadth_groups(self, groups: Sequence[str]) -> None:
+        """Removes the rows and records of groups the universe file no longer has."""
+        with self._breadth_steps() as steps:
+            steps.drop_groups(groups)
+
+    def read_breadth_groups(self) -> dict[str, list[str]]:
+        """Each group's tickers its stored rows were last computed over (`ALL_GROUP` too)."""
+        raise NotImplementedError
+
     def read_breadth_tickers(self) -> list[str]:
         """The universe the stored breadth rows were last computed over, sorted."""
-        raise NotImplementedError
+        return sorted(self.read_breadth_groups().get(ALL_GROUP, []))
 
     def write_breadth_tickers(self, tickers: Sequence[str]) -> None:
         """Records the universe the breadth rows just written were computed over."""
         with self._breadth_steps() as steps:
-            steps.replace_universe(tickers)
+            steps.replace_universe({ALL_GROUP: list(tickers)})
 
     def settle_breadth_stale(self, seen: StaleMark, stale_from: dt.date | None) -> None:
         """After breadth was computed up to a day: the mark becomes `stale_from`, unless a write
@@ -184,9 +228,23 @@ class MarketStore(dg.ConfigurableResource):
         raise NotImplementedError
 
     def read_breadth(
-        self, start: dt.date | None = None, end: dt.date | None = None
+        self,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        group: str | None = ALL_GROUP,
     ) -> pd.DataFrame:
-        """Stored breadth rows in [start, end], sorted by date."""
+        """The group's stored breadth rows in [start, end], sorted by date; every group's with
+        None, sorted by group and date."""
+        raise NotImplementedError
+
+    def read_breadth_members(
+        self,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        group: str | None = None,
+    ) -> pd.DataFrame:
+        """Stored `breadth_members` rows in [start, end] (of one group, or all with None),
+        sorted by date, group, event and ticker."""
         raise NotImplementedError
 
     def read_intraday(self, tickers: Sequence[str]) -> pd.DataFrame:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
+
 from breadth_assets import schema
 from breadth_assets.analytics.breadth import (
+    ABOVE_MARGIN,
+    COUNT_COLUMNS,
     EMA_PERIODS_ABOVE,
+    EVENTS,
+    LISTED_DAYS,
     MACD_STAGES,
     MOVER_DOWN,
     MOVER_UP,
@@ -12,8 +19,19 @@ from breadth_assets.analytics.breadth import (
     QUARTER_UP,
     RSI_OVERBOUGHT,
     RSI_OVERSOLD,
+    SMA_CROSS_PERIODS,
     SMA_PERIODS_ABOVE,
+    VOLUME_COLUMNS,
 )
+
+
+def above_sql(close: str, average: str) -> str:
+    """analytics.breadth.above in SQL: NULL (not counted) where either is NULL."""
+    return f"{close} - {average} > abs({average}) * {ABOVE_MARGIN!r}"
+
+
+def below_sql(close: str, average: str) -> str:
+    return f"{average} - {close} > abs({average}) * {ABOVE_MARGIN!r}"
 
 
 def _count_expressions() -> tuple[str, ...]:
@@ -25,9 +43,15 @@ def _count_expressions() -> tuple[str, ...]:
         f"count(*) FILTER (WHERE {rising}) AS advancers",
         f"count(*) FILTER (WHERE {falling}) AS decliners",
         "count(*) FILTER (WHERE close = prev_close) AS unchanged",
-        *(f"count(*) FILTER (WHERE close > ema_{n}) AS above_ema_{n}" for n in EMA_PERIODS_ABOVE),
+        *(
+            f"count(*) FILTER (WHERE {above_sql('close', f'ema_{n}')}) AS above_ema_{n}"
+            for n in EMA_PERIODS_ABOVE
+        ),
         *(f"count(ema_{n}) AS with_ema_{n}" for n in EMA_PERIODS_ABOVE),
-        *(f"count(*) FILTER (WHERE close > sma_{n}) AS above_sma_{n}" for n in SMA_PERIODS_ABOVE),
+        *(
+            f"count(*) FILTER (WHERE {above_sql('close', f'sma_{n}')}) AS above_sma_{n}"
+            for n in SMA_PERIODS_ABOVE
+        ),
         *(f"count(sma_{n}) AS with_sma_{n}" for n in SMA_PERIODS_ABOVE),
         f"count(*) FILTER (WHERE close / prev_close >= {MOVER_UP!r}) AS up_4pct",
         f"count(*) FILTER (WHERE close / prev_close <= {MOVER_DOWN!r}) AS down_4pct",
@@ -47,30 +71,134 @@ def _count_expressions() -> tuple[str, ...]:
 COUNT_EXPRESSIONS = _count_expressions()
 
 
+def event_conditions() -> dict[str, str]:
+    """analytics.breadth.EVENTS as conditions over a bar with its previous bar's `prev_close`
+    and `prev_sma_<n>`: the same SQL in DuckDB and PostgreSQL."""
+    conditions = {
+        "new_high_52w": "high > high_52w",
+        "new_low_52w": "low < low_52w",
+        "up_4pct": f"close / prev_close >= {MOVER_UP!r}",
+        "down_4pct": f"close / prev_close <= {MOVER_DOWN!r}",
+    }
+    for n in SMA_CROSS_PERIODS:
+        now_above, was_above = (
+            above_sql("close", f"sma_{n}"),
+            above_sql("prev_close", f"prev_sma_{n}"),
+        )
+        now_below, was_below = (
+            below_sql("close", f"sma_{n}"),
+            below_sql("prev_close", f"prev_sma_{n}"),
+        )
+        had = f"prev_sma_{n} IS NOT NULL AND prev_close IS NOT NULL"
+        conditions[f"cross_above_sma_{n}"] = f"{now_above} AND {had} AND NOT ({was_above})"
+        conditions[f"cross_below_sma_{n}"] = f"{now_below} AND {had} AND NOT ({was_below})"
+    return conditions
+
+
+EVENT_CONDITIONS = event_conditions()
+EVENT_EXPRESSIONS = tuple(
+    f"list(b.ticker ORDER BY b.ticker) FILTER (WHERE {condition}) AS {event}_tickers"
+    for event, condition in EVENT_CONDITIONS.items()
+)
+"""Who made each event, per group and day, as a list: leaves DuckDB with the counts."""
+
+
 def _count_breadth_sql() -> str:
-    """docs/design.md "Breadth columns" as one aggregate: the previous bar by `lag` over each
-    ticker's rows (the last bar before the days joined in), counted on the asked days only."""
+    """docs/design.md "Breadth columns" as one aggregate per group and day: the previous bar by
+    `lag` over each ticker's rows (the last bar before the days joined in), counted on the asked
+    days only; a ticker without a bar on a day but with one in the `LISTED_DAYS` before it is
+    missing there (a join of the few bars followed by a gap with the days)."""
     inputs = ", ".join(
         f"p.{name}" if name == "volume" else f"i.{name}" for name in schema.BREADTH_INPUT_COLUMNS
     )
+    previous_columns = ", ".join(
+        f"arg_max_null({name}, date) AS {name}"
+        for name in ("close", *(f"sma_{n}" for n in SMA_CROSS_PERIODS))
+    )
     return f"""
-WITH inputs AS (
+WITH members AS (
+    SELECT unnest($group_names) AS group_name, unnest($group_tickers) AS ticker
+), days AS (
+    SELECT day, lead(day) OVER (ORDER BY day) AS next_day FROM (SELECT unnest($days) AS day)
+), inputs AS (
     SELECT {inputs}, TRUE AS counted
     FROM indicators i JOIN prices p ON p.ticker = i.ticker AND p.date = i.date
     WHERE i.ticker IN (SELECT unnest($tickers)) AND i.date BETWEEN $first AND $last
       AND p.ticker IN (SELECT unnest($tickers)) AND p.date BETWEEN $first AND $last
 ), previous AS (
-    SELECT ticker, max(date) AS date, arg_max(close, date) AS close, FALSE AS counted
+    SELECT ticker, max(date) AS date, {previous_columns}, FALSE AS counted
     FROM indicators WHERE ticker IN (SELECT unnest($tickers)) AND date < $first GROUP BY ticker
 ), bars AS (
-    SELECT *, lag(close) OVER (PARTITION BY ticker ORDER BY date) AS prev_close
+    SELECT *, lag(close) OVER w AS prev_close, lead(date) OVER w AS next_date,
+        {", ".join(f"lag(sma_{n}) OVER w AS prev_sma_{n}" for n in SMA_CROSS_PERIODS)}
     FROM (SELECT * FROM inputs UNION ALL BY NAME SELECT * FROM previous)
+    WINDOW w AS (PARTITION BY ticker ORDER BY date)
+), counts AS (
+    SELECT m.group_name, b.date, {", ".join(COUNT_EXPRESSIONS)}, {", ".join(EVENT_EXPRESSIONS)}
+    FROM bars b JOIN members m ON m.ticker = b.ticker
+    WHERE counted AND b.date IN (SELECT day FROM days) GROUP BY m.group_name, b.date
+), gaps AS (
+    SELECT b.ticker, b.date, b.next_date FROM bars b LEFT JOIN days d ON d.day = b.date
+    WHERE d.day IS NULL OR b.next_date IS NULL OR b.next_date > d.next_day
+), missing AS (
+    SELECT m.group_name, d.day AS date, count(*) AS missing
+    FROM gaps g JOIN days d ON d.day > g.date
+        AND d.day < least(coalesce(g.next_date, DATE '9999-12-31'), g.date + {LISTED_DAYS})
+    JOIN members m ON m.ticker = g.ticker
+    GROUP BY m.group_name, d.day
 )
-SELECT date, {", ".join(COUNT_EXPRESSIONS)}
-FROM bars WHERE counted AND date IN (SELECT unnest($days)) GROUP BY date ORDER BY date
+SELECT coalesce(c.group_name, x.group_name) AS group_name, coalesce(c.date, x.date) AS date,
+    c.* EXCLUDE (group_name, date), coalesce(x.missing, 0) AS missing
+FROM counts c FULL OUTER JOIN missing x ON c.group_name = x.group_name AND c.date = x.date
 """
 
 
 COUNT_BREADTH_SQL = _count_breadth_sql()
-"""Parameters `$tickers`, `$first`, `$last`, `$days`; one row per asked day with ticker-days,
-columns `date`, `COUNT_COLUMNS`, `VOLUME_COLUMNS` (analytics.breadth)."""
+"""Parameters `$tickers`, `$first`, `$last`, `$days`, `$group_names` and `$group_tickers` (the
+members, pair by pair); one row per group and asked day with ticker-days or missing ones:
+`group_name`, `date`, `COUNT_COLUMNS` but `listed`, `VOLUME_COLUMNS`, the event lists and
+`missing` (analytics.breadth)."""
+
+
+def group_pairs(members: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The query's `group_names` and `group_tickers` parameters: the members pair by pair."""
+    names = [name for name, tickers in members.items() for _ in tickers]
+    tickers = [ticker for group in members.values() for ticker in group]
+    return {"group_names": names, "group_tickers": tickers}
+
+
+def split_counts(
+    raw: pd.DataFrame, members: dict[str, list[str]], dates: pd.DatetimeIndex
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The query's rows as `count_breadth`'s counts (every group and date, zero where none) and
+    the `breadth_members` rows its event lists hold."""
+    raw = raw.copy()
+    raw["date"] = pd.to_datetime(raw["date"])
+    index = pd.MultiIndex.from_product([list(members), dates], names=["group_name", "date"])
+    numbers = [*COUNT_COLUMNS, *VOLUME_COLUMNS]
+    numbers.remove("listed")
+    indexed = raw.set_index(["group_name", "date"])
+    counts = indexed[[*numbers, "missing"]].reindex(index).fillna(0)
+    for name in numbers:
+        if name not in VOLUME_COLUMNS:
+            counts[name] = counts[name].astype(np.int64)
+    counts["listed"] = (counts["universe"] + counts["missing"]).astype(np.int64)
+    counts = counts.reset_index()[["date", "group_name", *COUNT_COLUMNS, *VOLUME_COLUMNS]]
+    parts = []
+    for event in EVENTS:
+        tickers = f"{event}_tickers"
+        lists = raw[["date", "group_name", tickers]].dropna(subset=[tickers])
+        exploded = lists.explode(tickers).dropna(subset=[tickers])
+        parts.append(
+            pd.DataFrame(
+                {
+                    "date": exploded["date"].to_numpy(),
+                    "group_name": exploded["group_name"].to_numpy(),
+                    "event": event,
+                    "ticker": exploded[tickers].to_numpy(),
+                }
+            )
+        )
+    events = pd.concat(parts, ignore_index=True)
+    events = events.sort_values(["date", "group_name", "event", "ticker"], ignore_index=True)
+    return counts, events

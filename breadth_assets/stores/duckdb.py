@@ -16,14 +16,14 @@ import pandas as pd
 from pydantic import Field
 
 from breadth_assets import schema
-from breadth_assets.analytics.breadth import COUNT_COLUMNS, VOLUME_COLUMNS
+from breadth_assets.analytics.breadth import ALL_GROUP, HIGH_LOW_DAYS
 from breadth_assets.stores.base import (
     BreadthSteps,
     MarketStore,
     StaleMark,
     StoreError,
 )
-from breadth_assets.stores.breadth_sql import COUNT_BREADTH_SQL
+from breadth_assets.stores.breadth_sql import COUNT_BREADTH_SQL, group_pairs, split_counts
 
 _POLL_SECONDS = 0.02
 _SCHEMA_CHECKED: set[str] = set()
@@ -56,15 +56,24 @@ def _create_sql(table: str) -> str:
 
 def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Creates the tables, and adds the columns a store made by an older version lacks (their
-    rows read NULL there, which the state columns take as "unknown": computed again)."""
+    rows read NULL there, which the state columns take as "unknown": computed again; breadth
+    rows and records from before groups are the whole universe's)."""
     for table, columns in schema.TABLES.items():
         con.execute(_create_sql(table))
         present = {row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()}
         for name, kind in columns.items():
             if name not in present:
                 con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+        if table == schema.BREADTH and "group_name" not in present:
+            con.execute(f"UPDATE breadth SET group_name = '{ALL_GROUP}'")
     con.execute(ADJUSTED_PRICES_VIEW)
-    con.execute(f"CREATE TABLE IF NOT EXISTS {_UNIVERSE_TABLE} (ticker VARCHAR)")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {_UNIVERSE_TABLE} (group_name VARCHAR, ticker VARCHAR)"
+    )
+    present = {row[0] for row in con.execute(f"DESCRIBE {_UNIVERSE_TABLE}").fetchall()}
+    if "group_name" not in present:
+        con.execute(f"ALTER TABLE {_UNIVERSE_TABLE} ADD COLUMN group_name VARCHAR")
+        con.execute(f"UPDATE {_UNIVERSE_TABLE} SET group_name = '{ALL_GROUP}'")
     con.execute(f"CREATE TABLE IF NOT EXISTS {_STALE_TABLE} (stale_from DATE, version BIGINT)")
     if not con.execute(f"SELECT count(*) FROM {_STALE_TABLE}").fetchall()[0][0]:
         con.execute(f"INSERT INTO {_STALE_TABLE} VALUES (NULL, 0)")
@@ -236,31 +245,51 @@ class DuckDBStore(MarketStore):
 
     def read_previous_closes(self, tickers: Sequence[str], before: dt.date) -> pd.DataFrame:
         return self._select(
-            "SELECT ticker, max(date) AS date, arg_max(close, date) AS close FROM indicators "
-            "WHERE ticker IN (SELECT unnest(?)) AND date < ? GROUP BY ticker ORDER BY ticker",
+            "SELECT ticker, max(date) AS date, arg_max(close, date) AS close, "
+            "arg_max_null(sma_50, date) AS sma_50, arg_max_null(sma_200, date) AS sma_200 "
+            "FROM indicators WHERE ticker IN (SELECT unnest(?)) AND date < ? GROUP BY ticker "
+            "ORDER BY ticker",
             [list(tickers), before],
         )
 
-    def count_breadth(self, tickers: Sequence[str], dates: pd.DatetimeIndex) -> pd.DataFrame:
-        """One query: only a row per day leaves DuckDB, which holds the chunk's ticker-days."""
+    def count_breadth(
+        self,
+        tickers: Sequence[str],
+        dates: pd.DatetimeIndex,
+        members: Mapping[str, Sequence[str]] | None = None,
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """One query: only a row per group and day leaves DuckDB, which holds the chunk's
+        ticker-days."""
+        groups = {ALL_GROUP: list(tickers)}
+        groups.update({n: list(m) for n, m in (members or {}).items() if n != ALL_GROUP})
         params = {
             "tickers": list(tickers),
             "first": dates[0].date(),
             "last": dates[-1].date(),
             "days": [day.date() for day in dates],
+            **group_pairs(groups),
         }
         with self._connect(write=False, bounded=True) as con:
-            counts = con.execute(COUNT_BREADTH_SQL, params).df()
-        counts = counts.set_index("date").reindex(pd.DatetimeIndex(dates), fill_value=0)
-        counts.index.name = "date"
-        return counts.reset_index()[["date", *COUNT_COLUMNS, *VOLUME_COLUMNS]]
+            raw = con.execute(COUNT_BREADTH_SQL, params).df()
+        return split_counts(raw, groups, pd.DatetimeIndex(dates))
 
-    def read_breadth_before(self, day: dt.date) -> pd.Series | None:
+    def read_breadth_before(self, day: dt.date, group: str = ALL_GROUP) -> pd.Series | None:
         columns = ", ".join(schema.BREADTH_COLUMNS)
         rows = self._select(
-            f"SELECT {columns} FROM breadth WHERE date < ? ORDER BY date DESC LIMIT 1", [day]
+            f"SELECT {columns} FROM breadth WHERE date < ? AND group_name = ? "
+            "ORDER BY date DESC LIMIT 1",
+            [day, group],
         )
         return rows.iloc[0] if len(rows) else None
+
+    def read_breadth_tail(self, before: dt.date, days: int = HIGH_LOW_DAYS) -> pd.DataFrame:
+        columns = ", ".join(schema.BREADTH_COLUMNS)
+        return self._select(
+            f"SELECT {columns} FROM breadth WHERE date < ? "
+            "QUALIFY row_number() OVER (PARTITION BY group_name ORDER BY date DESC) <= ? "
+            "ORDER BY group_name, date",
+            [before, days],
+        )
 
     def breadth_stale(self) -> StaleMark:
         with self._connect(write=False) as con:
@@ -277,10 +306,15 @@ class DuckDBStore(MarketStore):
             ).fetchall()[0]
         return first, last
 
-    def read_breadth_tickers(self) -> list[str]:
+    def read_breadth_groups(self) -> dict[str, list[str]]:
         with self._connect(write=False) as con:
-            rows = con.execute(f"SELECT ticker FROM {_UNIVERSE_TABLE} ORDER BY ticker").fetchall()
-        return [row[0] for row in rows]
+            rows = con.execute(
+                f"SELECT group_name, ticker FROM {_UNIVERSE_TABLE} ORDER BY group_name, ticker"
+            ).fetchall()
+        groups: dict[str, list[str]] = {}
+        for group, ticker in rows:
+            groups.setdefault(group, []).append(ticker)
+        return groups
 
     @contextlib.contextmanager
     def _breadth_steps(self) -> Iterator[BreadthSteps]:
@@ -288,13 +322,32 @@ class DuckDBStore(MarketStore):
             yield _DuckDBSteps(con)
 
     def read_breadth(
-        self, start: dt.date | None = None, end: dt.date | None = None
+        self,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        group: str | None = ALL_GROUP,
     ) -> pd.DataFrame:
         columns = ", ".join(schema.BREADTH_COLUMNS)
         return self._select(
             f"SELECT {columns} FROM breadth WHERE date >= coalesce(?, DATE '0001-01-01') "
-            "AND date <= coalesce(?, DATE '9999-12-31') ORDER BY date",
-            [start, end],
+            "AND date <= coalesce(?, DATE '9999-12-31') AND (? IS NULL OR group_name = ?) "
+            "ORDER BY group_name, date",
+            [start, end, group, group],
+        )
+
+    def read_breadth_members(
+        self,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        group: str | None = None,
+    ) -> pd.DataFrame:
+        columns = ", ".join(schema.BREADTH_MEMBER_COLUMNS)
+        return self._select(
+            f"SELECT {columns} FROM breadth_members "
+            "WHERE date >= coalesce(?, DATE '0001-01-01') "
+            "AND date <= coalesce(?, DATE '9999-12-31') AND (? IS NULL OR group_name = ?) "
+            "ORDER BY date, group_name, event, ticker",
+            [start, end, group, group],
         )
 
     def read_intraday(self, tickers: Sequence[str]) -> pd.DataFrame:
@@ -358,21 +411,54 @@ class DuckDBStore(MarketStore):
             con.execute("DROP TABLE IF EXISTS incoming")
 
 
+def group_pairs_lists(members: Mapping[str, Sequence[str]]) -> list[list[str]]:
+    pairs = group_pairs({name: list(tickers) for name, tickers in members.items()})
+    return [pairs["group_names"], pairs["group_tickers"]]
+
+
 class _DuckDBSteps(BreadthSteps):
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
 
-    def upsert(self, rows: pd.DataFrame) -> None:
-        DuckDBStore._upsert(self.con, schema.BREADTH, rows)
+    def replace_rows(
+        self,
+        first: dt.date,
+        last: dt.date,
+        groups: Sequence[str],
+        rows: pd.DataFrame,
+        members: pd.DataFrame,
+    ) -> None:
+        for table in (schema.BREADTH, schema.BREADTH_MEMBERS):
+            self.con.execute(
+                f"DELETE FROM {table} WHERE date BETWEEN ? AND ? "
+                "AND group_name IN (SELECT unnest(?))",
+                [first, last, list(groups)],
+            )
+        if len(rows):
+            DuckDBStore._upsert(self.con, schema.BREADTH, rows)
+        if len(members):
+            DuckDBStore._upsert(self.con, schema.BREADTH_MEMBERS, members)
 
     def delete(self, days: Sequence[dt.date]) -> None:
-        self.con.execute("DELETE FROM breadth WHERE date IN (SELECT unnest(?))", [list(days)])
+        for table in (schema.BREADTH, schema.BREADTH_MEMBERS):
+            self.con.execute(f"DELETE FROM {table} WHERE date IN (SELECT unnest(?))", [list(days)])
 
-    def replace_universe(self, tickers: Sequence[str]) -> None:
-        self.con.execute(f"DELETE FROM {_UNIVERSE_TABLE}")
+    def replace_universe(self, members: Mapping[str, Sequence[str]]) -> None:
         self.con.execute(
-            f"INSERT INTO {_UNIVERSE_TABLE} SELECT unnest(?::VARCHAR[])", [list(tickers)]
+            f"DELETE FROM {_UNIVERSE_TABLE} WHERE group_name IN (SELECT unnest(?))",
+            [list(members)],
         )
+        self.con.execute(
+            f"INSERT INTO {_UNIVERSE_TABLE} (group_name, ticker) "
+            "SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[])",
+            group_pairs_lists(members),
+        )
+
+    def drop_groups(self, groups: Sequence[str]) -> None:
+        for table in (schema.BREADTH, schema.BREADTH_MEMBERS, _UNIVERSE_TABLE):
+            self.con.execute(
+                f"DELETE FROM {table} WHERE group_name IN (SELECT unnest(?))", [list(groups)]
+            )
 
     def settle(self, seen: StaleMark, stale_from: dt.date | None) -> None:
         self.con.execute(
