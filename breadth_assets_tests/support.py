@@ -276,14 +276,18 @@ def postgres_server() -> str:
 # --- breadth in plain Python, the reference of every breadth test -----------------------------
 
 
-def reference_mcclellan_and_zweig(a_and_d: list[tuple[int, int]]):
+def reference_mcclellan_and_zweig(
+    a_and_d: list[tuple[int, int]], skipped: Sequence[bool] | None = None
+):
     """The recursion of docs/design.md "Breadth", written out day by day: the oscillator, the
-    summation, the Zweig EMA and the two EMAs the oscillator is made of."""
+    summation, the Zweig EMA and the two EMAs the oscillator is made of. A `skipped` (partial)
+    day moves nothing: no oscillator, the rest as the day before."""
     osc, total, zweig, fast, slow = [], [], [], [], []
     e19 = e39 = z = None
     running = 0.0
-    for a, d in a_and_d:
-        if a + d:
+    skipped = skipped or [False] * len(a_and_d)
+    for (a, d), skip in zip(a_and_d, skipped, strict=True):
+        if a + d and not skip:
             x, share = 1000 * (a - d) / (a + d), a / (a + d)
             if e19 is None:
                 e19, e39, z = x, x, share
@@ -294,8 +298,9 @@ def reference_mcclellan_and_zweig(a_and_d: list[tuple[int, int]]):
             for series in (osc, total, zweig, fast, slow):
                 series.append(np.nan)
         else:
-            running += e19 - e39
-            osc.append(e19 - e39)
+            if not skip:
+                running += e19 - e39
+            osc.append(np.nan if skip else e19 - e39)
             total.append(running)
             zweig.append(z)
             fast.append(e19)
@@ -303,77 +308,186 @@ def reference_mcclellan_and_zweig(a_and_d: list[tuple[int, int]]):
     return osc, total, zweig, fast, slow
 
 
-def reference_breadth(rows: pd.DataFrame, dates: list[pd.Timestamp]) -> pd.DataFrame:
-    """docs/design.md "Breadth" in plain Python, one ticker-day at a time; a date without any
-    bar is no breadth day."""
+def _is_above(close: float, average: float) -> bool:
+    """Above by more than a billionth of the average: a tie in the last bits is not above."""
+    return not math.isnan(average) and close - average > abs(average) * 1e-9
+
+
+def _is_below(close: float, average: float) -> bool:
+    return not math.isnan(average) and average - close > abs(average) * 1e-9
+
+
+def reference_breadth(
+    rows: pd.DataFrame,
+    dates: list[pd.Timestamp],
+    groups: dict[str, list[str]] | None = None,
+    min_coverage: float = 0.8,
+) -> pd.DataFrame:
+    """docs/design.md "Breadth" in plain Python, one ticker-day at a time, for the whole
+    universe (ALL) and each of `groups`: a date without any bar is no breadth day; a group has a
+    row on a breadth day when one of its tickers has a bar in the 14 days up to it, partial
+    (percentages NULL, recursions still) when fewer than `min_coverage` of those have one that
+    day."""
     records = sorted(rows.to_dict("records"), key=lambda r: (r["ticker"], r["date"]))
     previous = {}
     for before, bar in zip([None, *records], records, strict=False):
         same = before is not None and before["ticker"] == bar["ticker"]
         previous[bar["ticker"], bar["date"]] = before["close"] if same else None
-    out = []
+    bar_days: dict[str, list] = {}
+    for r in records:
+        bar_days.setdefault(r["ticker"], []).append(r["date"])
+    everyone = sorted(bar_days)
+    all_groups = {"ALL": everyone, **(groups or {})}
+    days = [day for day in dates if any(r["date"] == day for r in records)]
+    frames = []
+    for name, members in all_groups.items():
+        out, kept = [], []
+        for day in days:
+            listed = sum(
+                any(day - pd.Timedelta(days=14) < b <= day for b in bar_days.get(t, []))
+                for t in members
+            )
+            if not listed:
+                continue
+            today = [r for r in records if r["date"] == day and r["ticker"] in members]
+            partial = len(today) < min_coverage * listed
+            out.append(_reference_day(today, previous, day, listed, partial))
+            kept.append(day)
+        frames.append(_reference_group(out, kept, name))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _reference_day(today, previous, day, listed, partial) -> dict:
+    nan = np.nan
+    prev = [previous[r["ticker"], day] for r in today]
+    up = [r for r, p in zip(today, prev, strict=True) if p is not None and r["close"] > p]
+    down = [r for r, p in zip(today, prev, strict=True) if p is not None and r["close"] < p]
+    flat = [r for r, p in zip(today, prev, strict=True) if p is not None and r["close"] == p]
+    a, d = len(up), len(down)
+    up_volume, down_volume = sum(r["volume"] for r in up), sum(r["volume"] for r in down)
+    row = {
+        "universe": len(today),
+        "listed": listed,
+        "partial": partial,
+        "advancers": a,
+        "decliners": d,
+        "unchanged": len(flat),
+        "net_advances": a - d,
+        "ad_ratio": a / d if d and not partial else nan,
+        "new_highs_52w": sum(r["high"] > r["high_52w"] for r in today),
+        "new_lows_52w": sum(r["low"] < r["low_52w"] for r in today),
+        "up_volume": up_volume,
+        "down_volume": down_volume,
+        "trin": (a / d) / (up_volume / down_volume)
+        if a and d and up_volume and down_volume and not partial
+        else nan,
+        "rsi_overbought": sum(r["rsi_14"] > 70 for r in today),
+        "rsi_oversold": sum(r["rsi_14"] < 30 for r in today),
+    }
+    highs, lows = row["new_highs_52w"], row["new_lows_52w"]
+    row["net_new_highs"] = highs - lows
+    row["record_high_pct"] = 100 * highs / (highs + lows) if highs + lows and not partial else nan
+    both = up_volume + down_volume
+    row["up_volume_pct"] = 100 * up_volume / both if both and not partial else nan
+    moves = [r["close"] / p for r, p in zip(today, prev, strict=True) if p is not None]
+    row["up_4pct"] = sum(move >= 1.04 for move in moves)
+    row["down_4pct"] = sum(move <= 0.96 for move in moves)
+    quarters = [r["close"] / r.get("close_65", nan) for r in today]
+    row["up_25pct_quarter"] = sum(move >= 1.25 for move in quarters)
+    row["down_25pct_quarter"] = sum(move <= 0.75 for move in quarters)
+    for kind, periods in (("sma", (20, 40, 50, 200)), ("ema", (20, 50, 200))):
+        for n in periods:
+            having = [r for r in today if not math.isnan(r.get(f"{kind}_{n}", nan))]
+            above = sum(_is_above(r["close"], r[f"{kind}_{n}"]) for r in having)
+            share = 100 * above / len(having) if having and not partial else nan
+            row[f"pct_above_{kind}_{n}"] = share
+    staged = [r["macd_stage"] for r in today if not math.isnan(r["macd_stage"])]
+    for k in range(1, 7):
+        share = 100 * staged.count(k) / len(staged) if staged and not partial else nan
+        row[f"macd_stage_{k}"] = share
+    return row
+
+
+def _reference_group(out: list[dict], days: list, name: str) -> pd.DataFrame:
+    """The cumulative columns and the 10-day windows over one group's rows."""
     ad_line = net_line = 0
-    dates = [day for day in dates if any(r["date"] == day for r in records)]
-    for day in dates:
-        today = [r for r in records if r["date"] == day]
-        prev = [previous[r["ticker"], day] for r in today]
-        up = [r for r, p in zip(today, prev, strict=True) if p is not None and r["close"] > p]
-        down = [r for r, p in zip(today, prev, strict=True) if p is not None and r["close"] < p]
-        flat = [r for r, p in zip(today, prev, strict=True) if p is not None and r["close"] == p]
-        a, d = len(up), len(down)
-        up_volume, down_volume = sum(r["volume"] for r in up), sum(r["volume"] for r in down)
-        ad_line += a - d
-        row = {
-            "universe": len(today),
-            "advancers": a,
-            "decliners": d,
-            "unchanged": len(flat),
-            "net_advances": a - d,
-            "ad_line": ad_line,
-            "ad_ratio": a / d if d else np.nan,
-            "new_highs_52w": sum(r["high"] > r["high_52w"] for r in today),
-            "new_lows_52w": sum(r["low"] < r["low_52w"] for r in today),
-            "up_volume": up_volume,
-            "down_volume": down_volume,
-            "trin": (a / d) / (up_volume / down_volume)
-            if a and d and up_volume and down_volume
-            else np.nan,
-            "rsi_overbought": sum(r["rsi_14"] > 70 for r in today),
-            "rsi_oversold": sum(r["rsi_14"] < 30 for r in today),
-        }
-        highs, lows = row["new_highs_52w"], row["new_lows_52w"]
-        net_line += highs - lows
-        row["net_new_highs"], row["net_new_highs_line"] = highs - lows, net_line
-        row["record_high_pct"] = 100 * highs / (highs + lows) if highs + lows else np.nan
-        both = up_volume + down_volume
-        row["up_volume_pct"] = 100 * up_volume / both if both else np.nan
-        moves = [r["close"] / p for r, p in zip(today, prev, strict=True) if p is not None]
-        row["up_4pct"] = sum(move >= 1.04 for move in moves)
-        row["down_4pct"] = sum(move <= 0.96 for move in moves)
-        quarters = [r["close"] / r.get("close_65", np.nan) for r in today]
-        row["up_25pct_quarter"] = sum(move >= 1.25 for move in quarters)
-        row["down_25pct_quarter"] = sum(move <= 0.75 for move in quarters)
-        for n in (20, 40, 50, 200):
-            having = [r for r in today if not math.isnan(r.get(f"sma_{n}", np.nan))]
-            above = sum(r["close"] > r[f"sma_{n}"] for r in having)
-            row[f"pct_above_sma_{n}"] = 100 * above / len(having) if having else np.nan
-        for n in (20, 50, 200):
-            having = [r for r in today if not math.isnan(r[f"ema_{n}"])]
-            above = sum(r["close"] > r[f"ema_{n}"] for r in having)
-            row[f"pct_above_ema_{n}"] = 100 * above / len(having) if having else np.nan
-        staged = [r["macd_stage"] for r in today if not math.isnan(r["macd_stage"])]
-        for k in range(1, 7):
-            row[f"macd_stage_{k}"] = 100 * staged.count(k) / len(staged) if staged else np.nan
-        out.append(row)
+    for row in out:
+        ad_line += row["net_advances"]
+        net_line += row["net_new_highs"]
+        row["ad_line"], row["net_new_highs_line"] = ad_line, net_line
     osc, total, zweig, fast, slow = reference_mcclellan_and_zweig(
-        [(r["advancers"], r["decliners"]) for r in out]
+        [(r["advancers"], r["decliners"]) for r in out], [r["partial"] for r in out]
     )
-    frame = pd.DataFrame(out).assign(
-        date=dates,
+    for i, row in enumerate(out):
+        window = [r["record_high_pct"] for r in out[max(0, i - 9) : i + 1]]
+        window = [v for v in window if not math.isnan(v)]
+        index = sum(window) / len(window) if window and not row["partial"] else np.nan
+        row["high_low_index"] = index
+        recent = zweig[max(0, i - 9) : i + 1]
+        yesterday = zweig[i - 1] if i else np.nan
+        row["zweig_thrust"] = bool(
+            zweig[i] > 0.615
+            and not yesterday > 0.615
+            and any(z < 0.40 for z in recent if not math.isnan(z))
+        )
+    columns = [c for c in schema.BREADTH_COLUMNS if c not in ("date", "group_name")]
+    frame = pd.DataFrame(
+        out,
+        columns=[
+            c
+            for c in columns
+            if c
+            not in (
+                "mcclellan_osc",
+                "mcclellan_sum",
+                "zweig_ema",
+                "mcclellan_ema_19",
+                "mcclellan_ema_39",
+            )
+        ],
+    ).assign(
+        date=pd.DatetimeIndex(days),
+        group_name=name,
         mcclellan_osc=osc,
         mcclellan_sum=total,
         zweig_ema=zweig,
         mcclellan_ema_19=fast,
         mcclellan_ema_39=slow,
     )
-    return frame[list(schema.BREADTH_COLUMNS)]
+    frame = frame[list(schema.BREADTH_COLUMNS)]
+    return frame.astype({"partial": bool, "zweig_thrust": bool})
+
+
+def reference_members(
+    rows: pd.DataFrame, dates: list[pd.Timestamp], groups: dict[str, list[str]] | None = None
+) -> pd.DataFrame:
+    """docs/design.md "breadth_members" in plain Python: who made each event, per group."""
+    records = sorted(rows.to_dict("records"), key=lambda r: (r["ticker"], r["date"]))
+    out = []
+    everyone = sorted({r["ticker"] for r in records})
+    all_groups = {"ALL": everyone, **(groups or {})}
+    for before, bar in zip([None, *records], records, strict=False):
+        if bar["date"] not in dates:
+            continue
+        prev = before if before is not None and before["ticker"] == bar["ticker"] else None
+        events = []
+        if bar["high"] > bar["high_52w"]:
+            events.append("new_high_52w")
+        if bar["low"] < bar["low_52w"]:
+            events.append("new_low_52w")
+        if prev is not None and bar["close"] / prev["close"] >= 1.04:
+            events.append("up_4pct")
+        if prev is not None and bar["close"] / prev["close"] <= 0.96:
+            events.append("down_4pct")
+        for n in (50, 200):
+            now, was = bar[f"sma_{n}"], np.nan if prev is None else prev[f"sma_{n}"]
+            if prev is not None and not math.isnan(was):
+                if _is_above(bar["close"], now) and not _is_above(prev["close"], was):
+                    events.append(f"cross_above_sma_{n}")
+                if _is_below(bar["close"], now) and not _is_below(prev["close"], was):
+                    events.append(f"cross_below_sma_{n}")
+        for name, members in all_groups.items():
+            if bar["ticker"] in members:
+                out.extend((bar["date"], name, event, bar["ticker"]) for event in events)
+    frame = pd.DataFrame(out, columns=["date", "group_name", "event", "ticker"])
+    return frame.sort_values(["date", "group_name", "event", "ticker"], ignore_index=True)

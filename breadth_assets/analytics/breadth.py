@@ -44,6 +44,9 @@ LISTED_DAYS = 14
 without a bar that day it is missing; after 14 days without any it no longer counts."""
 DEFAULT_MIN_COVERAGE = 0.8
 """A group-day whose bars cover fewer than this share of its listed tickers is partial."""
+SESSION_SHARE = 0.5
+"""A day the calendar calls closed is a session when more than this share of the tickers with a
+bar on the trading day before have one on it."""
 SMA_CROSS_PERIODS: tuple[int, ...] = (50, 200)
 EVENTS: tuple[str, ...] = (
     "new_high_52w",
@@ -465,13 +468,15 @@ def _finish_group(counts: pd.DataFrame, state: BreadthState, min_coverage: float
 
     columns: dict[str, object] = {
         "date": pd.DatetimeIndex(counts["date"]),
-        "group_name": counts["group_name"].astype(object).to_numpy(),
+        "group_name": counts["group_name"].to_numpy(),
     }
     for name, sql_type in BREADTH_COLUMNS.items():
         if name not in columns:
             dtype = {_COUNT_TYPE: np.int64, "BOOLEAN": bool}.get(sql_type, np.float64)
             columns[name] = np.asarray(result[name], dtype=dtype)
-    return pd.DataFrame(columns, index=pd.RangeIndex(n))
+    frame = pd.DataFrame(columns, index=pd.RangeIndex(n))
+    frame["group_name"] = frame["group_name"].astype(str)
+    return frame
 
 
 def compute_breadth(
@@ -580,3 +585,22 @@ def group_events(
     membership = pd.DataFrame(pairs, columns=["group_name", "ticker"])
     out = events.merge(membership, on="ticker")[["date", "group_name", "event", "ticker"]]
     return out.sort_values(["date", "group_name", "event", "ticker"], ignore_index=True)
+
+
+def found_sessions(bars_per_day: pd.Series, trading_days: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """Days off `trading_days` on which most tickers have bars (`SESSION_SHARE` of the trading
+    day before, or after when none is before): NSE's Muhurat sessions, a holiday the calendar
+    got wrong. `bars_per_day`: tickers with a bar per date."""
+    counts = bars_per_day[bars_per_day > 0]
+    dates = pd.DatetimeIndex(pd.to_datetime(counts.index))
+    off = dates.difference(trading_days)
+    with_bars = dates.intersection(trading_days)
+    sessions = []
+    for day in off:
+        at = with_bars.searchsorted(day)
+        neighbour = with_bars[at - 1] if at else (with_bars[at] if at < len(with_bars) else None)
+        if neighbour is None:
+            continue
+        if counts.iloc[dates.get_loc(day)] > SESSION_SHARE * counts.iloc[dates.get_loc(neighbour)]:
+            sessions.append(day)
+    return pd.DatetimeIndex(sessions)

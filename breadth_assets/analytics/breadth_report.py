@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+from collections.abc import Sequence
 
 import pandas as pd
 
@@ -27,7 +28,8 @@ TABLE_COLUMNS: list[tuple[str, tuple[str, ...], int]] = [
 ]
 
 CHART_WIDTH_PX = 900
-CHART_HEIGHT_PX = 700
+PANEL_HEIGHT_PX = 200
+MOVERS_SHOWN = 6
 CHART_DPI = 80
 
 
@@ -52,42 +54,53 @@ def last_days_table(breadth: pd.DataFrame, days: int = TABLE_DAYS) -> str:
     return "\n".join(lines)
 
 
-def chart_png(breadth: pd.DataFrame, days: int = CHART_DAYS) -> bytes:
-    """Four stacked panels over the last `days` rows, as a PNG of 900x700 pixels."""
+def chart_png(
+    breadth: pd.DataFrame, groups: Sequence[str] = ("ALL",), days: int = CHART_DAYS
+) -> bytes:
+    """The whole universe's A/D line and McClellan oscillator, then one panel per group of
+    `groups` with its % above SMA 50 / 200 and High-Low Index, over the last `days` days, as a
+    PNG 900 pixels wide. `breadth` holds every group's rows (`group_name`); a partial day
+    (NULL percentages) is a gap in the lines."""
     # Imported here, and without pyplot: matplotlib costs a process half a second, and only
     # the breadth run draws.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from PIL import Image  # Pillow comes with matplotlib
 
-    data = breadth.sort_values("date").tail(days)
-    dates = pd.to_datetime(data["date"])
-    figure = Figure(
-        figsize=(CHART_WIDTH_PX / CHART_DPI, CHART_HEIGHT_PX / CHART_DPI), dpi=CHART_DPI
-    )
+    rows = breadth if "group_name" in breadth.columns else breadth.assign(group_name="ALL")
+    everyone = rows[rows["group_name"] == "ALL"].sort_values("date").tail(days)
+    dates = pd.to_datetime(everyone["date"])
+    start = dates.iloc[0] if len(dates) else None
+    panels = 2 + len(groups)
+    height = PANEL_HEIGHT_PX * panels + 100
+    figure = Figure(figsize=(CHART_WIDTH_PX / CHART_DPI, height / CHART_DPI), dpi=CHART_DPI)
     canvas = FigureCanvasAgg(figure)
-    axes = figure.subplots(4, 1, sharex=True)
-    ad, osc, ema, highs = axes
-    ad.plot(dates, data["ad_line"], color="#1f4e9c", linewidth=1.4)
-    ad.set_title("Advance-decline line", loc="left", fontsize=11)
+    axes = figure.subplots(panels, 1, sharex=True)
+    ad, osc, *group_axes = axes
+    ad.plot(dates, everyone["ad_line"], color="#1f4e9c", linewidth=1.4)
+    ad.set_title("Advance-decline line (ALL)", loc="left", fontsize=11)
 
-    values = data["mcclellan_osc"].astype(float)
+    values = everyone["mcclellan_osc"].astype(float)
     colors = ["#2e8b57" if v >= 0 else "#c0392b" for v in values.fillna(0)]
     osc.vlines(dates, 0, values.fillna(0), colors=colors, linewidth=2.0)
     osc.axhline(0, color="#555555", linewidth=0.8)
-    osc.set_title("McClellan oscillator", loc="left", fontsize=11)
+    osc.set_title("McClellan oscillator (ALL)", loc="left", fontsize=11)
 
-    ema.plot(dates, data["pct_above_ema_50"], color="#e67e22", label="EMA 50", linewidth=1.3)
-    ema.plot(dates, data["pct_above_ema_200"], color="#6c3483", label="EMA 200", linewidth=1.3)
-    ema.set_ylim(0, 100)
-    ema.axhline(50, color="#999999", linewidth=0.6, linestyle="--")
-    ema.set_title("% of tickers above EMA 50 / 200", loc="left", fontsize=11)
-    ema.legend(loc="lower right", bbox_to_anchor=(1, 1), fontsize=9, ncols=2, frameon=False)
-
-    highs.plot(dates, data["new_highs_52w"], color="#2e8b57", label="new highs", linewidth=1.2)
-    highs.plot(dates, data["new_lows_52w"], color="#c0392b", label="new lows", linewidth=1.2)
-    highs.set_title("New 52-week highs vs lows", loc="left", fontsize=11)
-    highs.legend(loc="lower right", bbox_to_anchor=(1, 1), fontsize=9, ncols=2, frameon=False)
+    for axis, name in zip(group_axes, groups, strict=True):
+        data = rows[rows["group_name"] == name].sort_values("date")
+        if start is not None:
+            data = data[pd.to_datetime(data["date"]) >= start]
+        when = pd.to_datetime(data["date"])
+        for column, color, label in (
+            ("pct_above_sma_50", "#e67e22", "% > SMA 50"),
+            ("pct_above_sma_200", "#6c3483", "% > SMA 200"),
+            ("high_low_index", "#2e8b57", "High-Low Index"),
+        ):
+            axis.plot(when, data[column].astype(float), color=color, label=label, linewidth=1.2)
+        axis.set_ylim(0, 100)
+        axis.axhline(50, color="#999999", linewidth=0.6, linestyle="--")
+        axis.set_title(f"{name}", loc="left", fontsize=11)
+        axis.legend(loc="lower right", bbox_to_anchor=(1, 1), fontsize=9, ncols=3, frameon=False)
 
     for axis in axes:
         axis.grid(True, color="#e5e5e5", linewidth=0.6)
@@ -102,16 +115,40 @@ def chart_png(breadth: pd.DataFrame, days: int = CHART_DAYS) -> bytes:
         )
     # Fixed margins instead of tight_layout/autofmt_xdate, which draw the figure once more to
     # measure it (0.4 s of a daily breadth step).
-    highs.tick_params(axis="x", labelrotation=30)
-    for label in highs.get_xticklabels():
+    last_axis = axes[-1]
+    last_axis.tick_params(axis="x", labelrotation=30)
+    for label in last_axis.get_xticklabels():
         label.set_horizontalalignment("right")
-    figure.subplots_adjust(left=0.075, right=0.985, top=0.91, bottom=0.1, hspace=0.42)
+    figure.subplots_adjust(
+        left=0.075, right=0.985, top=1 - 50 / height, bottom=70 / height, hspace=0.5
+    )
     canvas.draw()
     rgba = Image.frombuffer("RGBA", canvas.get_width_height(), bytes(canvas.buffer_rgba()))
     # A palette of 64 colours keeps the PNG small enough to embed in every materialization.
     buffer = io.BytesIO()
     rgba.convert("RGB").quantize(colors=64).save(buffer, format="png", optimize=True)
     return buffer.getvalue()
+
+
+def who_moved_markdown(day_rows: pd.DataFrame, members: pd.DataFrame) -> str:
+    """One day's `breadth_members` per group, short: a line per group and event with the first
+    `MOVERS_SHOWN` tickers and how many more; groups in order of their row (ALL first)."""
+    if day_rows.empty:
+        return ""
+    day = pd.Timestamp(day_rows["date"].iloc[0])
+    lines = [f"**{day:%Y-%m-%d}**", "", "| group | event | tickers |", "|---|---|---|"]
+    order = ["ALL", *sorted(set(day_rows["group_name"]) - {"ALL"})]
+    for group in order:
+        shown = members[members["group_name"] == group]
+        partial = day_rows.loc[day_rows["group_name"] == group, "partial"]
+        if len(partial) and bool(partial.iloc[0]):
+            lines.append(f"| {group} | partial day | – |")
+        for event, tickers in shown.groupby("event", sort=False)["ticker"]:
+            names = sorted(tickers)
+            more = len(names) - MOVERS_SHOWN
+            text = ", ".join(names[:MOVERS_SHOWN]) + (f" +{more}" if more > 0 else "")
+            lines.append(f"| {group} | {event} | {text} |")
+    return "\n".join(lines)
 
 
 def chart_markdown(png: bytes, alt: str = "breadth, last year") -> str:

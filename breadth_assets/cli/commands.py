@@ -207,6 +207,7 @@ def _stale(
         tickers,
         [dt.date.fromisoformat(day) for day in days],
         materialized=instance.get_materialized_partitions(BREADTH),
+        groups=universe.groups,
     )
 
 

@@ -316,7 +316,8 @@ def breadth_up_to_date(
     context: dg.AssetCheckExecutionContext, store: MarketStore, universe: UniverseFile
 ) -> dg.AssetCheckResult:
     tickers = context.instance.get_dynamic_partitions(tickers_partitions.name)
-    found = stale_breadth(store, tickers, breadth_days(universe.load()))
+    current = universe.load()
+    found = stale_breadth(store, tickers, breadth_days(current), groups=current.groups)
     if found is None:
         return dg.AssetCheckResult(passed=True, severity=ERROR, description="up to date")
     return dg.AssetCheckResult(

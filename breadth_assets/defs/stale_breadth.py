@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
+from breadth_assets.analytics.breadth import ALL_GROUP
 from breadth_assets.stores.base import MarketStore
 from breadth_assets.universe.file import Universe
+from breadth_assets.universe.groups import Group, members_in
 
 NAMES_SHOWN = 5
 
@@ -46,13 +48,16 @@ def stale_breadth(
     tickers: Sequence[str],
     days: Sequence[dt.date],
     materialized: Collection[str] | None = None,
+    groups: Iterable[Group] = (),
 ) -> StaleBreadth | None:
     """The first of `days` (the trading days up to the last one wanted, sorted) whose breadth
     row is missing or older than its inputs, and the last day the computation must reach; None
     when breadth is up to date.
 
     `materialized` (Dagster's materialized `breadth` partitions) adds the days never
-    materialized; without it only what the store knows counts.
+    materialized; without it only what the store knows counts. A group of `groups` (the
+    universe file's) whose members changed since its rows were computed makes the last stored
+    day stale: a run for it recomputes that group from the first day the change affects.
     """
     if not days:
         return None
@@ -66,6 +71,10 @@ def stale_breadth(
         first_bar, _ = store.bar_span([*joined, *left])
         if first_bar is not None:
             found.append((first_bar, _universe_text(joined, left, first_bar)))
+    if latest is not None:
+        changed = _changed_groups(store, members_in(groups, tickers))
+        if changed:
+            found.append((latest, changed))
     mark = store.breadth_stale()
     if mark.stale_from is not None and latest is not None and mark.stale_from <= latest:
         found.append(
@@ -92,6 +101,25 @@ def stale_breadth(
     if first is None or last is None or first > last:
         return None
     return StaleBreadth(first, last, reason, mark.version)
+
+
+def _changed_groups(store: MarketStore, groups: dict[str, list[str]]) -> str | None:
+    """Why some groups' stored rows are out of date with the universe file, or None."""
+    recorded = store.read_breadth_groups()
+    changed = [
+        name
+        for name, members in groups.items()
+        if members and set(recorded.get(name, ())) != set(members)
+    ]
+    gone = sorted(set(recorded) - {name for name, m in groups.items() if m} - {ALL_GROUP})
+    parts = []
+    if changed:
+        parts.append(f"groups {listed_names(changed)} were added or changed")
+    if gone:
+        parts.append(f"groups {listed_names(gone)} were removed")
+    if not parts:
+        return None
+    return f"{' and '.join(parts)} in the universe file since breadth was computed"
 
 
 def _universe_text(joined: Sequence[str], left: Sequence[str], first_bar: dt.date) -> str:

@@ -144,6 +144,12 @@ class MarketStore(dg.ConfigurableResource):
         events = group_events(breadth_events(rows, dates), groups)
         return counts, events
 
+    def read_bar_counts(self, tickers: Sequence[str], start: dt.date, end: dt.date) -> pd.Series:
+        """Tickers with an indicators row per date in [start, end] (dates with any), indexed by
+        date: where the sessions a calendar does not know are found."""
+        rows = self.read_breadth_inputs(tickers, end, start=start)
+        return rows.groupby(pd.to_datetime(rows["date"])).size()
+
     def read_breadth_before(self, day: dt.date, group: str = ALL_GROUP) -> pd.Series | None:
         """The group's latest stored breadth row dated before `day`, or None."""
         raise NotImplementedError
@@ -179,18 +185,30 @@ class MarketStore(dg.ConfigurableResource):
         rows: pd.DataFrame,
         members: pd.DataFrame,
         groups: Mapping[str, Sequence[str]],
-        first: dt.date,
+        first: dt.date | Mapping[str, dt.date],
         last: dt.date,
         seen: StaleMark,
         stale_from: dt.date | None,
     ) -> None:
         """Writes breadth rows with their bookkeeping, in one transaction where the store has
         them (a crash leaves all of it as it was): the rows and `breadth_members` of the
-        `groups` dated first..last become `rows` and `members` (a day computed without a row
-        loses the one stored), each group's record of the tickers it was computed over, and the
-        stale mark moved to `stale_from` (unless a write moved it since `seen`)."""
+        `groups` dated first..last (`first` per group, or one for all) become `rows` and
+        `members` (a day computed without a row loses the one stored), each group's record of
+        the tickers it was computed over, and the stale mark moved to `stale_from` (unless a
+        write moved it since `seen`)."""
+        firsts = first if isinstance(first, Mapping) else dict.fromkeys(groups, first)
+        spans: dict[dt.date, list[str]] = {}
+        for group in groups:
+            spans.setdefault(firsts[group], []).append(group)
         with self._breadth_steps() as steps:
-            steps.replace_rows(first, last, list(groups), rows, members)
+            for day, names in spans.items():
+                steps.replace_rows(
+                    day,
+                    last,
+                    names,
+                    rows[rows["group_name"].isin(names)],
+                    members[members["group_name"].isin(names)],
+                )
             steps.replace_universe(groups)
             steps.settle(seen, stale_from)
 

@@ -273,6 +273,14 @@ class DuckDBStore(MarketStore):
             raw = con.execute(COUNT_BREADTH_SQL, params).df()
         return split_counts(raw, groups, pd.DatetimeIndex(dates))
 
+    def read_bar_counts(self, tickers: Sequence[str], start: dt.date, end: dt.date) -> pd.Series:
+        counts = self._select(
+            "SELECT date, count(*) AS bars FROM indicators WHERE ticker IN (SELECT unnest(?)) "
+            "AND date BETWEEN ? AND ? GROUP BY date ORDER BY date",
+            [list(tickers), start, end],
+        )
+        return counts.set_index(pd.to_datetime(counts["date"]))["bars"]
+
     def read_breadth_before(self, day: dt.date, group: str = ALL_GROUP) -> pd.Series | None:
         columns = ", ".join(schema.BREADTH_COLUMNS)
         rows = self._select(

@@ -17,7 +17,9 @@ from pymongo.errors import BulkWriteError, PyMongoError
 from pymongo.uri_parser import parse_uri
 
 from breadth_assets import schema
+from breadth_assets.analytics.breadth import ALL_GROUP, HIGH_LOW_DAYS
 from breadth_assets.stores.base import (
+    PREVIOUS_COLUMNS,
     BreadthSteps,
     MarketStore,
     StaleMark,
@@ -29,7 +31,9 @@ _clients_lock = threading.Lock()
 
 
 class MongoStore(MarketStore):
-    """Collections `prices`, `indicators`, `breadth`, field names as in docs/design.md "Tables".
+    """Collections `prices`, `indicators`, `breadth`, `breadth_members`, ..., field names as in
+    docs/design.md "Tables"; `breadth_universe` holds a document per breadth group (`_id` the
+    group, `tickers` its tickers the stored rows were computed over).
 
     Dates are BSON dates at midnight UTC and NULL is null. Writes are bulk upserts on the
     unique keys, unordered and in chunks: MongoDB has no transaction here, so a failed chunk
@@ -96,9 +100,10 @@ class MongoStore(MarketStore):
         db = self._client()[self.database]
         if not self._indexed:
             try:
+                _migrate(db)
                 for table, keys in schema.KEYS.items():
                     db[table].create_index([(key, 1) for key in keys], unique=True)
-                    if "date" in schema.TABLES[table] and keys != ("date",):
+                    if "date" in schema.TABLES[table] and keys[0] != "date":
                         db[table].create_index([("date", 1)])
             except PyMongoError as error:
                 raise self._fail(error, "creating the indexes") from None
@@ -148,24 +153,37 @@ class MongoStore(MarketStore):
         try:
             last = {g["_id"]: g["date"] for g in self._db()[schema.INDICATORS].aggregate(pipeline)}
             query = {"ticker": {"$in": list(last)}, "date": {"$in": sorted(set(last.values()))}}
-            projection = {"_id": False, "ticker": True, "date": True, "close": True}
+            projection = {"_id": False, **dict.fromkeys(PREVIOUS_COLUMNS, True)}
             found = self._db()[schema.INDICATORS].find(query, projection)
             rows = [doc for doc in found if last.get(doc["ticker"]) == doc["date"]]
         except PyMongoError as error:
             raise self._fail(error, "reading indicators") from None
-        columns = {name: schema.INDICATOR_COLUMNS[name] for name in ("ticker", "date", "close")}
+        columns = {name: schema.INDICATOR_COLUMNS[name] for name in PREVIOUS_COLUMNS}
         return _frame(rows, columns).sort_values("ticker", ignore_index=True)
 
-    def read_breadth_before(self, day: dt.date) -> pd.Series | None:
+    def read_breadth_before(self, day: dt.date, group: str = ALL_GROUP) -> pd.Series | None:
         columns = schema.BREADTH_COLUMNS
         projection = {"_id": False, **{name: True for name in columns}}
+        query = {"date": {"$lt": _bson_date(day)}, "group_name": group}
         try:
-            found = self._db()[schema.BREADTH].find_one(
-                {"date": {"$lt": _bson_date(day)}}, projection, sort=[("date", -1)]
-            )
+            found = self._db()[schema.BREADTH].find_one(query, projection, sort=[("date", -1)])
         except PyMongoError as error:
             raise self._fail(error, "reading breadth") from None
         return None if found is None else _frame([found], columns).iloc[0]
+
+    def read_breadth_tail(self, before: dt.date, days: int = HIGH_LOW_DAYS) -> pd.DataFrame:
+        columns = schema.BREADTH_COLUMNS
+        projection = {"_id": False, **{name: True for name in columns}}
+        earlier = {"date": {"$lt": _bson_date(before)}}
+        documents: list[dict[str, Any]] = []
+        try:
+            breadth = self._db()[schema.BREADTH]
+            for group in sorted(breadth.distinct("group_name", earlier)):
+                found = breadth.find({**earlier, "group_name": group}, projection)
+                documents.extend(reversed(list(found.sort([("date", -1)]).limit(days))))
+        except PyMongoError as error:
+            raise self._fail(error, "reading breadth") from None
+        return _frame(documents, columns)
 
     def breadth_stale(self) -> StaleMark:
         try:
@@ -188,12 +206,12 @@ class MongoStore(MarketStore):
             return None, None
         return groups[0]["first"].date(), groups[0]["last"].date()
 
-    def read_breadth_tickers(self) -> list[str]:
+    def read_breadth_groups(self) -> dict[str, list[str]]:
         try:
-            found = self._db()[_STALE].find_one({"_id": _UNIVERSE}) or {}
+            found = list(self._db()[_UNIVERSE].find({}))
         except PyMongoError as error:
-            raise self._fail(error, "reading the breadth universe") from None
-        return sorted(found.get("tickers", []))
+            raise self._fail(error, "reading the breadth groups") from None
+        return {doc["_id"]: sorted(doc.get("tickers", [])) for doc in sorted(found, key=_by_id)}
 
     @contextlib.contextmanager
     def _breadth_steps(self) -> Iterator[BreadthSteps]:
@@ -202,14 +220,22 @@ class MongoStore(MarketStore):
         yield _MongoSteps(self)
 
     def read_breadth(
-        self, start: dt.date | None = None, end: dt.date | None = None
+        self,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        group: str | None = ALL_GROUP,
     ) -> pd.DataFrame:
-        bounds = {}
-        if start:
-            bounds["$gte"] = _bson_date(start)
-        if end:
-            bounds["$lte"] = _bson_date(end)
-        return self._find(schema.BREADTH, {"date": bounds} if bounds else {}, [("date", 1)])
+        order = [("group_name", 1), ("date", 1)]
+        return self._find(schema.BREADTH, _breadth_query(start, end, group), order)
+
+    def read_breadth_members(
+        self,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        group: str | None = None,
+    ) -> pd.DataFrame:
+        order = [("date", 1), ("group_name", 1), ("event", 1), ("ticker", 1)]
+        return self._find(schema.BREADTH_MEMBERS, _breadth_query(start, end, group), order)
 
     def read_intraday(self, tickers: Sequence[str]) -> pd.DataFrame:
         query = {"ticker": {"$in": list(tickers)}}
@@ -291,6 +317,42 @@ class MongoStore(MarketStore):
 _BY_TICKER = [("ticker", 1), ("date", 1)]
 _STALE = "breadth_stale"
 _UNIVERSE = "breadth_universe"
+"""The collection of the breadth groups' tickers; also the `_id` of the one document in
+`breadth_stale` where an older version kept the whole universe's."""
+
+
+def _migrate(db: Any) -> None:
+    """Brings a database an older version wrote to breadth per group: its breadth documents
+    (keyed by date alone) and its universe record are the whole universe's."""
+    breadth = db[schema.BREADTH]
+    breadth.update_many({"group_name": {"$exists": False}}, {"$set": {"group_name": ALL_GROUP}})
+    for name, index in breadth.index_information().items():
+        if index.get("unique") and [key for key, _ in index["key"]] == ["date"]:
+            breadth.drop_index(name)
+    old = db[_STALE].find_one({"_id": _UNIVERSE})
+    if old is not None:
+        record = {"_id": ALL_GROUP, "tickers": list(old.get("tickers", []))}
+        db[_UNIVERSE].update_one({"_id": ALL_GROUP}, {"$setOnInsert": record}, upsert=True)
+        db[_STALE].delete_one({"_id": _UNIVERSE})
+
+
+def _by_id(document: dict[str, Any]) -> str:
+    return str(document["_id"])
+
+
+def _breadth_query(start: dt.date | None, end: dt.date | None, group: str | None) -> dict:
+    """Breadth rows or members in [start, end] (open without a bound) of one group, or all."""
+    query: dict[str, Any] = {}
+    bounds = {}
+    if start:
+        bounds["$gte"] = _bson_date(start)
+    if end:
+        bounds["$lte"] = _bson_date(end)
+    if bounds:
+        query["date"] = bounds
+    if group is not None:
+        query["group_name"] = group
+    return query
 
 
 def _credentials(uri: str) -> list[str]:
@@ -333,7 +395,12 @@ def _frame(documents: Iterable[dict[str, Any]], columns: Mapping[str, str]) -> p
         elif kind == "DOUBLE":
             df[name] = pd.to_numeric(df[name], errors="coerce").astype("float64")
         elif kind == "BIGINT":
-            df[name] = pd.to_numeric(df[name]).astype("int64")
+            # NULL (a field an older version did not write) as NaN, as the PostgreSQL store
+            counts = pd.to_numeric(df[name])
+            df[name] = counts.astype("float64" if counts.isna().any() else "int64")
+        elif kind == "BOOLEAN":
+            flags = df[name].astype("boolean")
+            df[name] = flags if flags.isna().any() else flags.astype(bool)
         else:
             df[name] = df[name].astype("str")
     return df
@@ -358,22 +425,67 @@ class _MongoSteps(BreadthSteps):
         except PyMongoError as error:
             raise self.store._fail(error, doing) from None
 
-    def upsert(self, rows: pd.DataFrame) -> None:
-        self.store.write({schema.BREADTH: rows})
+    def _replace(self, table: str, query: dict[str, Any], rows: pd.DataFrame) -> None:
+        """The documents `query` finds become `rows`: these upserted first, then the ones found
+        that are not among them deleted (a reader never misses a row that stays)."""
+        keys = schema.KEYS[table]
+        kept: set[tuple] = set()
+        if len(rows):
+            kept = {_key(doc, keys) for doc in _documents(rows, schema.TABLES[table])}
+            self.store.write({table: rows}, stale_from=None)
+
+        def clear(db: Any) -> None:
+            found = db[table].find(query, dict.fromkeys(keys, True))
+            gone = [doc["_id"] for doc in found if _key(doc, keys) not in kept]
+            if gone:
+                db[table].delete_many({"_id": {"$in": gone}})
+
+        self._do(f"replacing {table} rows", clear)
+
+    def replace_rows(
+        self,
+        first: dt.date,
+        last: dt.date,
+        groups: Sequence[str],
+        rows: pd.DataFrame,
+        members: pd.DataFrame,
+    ) -> None:
+        query = {
+            "date": {"$gte": _bson_date(first), "$lte": _bson_date(last)},
+            "group_name": {"$in": list(groups)},
+        }
+        self._replace(schema.BREADTH, query, rows)
+        self._replace(schema.BREADTH_MEMBERS, query, members)
 
     def delete(self, days: Sequence[dt.date]) -> None:
-        dates = [_bson_date(day) for day in days]
-        self._do(
-            "deleting breadth rows",
-            lambda db: db[schema.BREADTH].delete_many({"date": {"$in": dates}}),
-        )
+        dates = {"date": {"$in": [_bson_date(day) for day in days]}}
 
-    def replace_universe(self, tickers: Sequence[str]) -> None:
-        document = {"_id": _UNIVERSE, "tickers": list(tickers)}
-        self._do(
-            "writing the breadth universe",
-            lambda db: db[_STALE].replace_one({"_id": _UNIVERSE}, document, upsert=True),
-        )
+        def step(db: Any) -> None:
+            for table in (schema.BREADTH, schema.BREADTH_MEMBERS):
+                db[table].delete_many(dates)
+
+        self._do("deleting breadth rows", step)
+
+    def replace_universe(self, members: Mapping[str, Sequence[str]]) -> None:
+        operations = [
+            pymongo.ReplaceOne({"_id": group}, {"_id": group, "tickers": list(tickers)}, True)
+            for group, tickers in members.items()
+        ]
+        if operations:
+            self._do(
+                "writing the breadth groups",
+                lambda db: db[_UNIVERSE].bulk_write(operations, ordered=False),
+            )
+
+    def drop_groups(self, groups: Sequence[str]) -> None:
+        named = {"$in": list(groups)}
+
+        def step(db: Any) -> None:
+            for table in (schema.BREADTH, schema.BREADTH_MEMBERS):
+                db[table].delete_many({"group_name": named})
+            db[_UNIVERSE].delete_many({"_id": named})
+
+        self._do("dropping breadth groups", step)
 
     def settle(self, seen: StaleMark, stale_from: dt.date | None) -> None:
         change = (
@@ -392,3 +504,13 @@ class _MongoSteps(BreadthSteps):
             "moving the breadth stale mark",
             lambda db: db[_STALE].update_one({"_id": _STALE}, change, upsert=True),
         )
+
+
+def _key(document: Mapping[str, Any], keys: Sequence[str]) -> tuple:
+    """A document's key as comparable values (dates as naive datetimes)."""
+    return tuple(
+        pd.Timestamp(document.get(key)).to_pydatetime()
+        if isinstance(document.get(key), dt.datetime)
+        else document.get(key)
+        for key in keys
+    )

@@ -71,12 +71,16 @@ def test_output_has_the_breadth_columns_in_schema_order():
     assert list(breadth(SWINGS, D1, D2).columns) == list(BREADTH_COLUMNS)
 
 
-def test_count_columns_are_int64_the_others_float64_and_date_datetime64():
+def test_count_columns_are_int64_flags_bool_the_others_float64_and_date_datetime64():
     result = breadth(SWINGS, D1, D2)
 
     for name, sql_type in BREADTH_COLUMNS.items():
         if name == "date":
             assert pd.api.types.is_datetime64_dtype(result[name])
+        elif name == "group_name":
+            assert list(result[name]) == ["ALL", "ALL"]
+        elif sql_type == "BOOLEAN":
+            assert result[name].dtype == bool, name
         elif sql_type == "BIGINT":
             assert result[name].dtype == np.int64, name
         else:

@@ -48,18 +48,18 @@ def _universe(seed: int) -> pd.DataFrame:
 
 
 def _in_chunks(
-    rows: pd.DataFrame, dates: pd.DatetimeIndex, chunk_days: int, stored_row=None
+    rows: pd.DataFrame, dates: pd.DatetimeIndex, chunk_days: int, stored_rows=None
 ) -> pd.DataFrame:
-    """What the breadth asset does: the state from the stored row, each chunk counted from its
-    ticker-days and each ticker's last bar before it."""
+    """What the breadth asset does: the state from the stored rows (the last ten), each chunk
+    counted from its ticker-days and each ticker's last bar before it."""
 
     def count_days(chunk: pd.DatetimeIndex) -> pd.DataFrame:
         inside = rows[(rows["date"] >= chunk[0]) & (rows["date"] <= chunk[-1])]
         previous = rows[rows["date"] < chunk[0]].groupby("ticker").tail(1)
         return count_breadth(pd.concat([previous[["ticker", "date", "close"]], inside]), chunk)
 
-    state = state_after(stored_row) if stored_row is not None else None
-    parts = list(compute_breadth_in_chunks(count_days, dates, chunk_days, state))
+    states = {"ALL": state_after(stored_rows)} if stored_rows is not None else None
+    parts = list(compute_breadth_in_chunks(count_days, dates, chunk_days, states))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -89,10 +89,10 @@ def test_going_on_from_the_row_before_any_cut_gives_the_rows_of_one_computation(
     rng = np.random.default_rng(2000 + seed)
     whole = compute_breadth(rows, DAYS)
     for cut in sorted({1, *rng.integers(1, len(whole), size=3).tolist(), len(whole) - 1}):
-        stored_row = whole.iloc[cut - 1]
+        stored_rows = whole.iloc[max(0, cut - 10) : cut]
         chunk_days = int(rng.integers(1, 40))
-        after = DAYS[DAYS.searchsorted(stored_row["date"], side="right") :]
-        rest = _in_chunks(rows, after, chunk_days, stored_row)
+        after = DAYS[DAYS.searchsorted(stored_rows["date"].iloc[-1], side="right") :]
+        rest = _in_chunks(rows, after, chunk_days, stored_rows)
         pd.testing.assert_frame_equal(
             rest, whole.iloc[cut:].reset_index(drop=True), check_exact=False, rtol=0, atol=1e-9
         )

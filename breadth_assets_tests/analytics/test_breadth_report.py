@@ -53,7 +53,7 @@ def test_last_days_table_has_the_last_ten_days_oldest_first():
         assert cells[6] == f"{row['new_highs_52w']}/{row['new_lows_52w']}"
 
 
-def test_chart_is_a_small_png_of_900_by_700_pixels():
+def test_chart_of_the_whole_universe_alone_is_a_small_png_of_900_by_700_pixels():
     png = breadth_report.chart_png(_breadth())
     assert png.startswith(b"\x89PNG")
     assert len(png) < 150_000
@@ -65,6 +65,13 @@ def test_chart_is_a_small_png_of_900_by_700_pixels():
 def test_chart_of_a_few_days_still_renders():
     png = breadth_report.chart_png(_breadth(days=3))
     assert mpimg.imread(io.BytesIO(png), format="png").shape[:2] == (700, 900)
+
+
+def test_chart_adds_a_panel_of_200_pixels_per_group():
+    whole = _breadth()
+    groups = pd.concat([whole, whole.assign(group_name="BANKS")], ignore_index=True)
+    png = breadth_report.chart_png(groups, ["ALL", "BANKS"])
+    assert mpimg.imread(io.BytesIO(png), format="png").shape[:2] == (900, 900)
 
 
 def test_chart_markdown_is_a_data_uri_image():

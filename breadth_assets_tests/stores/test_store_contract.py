@@ -15,8 +15,7 @@ import pytest
 from pymongo.errors import BulkWriteError
 
 from breadth_assets import schema
-from breadth_assets.analytics.breadth import count_breadth
-from breadth_assets.stores.base import StoreError
+from breadth_assets.stores.base import PREVIOUS_COLUMNS, StoreError
 from breadth_assets_tests.support import STORE_KINDS, drop_store, make_prices, make_store
 
 
@@ -31,6 +30,8 @@ def test_a_new_store_reads_empty_tables_with_the_contract_columns(store):
     assert list(store.read_prices(["AAA"]).columns) == list(schema.PRICE_COLUMNS)
     assert list(store.read_indicators(["AAA"]).columns) == list(schema.INDICATOR_COLUMNS)
     assert list(store.read_breadth().columns) == list(schema.BREADTH_COLUMNS)
+    assert list(store.read_breadth_members().columns) == list(schema.BREADTH_MEMBER_COLUMNS)
+    assert store.read_breadth_groups() == {}
 
 
 def test_prices_round_trip_with_dates_and_nulls(store):
@@ -90,16 +91,6 @@ def test_breadth_inputs_can_start_at_a_date(store):
     assert rows["date"].dt.day.tolist() == [2, 3]
 
 
-def test_breadth_reads_by_date_range(store):
-    rows = pd.DataFrame({"date": pd.bdate_range("2024-01-01", periods=5)})
-    for name, kind in schema.BREADTH_COLUMNS.items():
-        if name != "date":
-            rows[name] = 1 if kind == "BIGINT" else 0.5
-    store.write({schema.BREADTH: rows})
-    read = store.read_breadth(dt.date(2024, 1, 2), dt.date(2024, 1, 4))
-    assert read["date"].dt.day.tolist() == [2, 3, 4]
-
-
 def _indicator_rows(prices: pd.DataFrame) -> pd.DataFrame:
     return prices[["ticker", "date", "close", "high", "low"]].assign(
         **{name: np.nan for name in schema.INDICATOR_COLUMNS if name not in prices}
@@ -111,19 +102,6 @@ def test_indicators_round_trip_with_nulls(store):
     indicators.loc[1, "ema_10"] = 10.5
     store.write({schema.INDICATORS: indicators})
     pd.testing.assert_frame_equal(store.read_indicators(["AAA"]), indicators, check_dtype=False)
-
-
-def test_breadth_round_trips_counts_as_integers_and_nulls_as_nan(store):
-    row = {
-        name: (3 if kind == "BIGINT" else np.nan) for name, kind in schema.BREADTH_COLUMNS.items()
-    }
-    rows = pd.DataFrame([{**row, "date": pd.Timestamp("2024-01-02"), "trin": 0.8}])
-    store.write({schema.BREADTH: rows})
-    read = store.read_breadth()
-    assert read["advancers"].dtype == np.int64
-    assert read.loc[0, "trin"] == 0.8
-    assert np.isnan(read.loc[0, "ad_ratio"])
-    assert read.loc[0, "date"] == pd.Timestamp("2024-01-02")
 
 
 def test_write_reports_the_rows_written_per_table(store):
@@ -189,18 +167,17 @@ def test_read_tail_counts_bars_not_calendar_days_across_a_long_halt(store):
 
 
 def test_previous_closes_are_each_tickers_last_indicators_row_before_the_day(store):
-    store.write(
-        {
-            schema.INDICATORS: pd.concat(
-                [_indicator_days("AAA", "2024-01-01", 4), _indicator_days("BBB", "2024-01-03", 1)]
-            )
-        }
-    )
+    aaa = _indicator_days("AAA", "2024-01-01", 4).assign(sma_50=[1.0, 2.0, 3.0, 4.0])
+    aaa.loc[1, "sma_200"] = 7.0  # the last row before the day has none: NULL, not 7
+    store.write({schema.INDICATORS: pd.concat([aaa, _indicator_days("BBB", "2024-01-03", 1)])})
 
     previous = store.read_previous_closes(["AAA", "BBB"], dt.date(2024, 1, 3))
 
+    assert list(previous.columns) == list(PREVIOUS_COLUMNS)
     assert previous["ticker"].tolist() == ["AAA"]
     assert previous["date"].dt.date.tolist() == [dt.date(2024, 1, 2)]
+    assert previous[["close", "sma_50"]].values.tolist() == [[11.0, 2.0]]
+    assert np.isnan(previous.loc[0, "sma_200"])
 
 
 def test_a_new_store_has_no_stale_breadth(store):
@@ -251,107 +228,8 @@ def test_the_bar_span_is_the_first_and_last_indicators_date_of_the_tickers(store
     assert store.bar_span(["ZZZ"]) == (None, None)
 
 
-def test_the_breadth_row_before_a_day_is_the_latest_stored_one(store):
-    rows = pd.DataFrame(
-        {
-            name: (np.arange(3) if kind == "BIGINT" else np.full(3, 0.5))
-            for name, kind in schema.BREADTH_COLUMNS.items()
-            if name != "date"
-        }
-    )
-    rows.insert(0, "date", pd.to_datetime(["2024-01-02", "2024-01-03", "2024-01-08"]))
-    store.write({schema.BREADTH: rows})
-
-    assert store.read_breadth_before(dt.date(2024, 1, 8))["date"] == pd.Timestamp("2024-01-03")
-    assert store.read_breadth_before(dt.date(2024, 1, 2)) is None
-
-
 def _indicator_days(ticker: str, start: str, days: int) -> pd.DataFrame:
     return _indicator_rows(make_prices(ticker, start, [10.0 + i for i in range(days)]))
-
-
-def test_the_breadth_universe_reads_back_as_written(store):
-    assert store.read_breadth_tickers() == []
-    store.write_breadth_tickers(["BBB", "AAA"])
-    store.write_breadth_tickers(["CCC", "AAA"])
-
-    assert store.read_breadth_tickers() == ["AAA", "CCC"]
-
-
-def _random_ticker_days(seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Prices and indicators with listings, gaps, ties and NULL indicators."""
-    rng = np.random.default_rng(seed)
-    days = pd.bdate_range("2024-01-01", periods=60)
-    frames = []
-    for t in range(6):
-        first, last = sorted(rng.integers(0, days.size, size=2))
-        span = days[first : last + 1]
-        span = span[rng.random(span.size) > 0.2]
-        n = span.size
-        close = np.round(100 + np.cumsum(rng.normal(0, 1, n)))
-        frame = pd.DataFrame({"ticker": f"T{t}", "date": span, "close": close})
-        frame["open"] = close
-        frame["high"] = close + rng.integers(0, 3, n)
-        frame["low"] = close - rng.integers(0, 3, n)
-        frame["volume"] = np.where(rng.random(n) < 0.1, np.nan, rng.integers(1, 1000, n))
-        for name in ("ema_20", "ema_50", "ema_200", "high_52w", "low_52w", "rsi_14"):
-            values = close + rng.normal(0, 2, n) if name != "rsi_14" else rng.uniform(0, 100, n)
-            values[rng.random(n) < 0.25] = np.nan
-            frame[name] = values
-        frame["macd_stage"] = np.where(rng.random(n) < 0.2, np.nan, rng.integers(1, 7, n))
-        frames.append(frame)
-    rows = pd.concat(frames, ignore_index=True)
-    indicators = rows.reindex(columns=list(schema.INDICATOR_COLUMNS))
-    return rows[list(schema.PRICE_COLUMNS)], indicators
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_breadth_counts_equal_the_analytics_counts_over_the_same_rows(store, seed):
-    prices, indicators = _random_ticker_days(seed)
-    store.write({schema.PRICES: prices, schema.INDICATORS: indicators})
-    closures = {pd.Timestamp("2024-01-17"), pd.Timestamp("2024-02-05")}
-    dates = pd.DatetimeIndex(
-        [d for d in pd.bdate_range("2024-01-15", "2024-03-01") if d not in closures]
-    )
-    tickers = ["T0", "T1", "T2", "T3", "T5"]  # T4 is not in the universe
-
-    counted = store.count_breadth(tickers, dates)
-
-    rows = prices[["ticker", "date", "volume"]].merge(indicators, on=["ticker", "date"])
-    rows = rows[rows["ticker"].isin(tickers) & (rows["date"] <= dates[-1])]
-    expected = count_breadth(rows.sort_values(["ticker", "date"]), dates)
-    pd.testing.assert_frame_equal(counted, expected, check_dtype=False, rtol=1e-12)
-
-
-def test_writing_breadth_records_its_universe_and_settles_the_stale_mark(store):
-    store.write({schema.PRICES: make_prices("AAA", "2024-01-03", [1.0])})
-    seen = store.breadth_stale()
-    rows = pd.DataFrame(
-        {name: [1 if kind == "BIGINT" else 0.5] for name, kind in schema.BREADTH_COLUMNS.items()}
-    ).assign(date=pd.Timestamp("2024-01-03"))
-
-    store.write_breadth(rows, ["AAA", "BBB"], seen, None)
-
-    assert len(store.read_breadth()) == 1
-    assert store.read_breadth_tickers() == ["AAA", "BBB"]
-    assert store.breadth_stale().stale_from is None
-
-
-def test_writing_breadth_removes_the_rows_of_days_computed_without_bars(store):
-    seen = store.breadth_stale()
-    rows = pd.DataFrame(
-        {
-            name: [1, 1] if kind == "BIGINT" else [0.5, 0.5]
-            for name, kind in schema.BREADTH_COLUMNS.items()
-        }
-    ).assign(date=pd.to_datetime(["2024-01-03", "2024-01-04"]))
-    store.write_breadth(rows, ["AAA"], seen, None)
-
-    store.write_breadth(
-        rows.iloc[1:], ["AAA"], store.breadth_stale(), None, dropped=[dt.date(2024, 1, 3)]
-    )
-
-    assert store.read_breadth()["date"].tolist() == [pd.Timestamp("2024-01-04")]
 
 
 # --- corporate actions -------------------------------------------------------------------------

@@ -3,16 +3,15 @@
 import datetime as dt
 import time
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 import dagster as dg
 import pandas as pd
 
 from breadth_assets import schema
 from breadth_assets.analytics import breadth_report
-from breadth_assets.analytics.breadth import BreadthState, compute_breadth_in_chunks, state_after
+from breadth_assets.analytics.breadth import ALL_GROUP, compute_breadth_in_chunks
 from breadth_assets.defs.assets.adjusting import actions_in_days
+from breadth_assets.defs.assets.breadth_plan import Pass, Plan, plan_breadth
 from breadth_assets.defs.assets.column_schemas import table_asset_args
 from breadth_assets.defs.assets.reporting import date_range_text, record_good_partitions
 from breadth_assets.defs.partitions import tickers_partitions
@@ -21,14 +20,23 @@ from breadth_assets.defs.report_keys import (
     CLOSURES_FOUND,
     CLOSURES_FOUND_DAYS,
     NO_BARS_AFTER,
+    PARTIAL_GROUP_DAYS,
+    SESSIONS_FOUND,
+    SESSIONS_FOUND_DAYS,
+    WHO_MOVED,
 )
+from breadth_assets.defs.stale_breadth import listed_names
 from breadth_assets.defs.universe_file import UniverseFile
 from breadth_assets.runtime.workers import worker_name
 from breadth_assets.stores.base import MarketStore, StaleMark
+from breadth_assets.universe.file import Universe
+from breadth_assets.universe.groups import members_in, missing_members
 
 BREADTH = dg.AssetKey("breadth")
 DAY_COLUMNS = [
     "universe",
+    "listed",
+    "partial",
     "advancers",
     "decliners",
     "unchanged",
@@ -37,8 +45,11 @@ DAY_COLUMNS = [
     "mcclellan_sum",
     "pct_above_ema_50",
     "pct_above_ema_200",
+    "pct_above_sma_50",
+    "pct_above_sma_200",
     "new_highs_52w",
     "new_lows_52w",
+    "high_low_index",
 ]
 """The breadth columns each day's materialization shows, with that day's values."""
 CHUNK_DAYS = 500
@@ -67,24 +78,12 @@ def build_breadth(
             partitions_def=trading_days,
             deps=[dg.AssetDep("indicators", partition_mapping=dg.AllPartitionMapping())],
             backfill_policy=dg.BackfillPolicy.single_run(),
-            description="Advance/decline, McClellan, % above EMAs, new 52-week highs/lows, "
-            "TRIN, RSI extremes, Zweig and MACD-stage shares over the universe, in the "
-            "`breadth` table.",
+            description="Advance/decline, McClellan, % above SMAs and EMAs, new 52-week "
+            "highs/lows and the High-Low Index, Stockbee's movers, TRIN, RSI extremes, Zweig "
+            "and MACD-stage shares, for the whole universe (group ALL) and every group of the "
+            "universe file, in the `breadth` table; who moved in `breadth_members`.",
             **table_asset_args(schema.BREADTH, store_kind),
         )(breadth)
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """What a run computes: `days[begin:]` from `state`, the asked `keys`, and how far it must
-    carry on past them (stored rows the new inputs made stale)."""
-
-    days: pd.DatetimeIndex
-    begin: int
-    state: BreadthState
-    keys: list[str]
-    mark: StaleMark
-    carried_to: pd.Timestamp | None
 
 
 def _materialize(
@@ -93,15 +92,16 @@ def _materialize(
     universe: UniverseFile,
     trading_days: dg.DailyPartitionsDefinition,
 ) -> dg.MaterializeResult:
-    """Computes the asked days from the stored row of the day before them.
+    """Computes the asked days, for the whole universe and every group, from the stored rows of
+    the day before them.
 
-    The cumulative columns (A/D line, McClellan, Zweig) depend on every earlier day; a stored
-    row carries what their recursions need, so a day costs one day. When inputs changed on or
-    before that row (the store's stale mark) or no row is stored, the computation starts at the
-    first day it must; when they changed before the last asked day and later rows are stored,
-    it carries on to the last stored row: the rows equal one computation from the first trading
-    day, with no break after the range. The days are read and counted `CHUNK_DAYS` at a time,
-    so memory holds a chunk, not the history.
+    The cumulative columns (A/D line, McClellan, Zweig) and the 10-day windows depend on earlier
+    days; stored rows carry what they need, so a day costs one day. When inputs changed on or
+    before those rows (the store's stale mark) or no row is stored, the computation starts at
+    the first day it must, and a group whose members changed from the first day they affect;
+    when inputs changed before the last asked day and later rows are stored, it carries on to
+    the last stored row. The days are read and counted `CHUNK_DAYS` at a time, so memory holds
+    a chunk, not the history.
     """
     started = time.perf_counter()
     current = universe.load()
@@ -109,15 +109,19 @@ def _materialize(
     keys = [key for key in sorted(context.partition_keys) if key <= closed]
     not_over = [key for key in sorted(context.partition_keys) if key > closed]
     tickers = context.instance.get_dynamic_partitions(tickers_partitions.name)
+    groups = _groups(context, store, current, tickers)
     by_day: dict[str, dict[str, dg.MetadataValue]] = {}
     if keys:
-        plan = _plan(context, store, tickers, trading_days, keys)
-        series, dropped = _compute(context, store, tickers, plan)
-        written = _write(store, tickers, plan, series, dropped)
-        by_day = _report(context, store, plan, series, written, dropped, len(tickers), started)
+        plan = plan_breadth(context, store, current, groups, trading_days, keys)
+        series, members, dropped = _compute(context, store, groups, plan, current.min_coverage)
+        written = _write(store, groups, plan, series, members)
+        by_day = _report(
+            context, store, current, plan, series, written, dropped, len(tickers), started
+        )
     context.log.info(
         f"breadth: {sum('universe' in m for m in by_day.values())} asked days over "
-        f"{len(tickers)} tickers written in {time.perf_counter() - started:.2f} s"
+        f"{len(tickers)} tickers and {len(groups) - 1} groups written in "
+        f"{time.perf_counter() - started:.2f} s"
     )
     if not_over:
         record_good_partitions(context, BREADTH, keys, {}, {}, by_day)
@@ -132,100 +136,92 @@ def _materialize(
     return dg.MaterializeResult()
 
 
-def _plan(
-    context: dg.AssetExecutionContext,
-    store: MarketStore,
-    tickers: Sequence[str],
-    trading_days: dg.DailyPartitionsDefinition,
-    keys: list[str],
-) -> _Plan:
-    """Where the computation starts (docs/design.md "History and recomputation") and ends."""
-    left_or_joined = sorted(set(store.read_breadth_tickers()) ^ set(tickers))
-    if left_or_joined:
-        store.mark_breadth_stale(left_or_joined)
-    mark = store.breadth_stale()
-    last_asked = pd.Timestamp(keys[-1])
-    end = last_asked
-    latest = store.read_breadth_before(dt.date.max)
-    if (
-        mark.stale_from is not None
-        and pd.Timestamp(mark.stale_from) <= last_asked
-        and latest is not None
-        and pd.Timestamp(latest["date"]) > last_asked
-    ):
-        end = pd.Timestamp(latest["date"])
-    days = pd.DatetimeIndex(
-        pd.to_datetime(
-            trading_days.get_partition_keys_in_range(
-                dg.PartitionKeyRange(trading_days.get_first_partition_key(), f"{end:%Y-%m-%d}")
-            )
+def _groups(
+    context: dg.AssetExecutionContext, store: MarketStore, current: Universe, tickers: list[str]
+) -> dict[str, list[str]]:
+    """`ALL_GROUP` (the universe's tickers) and each group of the universe file with its
+    members in the universe; members outside it are reported, groups the file dropped go."""
+    groups = {ALL_GROUP: sorted(tickers), **members_in(current.groups, tickers)}
+    for name, missing in missing_members(current.groups, tickers).items():
+        context.log.warning(
+            f"breadth: group {name}: {len(missing)} members are not tickers of the universe "
+            f"and are left out: {listed_names(missing)}"
         )
-    )
-    asked = days.get_loc(pd.Timestamp(keys[0]))
-    begin, state = _starting_point(store, tickers, days, asked, mark)
-    if days[begin] < pd.Timestamp(keys[0]):
-        context.log.info(
-            f"breadth: computing from {days[begin]:%Y-%m-%d}, the first day whose row is missing "
-            f"or whose inputs changed (stale mark {mark.stale_from})"
-        )
-    carried_to = end if end > last_asked else None
-    if carried_to is not None:
-        context.log.info(
-            f"breadth: carrying on to {carried_to:%Y-%m-%d}, the last stored row: inputs changed "
-            f"from {mark.stale_from}, so the rows after {keys[-1]} were stale"
-        )
-    return _Plan(days, begin, state, keys, mark, carried_to)
+    empty = [name for name, members in groups.items() if not members and name != ALL_GROUP]
+    gone = sorted(set(store.read_breadth_groups()) - set(groups) - {ALL_GROUP})
+    if gone:
+        store.drop_breadth_groups(gone)
+        context.log.info(f"breadth: groups no longer in the universe file removed: {gone}")
+    for name in empty:
+        context.log.warning(f"breadth: group {name} has no ticker of the universe: no rows")
+        del groups[name]
+    return groups
 
 
 def _compute(
     context: dg.AssetExecutionContext,
     store: MarketStore,
-    tickers: Sequence[str],
-    plan: _Plan,
-) -> tuple[pd.DataFrame, pd.DatetimeIndex]:
-    """The breadth rows of the planned days, and the days that got none (no bar)."""
+    groups: dict[str, list[str]],
+    plan: Plan,
+    min_coverage: float,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DatetimeIndex]:
+    """The breadth rows and `breadth_members` of the planned days, and the days that got no
+    row (no ticker has a bar)."""
+    tickers = groups[ALL_GROUP]
+    series, members = [], []
+    for run in plan.passes:
+        computed = plan.days[run.begin :]
+        chunk_members: list[pd.DataFrame] = []
 
-    def count(chunk: pd.DatetimeIndex) -> pd.DataFrame:
-        return store.count_breadth(tickers, chunk)
+        def count(chunk: pd.DatetimeIndex, run: Pass = run, into: list = chunk_members):
+            counts, events = store.count_breadth(tickers, chunk, run.groups)
+            into.append(events[events["group_name"].isin(list(run.groups))])
+            return counts
 
-    computed = plan.days[plan.begin :]
-    parts = []
-    chunks = compute_breadth_in_chunks(count, computed, CHUNK_DAYS, plan.state)
-    for number, part in enumerate(chunks, start=1):
-        parts.append(part)
-        done = min(number * CHUNK_DAYS, len(computed))
-        context.log.info(
-            f"{BREADTH_PROGRESS}{done} of {len(computed)} days "
-            f"(up to {computed[done - 1]:%Y-%m-%d})"
+        chunks = compute_breadth_in_chunks(
+            count, computed, CHUNK_DAYS, run.states, min_coverage, list(run.groups)
         )
-    series = pd.concat(parts, ignore_index=True)
-    return series, computed.difference(pd.DatetimeIndex(series["date"]))
+        for number, part in enumerate(chunks, start=1):
+            series.append(part)
+            done = min(number * CHUNK_DAYS, len(computed))
+            context.log.info(
+                f"{BREADTH_PROGRESS}{done} of {len(computed)} days "
+                f"(up to {computed[done - 1]:%Y-%m-%d})"
+            )
+        members.extend(chunk_members)
+    rows = pd.concat(series, ignore_index=True)
+    events = pd.concat(members, ignore_index=True)
+    everyone = rows.loc[rows["group_name"] == ALL_GROUP, "date"]
+    computed = plan.days[plan.begin :]
+    return rows, events, computed.difference(pd.DatetimeIndex(everyone))
 
 
 def _write(
     store: MarketStore,
-    tickers: Sequence[str],
-    plan: _Plan,
+    groups: dict[str, list[str]],
+    plan: Plan,
     series: pd.DataFrame,
-    dropped: pd.DatetimeIndex,
+    members: pd.DataFrame,
 ) -> pd.DataFrame:
-    """Writes the asked days and the stored rows it recomputed; returns the rows written.
+    """Writes the asked days and the stored days it recomputed; returns the rows written.
 
-    Days outside the asked ones are written only where a (stale) row is stored: a day Dagster
-    has never materialized stays absent from the table.
+    Days outside the asked ones are written only where the whole universe has a (stale) row
+    stored: a day Dagster has never materialized stays absent from the table.
     """
     first, last = plan.days[plan.begin], plan.days[-1]
     stored = store.read_breadth(start=first.date(), end=last.date())["date"]
-    asked = (series["date"] >= pd.Timestamp(plan.keys[0])) & (
-        series["date"] <= pd.Timestamp(plan.keys[-1])
-    )
+    asked = (series["date"] >= plan.asked_from) & (series["date"] <= pd.Timestamp(plan.keys[-1]))
     written = series[series["date"].isin(stored) | asked]
+    days = pd.DatetimeIndex(written["date"].unique())
+    firsts = {name: plan.days[run.begin].date() for run in plan.passes for name in run.groups}
     store.write_breadth(
         written,
-        sorted(tickers),
+        members[members["date"].isin(days)],
+        {name: groups[name] for name in firsts},
+        firsts,
+        last.date(),
         plan.mark,
         _stale_after(store, plan.mark, f"{last:%Y-%m-%d}"),
-        dropped=[day.date() for day in dropped],
     )
     return written
 
@@ -233,28 +229,44 @@ def _write(
 def _report(
     context: dg.AssetExecutionContext,
     store: MarketStore,
-    plan: _Plan,
+    current: Universe,
+    plan: Plan,
     series: pd.DataFrame,
     written: pd.DataFrame,
     dropped: pd.DatetimeIndex,
     tickers: int,
     started: float,
-) -> dict[str, dict[str, dg.MetadataValue]]:
-    """Each asked day's own figures, and the run's (rows written, range, chart) on its last
-    asked day: Dagster would copy a run's metadata into every day's materialization."""
+) -> dict[str, dg.MetadataValue]:
+    """Each asked day's own figures, and the run's (rows written, range, who moved, chart) on
+    its last asked day: Dagster would copy a run's metadata into every day's materialization."""
     first = plan.days[plan.begin]
-    last_bar = _last_breadth_day(store, series, first)
-    by_day = _days_metadata(plan.keys, series, last_bar)
+    everyone = series[series["group_name"] == ALL_GROUP]
+    last_bar = _last_breadth_day(store, everyone, first)
+    by_day = _days_metadata(plan.keys, everyone, last_bar)
+    groups = sorted(set(series["group_name"]) - {ALL_GROUP})
+    partial = written[written["partial"]]
     run: dict[str, dg.MetadataValue] = {
         "rows_written": dg.MetadataValue.int(len(written)),
         "date_range": dg.MetadataValue.text(date_range_text(written)),
         "tickers": dg.MetadataValue.int(tickers),
+        "groups": dg.MetadataValue.int(len(groups)),
+        PARTIAL_GROUP_DAYS: dg.MetadataValue.int(len(partial)),
         "seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 3)),
         "worker": dg.MetadataValue.text(worker_name()),
         "computed_from": dg.MetadataValue.text(f"{first:%Y-%m-%d}"),
         **_days_without_bars(context, plan.keys, dropped, last_bar),
+        **_sessions_metadata(context, current, plan),
         **actions_in_days(store, first, plan.days[-1]),
     }
+    if len(partial):
+        context.log.warning(
+            f"breadth: {len(partial)} group-days written as partial (bars cover fewer than "
+            f"{current.min_coverage:.0%} of the listed tickers; percentages NULL): "
+            + ", ".join(
+                f"{row.group_name} {row.date:%Y-%m-%d} ({row.universe} of {row.listed})"
+                for row in partial.head(CLOSURES_LISTED).itertuples()
+            )
+        )
     if plan.carried_to is not None:
         run["carried_on_to"] = dg.MetadataValue.text(f"{plan.carried_to:%Y-%m-%d}")
     still = store.breadth_stale().stale_from
@@ -266,15 +278,44 @@ def _report(
         )
     shown_until = last_bar if last_bar is not None else pd.Timestamp(plan.keys[-1])
     recent = store.read_breadth(
-        start=(shown_until - pd.Timedelta(days=RECENT_DAYS)).date(), end=shown_until.date()
+        start=(shown_until - pd.Timedelta(days=RECENT_DAYS)).date(),
+        end=shown_until.date(),
+        group=None,
     )
     if len(recent):
-        run["last_days"] = dg.MetadataValue.md(breadth_report.last_days_table(recent))
+        run["last_days"] = dg.MetadataValue.md(
+            breadth_report.last_days_table(recent[recent["group_name"] == ALL_GROUP])
+        )
+        charted = [ALL_GROUP, *(g for g in current.chart_groups if g in set(recent["group_name"]))]
         run["chart"] = dg.MetadataValue.md(
-            breadth_report.chart_markdown(breadth_report.chart_png(recent))
+            breadth_report.chart_markdown(breadth_report.chart_png(recent, charted))
+        )
+        day = recent["date"].max()
+        moved = store.read_breadth_members(start=day.date(), end=day.date())
+        run[WHO_MOVED] = dg.MetadataValue.md(
+            breadth_report.who_moved_markdown(recent[recent["date"] == day], moved)
         )
     by_day[plan.keys[-1]] = {**by_day[plan.keys[-1]], **run}
     return by_day
+
+
+def _sessions_metadata(
+    context: dg.AssetExecutionContext, current: Universe, plan: Plan
+) -> dict[str, dg.MetadataValue]:
+    """The computed days the calendar calls closed on which the bars show a session (the
+    universe's `extra_sessions` are expected, not found)."""
+    declared = pd.DatetimeIndex(pd.to_datetime(list(current.extra_sessions)))
+    found = plan.sessions.difference(declared)
+    metadata = {SESSIONS_FOUND: dg.MetadataValue.int(len(found))}
+    if len(found):
+        listed = ", ".join(f"{day:%Y-%m-%d}" for day in found[:CLOSURES_LISTED])
+        metadata[SESSIONS_FOUND_DAYS] = dg.MetadataValue.text(listed)
+        context.log.info(
+            f"breadth: {len(found)} sessions found in the data on days the calendar calls "
+            f"closed (most tickers have bars; counted as breadth days): {listed}; declare them "
+            "as extra_sessions in the universe file"
+        )
+    return metadata
 
 
 def _days_metadata(
@@ -295,13 +336,17 @@ def _days_metadata(
             by_day[key] = {"no_row": dg.MetadataValue.text(reason)}
             continue
         row = rows.loc[day]
-        by_day[key] = {
-            column: dg.MetadataValue.int(int(row[column]))
-            if schema.BREADTH_COLUMNS[column] == "BIGINT"
-            else _float(row[column])
-            for column in DAY_COLUMNS
-        }
+        by_day[key] = {column: _value(column, row[column]) for column in DAY_COLUMNS}
     return by_day
+
+
+def _value(column: str, value: object) -> dg.MetadataValue:
+    kind = schema.BREADTH_COLUMNS[column]
+    if kind == "BIGINT":
+        return dg.MetadataValue.int(int(value))
+    if kind == "BOOLEAN":
+        return dg.MetadataValue.bool(bool(value))
+    return _float(value)
 
 
 def _float(value: float) -> dg.MetadataValue:
@@ -349,39 +394,6 @@ def _days_without_bars(
             f"({after[0]:%Y-%m-%d}..{after[-1]:%Y-%m-%d}) get no row"
         )
     return metadata
-
-
-def _starting_point(
-    store: MarketStore,
-    tickers: Sequence[str],
-    days: pd.DatetimeIndex,
-    begin: int,
-    mark: StaleMark,
-) -> tuple[int, BreadthState]:
-    """The first day to compute and the state it goes on from.
-
-    The stored row before `days[begin]` serves when the stale mark is after it and it carries
-    the state columns; else the start moves back to the mark (or to the day after the latest
-    stored row), and ultimately to the first trading day. Without any row before it, a day
-    before which no ticker has a bar starts afresh: the days before it have no row either.
-    """
-    while begin > 0:
-        row = store.read_breadth_before(days[begin].date())
-        if row is None:
-            if store.read_previous_closes(tickers, days[begin].date()).empty:
-                return begin, BreadthState()
-            break
-        base = pd.Timestamp(row["date"])
-        if base not in days:
-            break
-        state = state_after(row)
-        if state is None:
-            break
-        if mark.stale_from is not None and pd.Timestamp(mark.stale_from) <= base:
-            begin = int(days.searchsorted(pd.Timestamp(mark.stale_from)))
-            continue
-        return days.get_loc(base) + 1, state
-    return 0, BreadthState()
 
 
 def _stale_after(store: MarketStore, mark: StaleMark, last: str) -> dt.date | None:

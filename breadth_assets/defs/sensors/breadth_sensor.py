@@ -52,11 +52,15 @@ def daily_breadth_sensor(
         return dg.SensorResult(run_requests=requests)
     current = universe.load()
     tickers = context.instance.get_dynamic_partitions(tickers_partitions.name)
-    found = stale_breadth(store, tickers, breadth_days(current))
+    found = stale_breadth(store, tickers, breadth_days(current), groups=current.groups)
     if found is None:
         return dg.SkipReason("breadth is up to date with its inputs")
     context.log.info(f"{found.text()}; recomputing {found.first_day}..{found.last_day}")
-    universe_hash = hashlib.sha1(",".join(sorted(tickers)).encode()).hexdigest()[:12]
+    members = [
+        ",".join(sorted(tickers)),
+        *(f"{g.name}:{','.join(g.tickers)}" for g in current.groups),
+    ]
+    universe_hash = hashlib.sha1(";".join(members).encode()).hexdigest()[:12]
     run_key = f"stale-breadth:{found.version}:{found.first_day}:{found.last_day}:{universe_hash}"
     return dg.SensorResult(
         run_requests=[

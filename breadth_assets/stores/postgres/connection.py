@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 
 import sqlalchemy
 
-from breadth_assets import schema
 from breadth_assets.stores.base import StoreError
 from breadth_assets.stores.postgres import sql
 
@@ -115,19 +114,41 @@ _PRESENT_COLUMNS = (
 )
 
 
+def _primary_keys(cursor: Any, schema_name: str) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Each table's primary key constraint: its name and columns."""
+    cursor.execute(sql.PRIMARY_KEYS_SQL, [schema_name])
+    return {table: (name, tuple(columns)) for table, name, columns in cursor.fetchall()}
+
+
+def _rekeyed(cursor: Any, schema_name: str) -> list[str]:
+    """Tables whose primary key is not the one `sql.PRIMARY_KEYS` names (a store made by an
+    older version: breadth keyed by date alone, the universe record by ticker)."""
+    found = _primary_keys(cursor, schema_name)
+    return [
+        table
+        for table, (_, columns) in found.items()
+        if table in sql.PRIMARY_KEYS and columns != sql.PRIMARY_KEYS[table]
+    ]
+
+
 def _missing(cursor: Any, schema_name: str) -> bool:
     cursor.execute(_PRESENT_COLUMNS, [schema_name])
     present = set(cursor.fetchall())
-    wanted = {(table, name) for table, columns in schema.TABLES.items() for name in columns}
+    wanted = {(table, name) for table, columns in sql.TABLE_COLUMNS.items() for name in columns}
     cursor.execute("SELECT indexname FROM pg_indexes WHERE schemaname = %s", [schema_name])
     indexes = {row[0] for row in cursor.fetchall()}
-    return bool(wanted - present) or bool(sql.EXPECTED_INDEXES - indexes)
+    return (
+        bool(wanted - present)
+        or bool(sql.EXPECTED_INDEXES - indexes)
+        or bool(_rekeyed(cursor, schema_name))
+    )
 
 
 def ensure_tables(cursor: Any, schema_name: str) -> None:
     """Creates what is missing (the schema, tables, columns an older version lacked, indexes,
-    the bookkeeping) under an advisory lock; a store that has it all takes no lock, runs no DDL
-    (which would wait for, and then block, other workers' writes)."""
+    the bookkeeping) and gives a table made with another primary key the contract's, under an
+    advisory lock; a store that has it all takes no lock, runs no DDL (which would wait for,
+    and then block, other workers' writes)."""
     if not _missing(cursor, schema_name):
         return
     lock = f"breadth_assets {schema_name}"  # one creator at a time per schema
@@ -138,16 +159,18 @@ def ensure_tables(cursor: Any, schema_name: str) -> None:
     cursor.execute(_PRESENT_COLUMNS, [schema_name])
     present = set(cursor.fetchall())
     existing = {table for table, _ in present}
-    for table, columns in schema.TABLES.items():
+    for table, columns in sql.TABLE_COLUMNS.items():
         if table not in existing:
             cursor.execute(sql.create_table_sql(table))
             continue
-        for name, kind in columns.items():
+        for name in columns:
             if (table, name) not in present:
-                cursor.execute(
-                    f"ALTER TABLE {sql.q(table)} ADD COLUMN IF NOT EXISTS "
-                    f"{sql.q(name)} {sql.PG_TYPES[kind]}"
-                )
+                cursor.execute(sql.add_column_sql(table, name))
+    keys = _primary_keys(cursor, schema_name)
+    for table in sql.TABLE_COLUMNS:
+        constraint, columns = keys.get(table, (None, None))
+        if columns != sql.PRIMARY_KEYS[table]:
+            cursor.execute(sql.rekey_sql(table, constraint))
     for table in sql.DATE_INDEXED:
         cursor.execute(sql.date_index_sql(table))
     for statement in sql.BOOKKEEPING_SQL:

@@ -16,24 +16,21 @@ import sqlalchemy
 from pydantic import Field
 
 from breadth_assets import schema
-from breadth_assets.analytics.breadth import COUNT_COLUMNS, VOLUME_COLUMNS
+from breadth_assets.analytics.breadth import ALL_GROUP, HIGH_LOW_DAYS
 from breadth_assets.stores.base import (
+    PREVIOUS_COLUMNS,
     BreadthSteps,
     MarketStore,
     StaleMark,
     StoreError,
 )
+from breadth_assets.stores.breadth_sql import group_pairs, split_counts
 from breadth_assets.stores.postgres import connection, sql
 from breadth_assets.stores.postgres.copy import BadColumn, copy_out_sql, decode, encode
 
 _READY: set[tuple[str, str]] = set()
 """(URL, schema) pairs whose tables, columns and indexes this process has seen exist."""
 _INPUT_TYPES = {**schema.PRICE_COLUMNS, **schema.INDICATOR_COLUMNS}
-_COUNT_TYPES = {
-    "date": "DATE",
-    **{name: "BIGINT" for name in COUNT_COLUMNS},
-    **{name: "DOUBLE" for name in VOLUME_COLUMNS},
-}
 _LATEST_TYPES = {name: schema.INTRADAY_COLUMNS[name] for name in ("ticker", "unit", "interval")}
 
 
@@ -136,6 +133,13 @@ class PostgresStore(MarketStore):
             cursor.execute(query, params)
             return cursor.fetchall()
 
+    def _records(self, query: str, params: Mapping[str, Any], doing: str) -> pd.DataFrame:
+        """A small result as psycopg2 types it (arrays as lists), with the query's column names."""
+        with self._cursor(doing) as cursor:
+            cursor.execute(query, params)
+            names = [column.name for column in cursor.description]
+            return pd.DataFrame(cursor.fetchall(), columns=names)
+
     # --- reads ------------------------------------------------------------------------------------
 
     def _read_table(self, table: str, tickers: Sequence[str]) -> pd.DataFrame:
@@ -164,41 +168,63 @@ class PostgresStore(MarketStore):
         return self._frame(sql.BREADTH_INPUTS_SQL, params, columns, "reading breadth inputs")
 
     def read_previous_closes(self, tickers: Sequence[str], before: dt.date) -> pd.DataFrame:
-        columns = {name: schema.INDICATOR_COLUMNS[name] for name in ("ticker", "date", "close")}
+        columns = {name: schema.INDICATOR_COLUMNS[name] for name in PREVIOUS_COLUMNS}
         params = {"tickers": list(tickers), "before": before}
         return self._frame(sql.PREVIOUS_CLOSES_SQL, params, columns, "reading indicators")
 
-    def count_breadth(self, tickers: Sequence[str], dates: pd.DatetimeIndex) -> pd.DataFrame:
-        """One query: only a row per day leaves the server (as in DuckDB)."""
+    def read_bar_counts(self, tickers: Sequence[str], start: dt.date, end: dt.date) -> pd.Series:
+        params = {"tickers": list(tickers), "start": start, "end": end}
+        counts = self._frame(
+            sql.BAR_COUNTS_SQL, params, {"date": "DATE", "bars": "BIGINT"}, "reading indicators"
+        )
+        return counts.set_index(pd.to_datetime(counts["date"]))["bars"]
+
+    def count_breadth(
+        self,
+        tickers: Sequence[str],
+        dates: pd.DatetimeIndex,
+        members: Mapping[str, Sequence[str]] | None = None,
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """One query: only a row per group and day leaves the server (as in DuckDB)."""
+        groups = {ALL_GROUP: list(tickers)}
+        groups.update({n: list(m) for n, m in (members or {}).items() if n != ALL_GROUP})
         params = {
             "tickers": list(tickers),
             "first": dates[0].date(),
             "last": dates[-1].date(),
             "days": [day.date() for day in dates],
+            **group_pairs(groups),
         }
-        counts = self._frame(sql.COUNT_BREADTH_SQL, params, _COUNT_TYPES, "counting breadth")
-        counts = counts.set_index("date").reindex(pd.DatetimeIndex(dates), fill_value=0)
-        counts.index.name = "date"
-        return counts.reset_index()[["date", *COUNT_COLUMNS, *VOLUME_COLUMNS]]
+        raw = self._records(sql.COUNT_BREADTH_SQL, params, "counting breadth")
+        return split_counts(raw, groups, pd.DatetimeIndex(dates))
 
-    def read_breadth_before(self, day: dt.date) -> pd.Series | None:
-        query = (
-            f"SELECT {sql.columns_sql(schema.BREADTH_COLUMNS)} FROM breadth "
-            "WHERE date < %(day)s ORDER BY date DESC LIMIT 1"
-        )
-        rows = self._frame(query, {"day": day}, schema.BREADTH_COLUMNS, "reading breadth")
+    def _breadth(self, query: str, params: Mapping[str, Any]) -> pd.DataFrame:
+        return self._frame(query, params, schema.BREADTH_COLUMNS, "reading breadth")
+
+    def read_breadth_before(self, day: dt.date, group: str = ALL_GROUP) -> pd.Series | None:
+        rows = self._breadth(sql.BREADTH_BEFORE_SQL, {"day": day, "group": group})
         return rows.iloc[0] if len(rows) else None
 
+    def read_breadth_tail(self, before: dt.date, days: int = HIGH_LOW_DAYS) -> pd.DataFrame:
+        return self._breadth(sql.BREADTH_TAIL_SQL, {"before": before, "days": int(days)})
+
     def read_breadth(
-        self, start: dt.date | None = None, end: dt.date | None = None
+        self,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        group: str | None = ALL_GROUP,
     ) -> pd.DataFrame:
-        query = (
-            f"SELECT {sql.columns_sql(schema.BREADTH_COLUMNS)} FROM breadth "
-            "WHERE date >= coalesce(%(start)s, DATE '0001-01-01') "
-            "AND date <= coalesce(%(end)s, DATE '9999-12-31') ORDER BY date"
-        )
-        params = {"start": start, "end": end}
-        return self._frame(query, params, schema.BREADTH_COLUMNS, "reading breadth")
+        return self._breadth(sql.READ_BREADTH_SQL, {"start": start, "end": end, "group": group})
+
+    def read_breadth_members(
+        self,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        group: str | None = None,
+    ) -> pd.DataFrame:
+        params = {"start": start, "end": end, "group": group}
+        columns = schema.BREADTH_MEMBER_COLUMNS
+        return self._frame(sql.READ_MEMBERS_SQL, params, columns, "reading breadth_members")
 
     def read_intraday(self, tickers: Sequence[str]) -> pd.DataFrame:
         columns = schema.INTRADAY_COLUMNS
@@ -239,9 +265,11 @@ class PostgresStore(MarketStore):
             first, last = cursor.fetchone()
         return first, last
 
-    def read_breadth_tickers(self) -> list[str]:
-        query = f"SELECT ticker FROM {sql.q(sql.UNIVERSE_TABLE)} ORDER BY ticker"
-        return [row[0] for row in self._fetch(query, {}, "reading the breadth universe")]
+    def read_breadth_groups(self) -> dict[str, list[str]]:
+        groups: dict[str, list[str]] = {}
+        for group, ticker in self._fetch(sql.BREADTH_GROUPS_SQL, {}, "reading breadth groups"):
+            groups.setdefault(group, []).append(ticker)
+        return groups
 
     @contextlib.contextmanager
     def _breadth_steps(self) -> Iterator[BreadthSteps]:
@@ -284,9 +312,16 @@ class PostgresStore(MarketStore):
         missing = [name for name in columns if name not in df.columns]
         if missing:
             raise StoreError(f"rows for {table} lack the columns {missing}")
+        keys = schema.KEYS[table]
+        if len(keys) == len(columns) and df.duplicated(list(keys)).any():
+            # ON CONFLICT DO NOTHING would keep one of them without a word.
+            repeats = int(df.duplicated(list(keys)).sum())
+            raise StoreError(f"rows for {table} repeat a key {keys} {repeats} times")
         encoded = encode(df, columns, self.copy_chunk_rows)
         incoming = f"incoming_{table}"
         declared = f"{sql.q(incoming)} ({encoded.temp_columns})"
+        # One transaction may upsert a table twice (breadth's groups, a span at a time).
+        cursor.execute(f"DROP TABLE IF EXISTS {sql.q(incoming)}")
         cursor.execute(f"CREATE TEMP TABLE {declared} ON COMMIT DROP")
         try:
             for chunk in encoded.chunks:
@@ -297,7 +332,6 @@ class PostgresStore(MarketStore):
         try:
             cursor.execute(sql.upsert_sql(table, incoming, encoded.selected), encoded.params)
         except psycopg2.errors.CardinalityViolation:
-            keys = schema.KEYS[table]
             repeats = int(df.duplicated(list(keys)).sum())
             raise StoreError(f"rows for {table} repeat a key {keys} {repeats} times") from None
         return len(df)
@@ -315,15 +349,31 @@ class _PostgresSteps(BreadthSteps):
     def __init__(self, store: PostgresStore, cursor: Any) -> None:
         self.store, self.cursor = store, cursor
 
-    def upsert(self, rows: pd.DataFrame) -> None:
-        self.store._upsert(self.cursor, schema.BREADTH, rows)
+    def replace_rows(
+        self,
+        first: dt.date,
+        last: dt.date,
+        groups: Sequence[str],
+        rows: pd.DataFrame,
+        members: pd.DataFrame,
+    ) -> None:
+        params = {"first": first, "last": last, "groups": list(groups)}
+        self.cursor.execute(sql.REPLACE_BREADTH_SQL, params)
+        if len(rows):
+            self.store._upsert(self.cursor, schema.BREADTH, rows)
+        if len(members):
+            self.store._upsert(self.cursor, schema.BREADTH_MEMBERS, members)
 
     def delete(self, days: Sequence[dt.date]) -> None:
         self.cursor.execute(sql.DELETE_BREADTH_SQL, {"days": list(days)})
 
-    def replace_universe(self, tickers: Sequence[str]) -> None:
+    def replace_universe(self, members: Mapping[str, Sequence[str]]) -> None:
         # Under a table lock (in the SQL), so two breadth runs take turns.
-        self.cursor.execute(sql.REPLACE_UNIVERSE_SQL, {"tickers": list(tickers)})
+        pairs = group_pairs({name: list(tickers) for name, tickers in members.items()})
+        self.cursor.execute(sql.REPLACE_UNIVERSE_SQL, {"groups": list(members), **pairs})
+
+    def drop_groups(self, groups: Sequence[str]) -> None:
+        self.cursor.execute(sql.DROP_GROUPS_SQL, {"groups": list(groups)})
 
     def settle(self, seen: StaleMark, stale_from: dt.date | None) -> None:
         self.cursor.execute(sql.SETTLE_STALE_SQL, {"day": stale_from, "version": seen.version})
