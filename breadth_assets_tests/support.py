@@ -333,23 +333,23 @@ def reference_breadth(
     for before, bar in zip([None, *records], records, strict=False):
         same = before is not None and before["ticker"] == bar["ticker"]
         previous[bar["ticker"], bar["date"]] = before["close"] if same else None
-    bar_days: dict[str, list] = {}
+    bar_days: dict[str, set] = {}
+    on_day: dict = {}
     for r in records:
-        bar_days.setdefault(r["ticker"], []).append(r["date"])
+        bar_days.setdefault(r["ticker"], set()).add(r["date"])
+        on_day.setdefault(r["date"], []).append(r)
     everyone = sorted(bar_days)
     all_groups = {"ALL": everyone, **(groups or {})}
-    days = [day for day in dates if any(r["date"] == day for r in records)]
+    days = [day for day in dates if day in on_day]
     frames = []
     for name, members in all_groups.items():
         out, kept = [], []
         for day in days:
-            listed = sum(
-                any(day - pd.Timedelta(days=14) < b <= day for b in bar_days.get(t, []))
-                for t in members
-            )
+            window = [day - pd.Timedelta(days=k) for k in range(14)]
+            listed = sum(any(b in bar_days.get(t, ()) for b in window) for t in members)
             if not listed:
                 continue
-            today = [r for r in records if r["date"] == day and r["ticker"] in members]
+            today = [r for r in on_day[day] if r["ticker"] in members]
             partial = len(today) < min_coverage * listed
             out.append(_reference_day(today, previous, day, listed, partial))
             kept.append(day)
