@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import datetime as dt
 import multiprocessing
 import time
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -81,3 +83,33 @@ def test_a_process_killed_mid_write_leaves_a_whole_committed_write(tmp_path):
     prices = store.read_prices(["BIG"])
     assert len(prices) == rows
     assert prices["volume"].nunique() == 1
+
+
+def test_a_file_from_before_groups_opens_with_its_rows_and_record_as_the_whole_universe(tmp_path):
+    path = str(tmp_path / "old.duckdb")
+    with duckdb.connect(path) as con:
+        con.execute(
+            "CREATE TABLE breadth (date DATE, universe BIGINT, advancers BIGINT, ad_line BIGINT, "
+            "mcclellan_osc DOUBLE)"
+        )
+        con.execute("INSERT INTO breadth VALUES ('2024-01-02', 5, 3, 3, 1.5)")
+        con.execute("CREATE TABLE breadth_universe (ticker VARCHAR)")
+        con.execute("INSERT INTO breadth_universe VALUES ('BBB'), ('AAA')")
+    store = DuckDBStore(path=path)
+
+    read = store.read_breadth()
+
+    assert read["group_name"].tolist() == ["ALL"]
+    assert read[["universe", "advancers", "mcclellan_osc"]].values.tolist() == [[5, 3, 1.5]]
+    assert read["listed"].isna().all() and read["partial"].isna().all()
+    assert store.read_breadth_groups() == {"ALL": ["AAA", "BBB"]}
+    assert store.read_breadth_members().empty
+    rows = read.assign(group_name="G1", universe=2, listed=2, partial=False, zweig_thrust=False)
+    day = dt.date(2024, 1, 2)
+    members = store.read_breadth_members()
+    store.write_breadth(rows, members, {"G1": ["AAA"]}, day, day, store.breadth_stale(), None)
+    assert store.read_breadth(group=None)[["group_name", "universe"]].values.tolist() == [
+        ["ALL", 5],
+        ["G1", 2],
+    ]
+    assert store.read_breadth_groups() == {"ALL": ["AAA", "BBB"], "G1": ["AAA"]}

@@ -7,6 +7,7 @@ Tests that need a server run against the one BREADTH_TEST_POSTGRES names, a fres
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 
@@ -136,12 +137,18 @@ def test_a_batch_that_repeats_a_key_is_refused_whole(pg_store):
     assert pg_store.read_breadth().empty
 
 
-def _breadth_rows(days: list[str]) -> pd.DataFrame:
+def _breadth_rows(days: list[str], group: str = "ALL") -> pd.DataFrame:
     rows = pd.DataFrame({"date": pd.to_datetime(days)})
+    filling = {"BIGINT": 1, "DOUBLE": 0.5, "BOOLEAN": False, "VARCHAR": group}
     for name, kind in schema.BREADTH_COLUMNS.items():
         if name != "date":
-            rows[name] = 1 if kind == "BIGINT" else 0.5
+            rows[name] = filling[kind]
     return rows
+
+
+def _members(days: list[str], group: str = "ALL") -> pd.DataFrame:
+    frame = pd.DataFrame({"date": pd.to_datetime(days), "group_name": group})
+    return frame.assign(event="up_4pct", ticker="AAA")
 
 
 def test_writing_the_same_rows_twice_rewrites_no_row(pg_store):
@@ -174,6 +181,7 @@ def test_the_tables_have_the_contracts_keys_as_primary_keys_and_postgres_types(p
     assert {table: tuple(columns) for table, columns in keys if table in schema.KEYS} == (
         schema.KEYS
     )
+    assert dict(keys)["breadth_universe"] == ["group_name", "ticker"]
     types = dict(
         _fetch(
             pg_store,
@@ -244,9 +252,18 @@ def test_breadth_runs_replacing_the_universe_at_once_leave_one_of_theirs(pg_stor
     universes = [[f"T{i}" for i in range(worker, worker + 20)] for worker in range(4)]
 
     def replace(tickers: list[str]) -> None:
+        day = dt.date(2024, 1, 2)
         try:
             for _ in range(10):
-                pg_store.write_breadth(_breadth_rows([]), tickers, pg_store.breadth_stale(), None)
+                pg_store.write_breadth(
+                    _breadth_rows([]),
+                    _members([]),
+                    {"ALL": tickers, "G1": tickers[:3]},
+                    day,
+                    day,
+                    pg_store.breadth_stale(),
+                    None,
+                )
         except BaseException as error:
             failures.append(error)
 
@@ -256,4 +273,73 @@ def test_breadth_runs_replacing_the_universe_at_once_leave_one_of_theirs(pg_stor
     for thread in threads:
         thread.join(timeout=120)
     assert failures == []
-    assert pg_store.read_breadth_tickers() in [sorted(u) for u in universes]
+    groups = pg_store.read_breadth_groups()
+    last = [u for u in universes if sorted(u) == groups["ALL"]]
+    assert len(last) == 1
+    assert groups["G1"] == sorted(last[0][:3])  # written in the same transaction
+
+
+# --- a store an older version made ------------------------------------------------------------
+
+
+def _to_the_layout_before_groups(store: PostgresStore) -> None:
+    """The breadth tables as a version before groups made them: breadth keyed by date without
+    group_name (nor the columns that came with groups), the universe record keyed by ticker, no
+    breadth_members."""
+    with store._cursor("making the old layout", write=True) as cursor:
+        cursor.execute(
+            "ALTER TABLE breadth DROP CONSTRAINT breadth_pkey; "
+            "ALTER TABLE breadth DROP COLUMN group_name, DROP COLUMN listed, "
+            "DROP COLUMN partial, DROP COLUMN high_low_index, DROP COLUMN zweig_thrust; "
+            "ALTER TABLE breadth ADD PRIMARY KEY (date); "
+            "DROP TABLE breadth_members; DROP TABLE breadth_universe; "
+            'CREATE TABLE breadth_universe (ticker TEXT COLLATE "C" PRIMARY KEY); '
+            "INSERT INTO breadth_universe VALUES ('BBB'), ('AAA')"
+        )
+    postgres_store._READY.clear()  # as a new process of a newer version would find it
+
+
+def test_a_store_from_before_groups_opens_with_its_rows_and_record_as_the_whole_universe(
+    pg_store,
+):
+    pg_store.write({schema.BREADTH: _breadth_rows(["2024-01-02", "2024-01-03"])})
+    _to_the_layout_before_groups(pg_store)
+
+    read = pg_store.read_breadth()
+
+    assert read["group_name"].tolist() == ["ALL", "ALL"]
+    assert read["universe"].tolist() == [1, 1]
+    assert read["listed"].isna().all() and read["partial"].isna().all()
+    assert pg_store.read_breadth_groups() == {"ALL": ["AAA", "BBB"]}
+    assert pg_store.read_breadth_members().empty
+    keys = dict(
+        _fetch(
+            pg_store,
+            "SELECT c.conrelid::regclass::text, array_agg(a.attname::text ORDER BY k.i) "
+            "FROM pg_constraint c CROSS JOIN unnest(c.conkey) WITH ORDINALITY k(n, i) "
+            "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n "
+            "WHERE c.contype = 'p' GROUP BY c.conrelid",
+        )
+    )
+    assert keys["breadth"] == ["date", "group_name"]
+    assert keys["breadth_universe"] == ["group_name", "ticker"]
+
+
+def test_a_store_from_before_groups_takes_other_groups_rows_of_the_same_days(pg_store):
+    pg_store.write({schema.BREADTH: _breadth_rows(["2024-01-02"])})
+    _to_the_layout_before_groups(pg_store)
+
+    day = dt.date(2024, 1, 2)
+    pg_store.write_breadth(
+        _breadth_rows(["2024-01-02"], "G1"),
+        _members(["2024-01-02"], "G1"),
+        {"G1": ["AAA"]},
+        day,
+        day,
+        pg_store.breadth_stale(),
+        None,
+    )
+
+    assert pg_store.read_breadth(group=None)["group_name"].tolist() == ["ALL", "G1"]
+    assert pg_store.read_breadth_groups() == {"ALL": ["AAA", "BBB"], "G1": ["AAA"]}
+    assert len(pg_store.read_breadth_members(group="G1")) == 1

@@ -168,7 +168,7 @@ def test_read_tail_counts_bars_not_calendar_days_across_a_long_halt(store):
 
 def test_previous_closes_are_each_tickers_last_indicators_row_before_the_day(store):
     aaa = _indicator_days("AAA", "2024-01-01", 4).assign(sma_50=[1.0, 2.0, 3.0, 4.0])
-    aaa.loc[1, "sma_200"] = 7.0  # the last row before the day has none: NULL, not 7
+    aaa.loc[0, "sma_200"] = 7.0  # the last row before the day has none: NULL, not 7
     store.write({schema.INDICATORS: pd.concat([aaa, _indicator_days("BBB", "2024-01-03", 1)])})
 
     previous = store.read_previous_closes(["AAA", "BBB"], dt.date(2024, 1, 3))
