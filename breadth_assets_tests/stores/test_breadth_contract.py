@@ -384,3 +384,30 @@ def test_breadth_counts_and_members_per_group_equal_the_analytics_over_the_same_
     assert {"cross_above_sma_50", "cross_below_sma_200"} <= set(first_day["event"])
     assert set(expected_events["group_name"]) == {"ALL", "G1", "G2"}
     pd.testing.assert_frame_equal(events, expected_events, check_dtype=False)
+
+
+def test_days_without_bars_count_zero_in_every_group_and_no_members(store):
+    prices, indicators = _random_ticker_days(0)
+    store.write({schema.PRICES: prices, schema.INDICATORS: indicators})
+    dates = pd.bdate_range("2024-05-06", periods=3)  # weeks after the last bar
+
+    counts, events = store.count_breadth(["T0", "T1"], dates, {"G1": ["T1"]})
+
+    assert _keys(counts) == [(g, f"{d:%Y-%m-%d}") for g in ("ALL", "G1") for d in dates]
+    assert (counts.drop(columns=["date", "group_name"]) == 0).all().all()
+    assert events.empty
+    assert list(events.columns) == list(schema.BREADTH_MEMBER_COLUMNS)
+
+
+def test_bar_counts_are_the_tickers_with_an_indicators_row_per_date(store):
+    prices, indicators = _random_ticker_days(1)
+    store.write({schema.PRICES: prices, schema.INDICATORS: indicators})
+    tickers = ["T0", "T2", "T3"]
+
+    counts = store.read_bar_counts(tickers, dt.date(2024, 1, 10), dt.date(2024, 2, 20))
+
+    chosen = indicators[indicators["ticker"].isin(tickers)]
+    chosen = chosen[chosen["date"].between("2024-01-10", "2024-02-20")]
+    expected = chosen.groupby("date").size()
+    assert counts.index.tolist() == expected.index.tolist()
+    assert counts.tolist() == expected.tolist()

@@ -321,7 +321,7 @@ class PostgresStore(MarketStore):
         incoming = f"incoming_{table}"
         declared = f"{sql.q(incoming)} ({encoded.temp_columns})"
         # One transaction may upsert a table twice (breadth's groups, a span at a time).
-        cursor.execute(f"DROP TABLE IF EXISTS {sql.q(incoming)}")
+        cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{sql.q(incoming)}")
         cursor.execute(f"CREATE TEMP TABLE {declared} ON COMMIT DROP")
         try:
             for chunk in encoded.chunks:
