@@ -331,7 +331,7 @@ def _migrate(db: Any) -> None:
             breadth.drop_index(name)
     old = db[_STALE].find_one({"_id": _UNIVERSE})
     if old is not None:
-        record = {"_id": ALL_GROUP, "tickers": list(old.get("tickers", []))}
+        record = {"tickers": list(old.get("tickers", []))}
         db[_UNIVERSE].update_one({"_id": ALL_GROUP}, {"$setOnInsert": record}, upsert=True)
         db[_STALE].delete_one({"_id": _UNIVERSE})
 
