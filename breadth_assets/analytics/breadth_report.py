@@ -151,6 +151,32 @@ def who_moved_markdown(day_rows: pd.DataFrame, members: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+TOP_GROUPS = 5
+GROUP_COLUMNS = [
+    "group_name",
+    "universe",
+    "pct_above_sma_50",
+    "pct_above_sma_200",
+    "high_low_index",
+    "up_4pct",
+    "down_4pct",
+    "new_highs_52w",
+    "new_lows_52w",
+]
+
+
+def top_groups(day_rows: pd.DataFrame, groups: int = TOP_GROUPS) -> pd.DataFrame:
+    """One day's groups (not ALL) strongest first by % above SMA 50, partial ones last: what
+    the command line prints under the whole universe's last days."""
+    rows = day_rows[day_rows["group_name"] != "ALL"]
+    rows = rows.sort_values(
+        ["partial", "pct_above_sma_50", "group_name"],
+        ascending=[True, False, True],
+        na_position="last",
+    )
+    return rows.head(groups)[GROUP_COLUMNS].reset_index(drop=True)
+
+
 def chart_markdown(png: bytes, alt: str = "breadth, last year") -> str:
     """The PNG as a markdown image with a base64 data URI (rendered by the Dagster UI)."""
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"

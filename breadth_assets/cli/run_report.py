@@ -13,13 +13,17 @@ from typing import TextIO
 import dagster as dg
 import pandas as pd
 
+from breadth_assets.analytics import breadth_report
 from breadth_assets.defs.report_keys import (
     ACTIONS_APPLIED_LIST,
     BREADTH_PROGRESS,
     CLOSURES_FOUND,
     CLOSURES_FOUND_DAYS,
     NO_BARS_AFTER,
+    PARTIAL_GROUP_DAYS,
     ROWS_REJECTED,
+    SESSIONS_FOUND,
+    SESSIONS_FOUND_DAYS,
 )
 
 POLL_SECONDS = 1.0
@@ -86,6 +90,19 @@ def breadth_notes(events: Iterable[dg.DagsterEvent]) -> list[str]:
         notes.append(
             f"{closures.value} closures found in the data (no ticker has a bar; no row): "
             f"{days.value if days else ''}"
+        )
+    sessions = metadata.get(SESSIONS_FOUND)
+    if sessions is not None and sessions.value:
+        days = metadata.get(SESSIONS_FOUND_DAYS)
+        notes.append(
+            f"{sessions.value} sessions found in the data on days the calendar calls closed "
+            f"(counted; declare them as extra_sessions): {days.value if days else ''}"
+        )
+    partial = metadata.get(PARTIAL_GROUP_DAYS)
+    if partial is not None and partial.value:
+        notes.append(
+            f"{partial.value} group-days partial (bars cover fewer than min_coverage of the "
+            "listed tickers): percentages NULL there"
         )
     after = metadata.get(NO_BARS_AFTER)
     if after is not None:
@@ -182,11 +199,19 @@ class ProgressFollower:
 def print_breadth_tail(days: int, out=sys.stdout) -> None:
     from breadth_assets.defs.deployment import store_for_deployment
 
-    tail = store_for_deployment().read_breadth().tail(days)
+    store = store_for_deployment()
+    tail = store.read_breadth().tail(days)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(
             tail[TAIL_COLUMNS].to_string(index=False, float_format=lambda v: f"{v:.2f}"), file=out
         )
+        if tail.empty:
+            return
+        day = tail["date"].iloc[-1].date()
+        groups = breadth_report.top_groups(store.read_breadth(start=day, end=day, group=None))
+        if len(groups):
+            print(f"top groups on {day} by % above SMA 50:", file=out)
+            print(groups.to_string(index=False, float_format=lambda v: f"{v:.2f}"), file=out)
 
 
 def print_where(out=sys.stdout) -> None:

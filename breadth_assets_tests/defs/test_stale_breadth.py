@@ -12,6 +12,7 @@ import pytest
 from breadth_assets import schema
 from breadth_assets.defs.stale_breadth import stale_breadth
 from breadth_assets.stores.duckdb import DuckDBStore
+from breadth_assets.universe.groups import Group
 from breadth_assets_tests.support import make_prices
 
 DAYS = [day.date() for day in pd.bdate_range("2024-01-01", periods=10)]
@@ -24,16 +25,19 @@ def _indicators(ticker: str, first: int, last: int) -> pd.DataFrame:
     )[list(schema.INDICATOR_COLUMNS)]
 
 
-def _breadth_rows(first: int, last: int) -> pd.DataFrame:
+def _breadth_rows(first: int, last: int, group: str = "ALL") -> pd.DataFrame:
     days = pd.to_datetime(DAYS[first : last + 1])
+    values = {"DATE": days, "VARCHAR": group, "BIGINT": 0, "BOOLEAN": False, "DOUBLE": 0.5}
     return pd.DataFrame(
-        {
-            name: (days if name == "date" else np.zeros(len(days), dtype=int))
-            if name == "date" or kind == "BIGINT"
-            else np.full(len(days), 0.5)
-            for name, kind in schema.BREADTH_COLUMNS.items()
-        }
+        {name: values[kind] for name, kind in schema.BREADTH_COLUMNS.items()},
+        index=range(len(days)),
     )
+
+
+def _write_breadth(store: DuckDBStore, rows: pd.DataFrame, groups: dict) -> None:
+    first, last = rows["date"].min().date(), rows["date"].max().date()
+    members = pd.DataFrame(columns=list(schema.BREADTH_MEMBER_COLUMNS))
+    store.write_breadth(rows, members, groups, first, last, store.breadth_stale(), None)
 
 
 @pytest.fixture
@@ -43,7 +47,7 @@ def current(tmp_path) -> DuckDBStore:
     store.write(
         {schema.INDICATORS: pd.concat([_indicators("AAA", 0, 7), _indicators("BBB", 0, 7)])}
     )
-    store.write_breadth(_breadth_rows(0, 7), ["AAA", "BBB"], store.breadth_stale(), None)
+    _write_breadth(store, _breadth_rows(0, 7), {"ALL": ["AAA", "BBB"]})
     return store
 
 
@@ -75,6 +79,26 @@ def test_a_ticker_that_left_makes_breadth_stale_from_its_first_bar(current):
 
     assert found.first_day == DAYS[0]
     assert found.reason.startswith("BBB left the universe")
+
+
+def test_a_group_added_or_changed_makes_the_last_day_stale(current):
+    _write_breadth(current, _breadth_rows(0, 7, "PAIR"), {"PAIR": ["AAA", "BBB"]})
+    assert (
+        stale_breadth(current, ["AAA", "BBB"], DAYS, groups=[Group("PAIR", ("AAA", "BBB"))]) is None
+    )
+
+    found = stale_breadth(current, ["AAA", "BBB"], DAYS, groups=[Group("PAIR", ("AAA",))])
+
+    assert (found.first_day, found.last_day) == (DAYS[7], DAYS[7])
+    assert found.reason.startswith("groups PAIR were added or changed in the universe file")
+
+
+def test_a_group_removed_from_the_universe_file_makes_the_last_day_stale(current):
+    _write_breadth(current, _breadth_rows(0, 7, "PAIR"), {"PAIR": ["AAA", "BBB"]})
+
+    found = stale_breadth(current, ["AAA", "BBB"], DAYS, groups=[])
+
+    assert "groups PAIR were removed" in found.reason
 
 
 def test_bars_after_the_last_row_make_breadth_stale_from_the_next_day(current):
