@@ -13,10 +13,15 @@ ticker and breadth parts of it, the events written and the peak RSS of the proce
 the history's data work without Dagster and without actions: the demo bars, one bulk write,
 TA-Lib over every ticker, one write, one query and the breadth count.
 
+`--groups N` adds N overlapping groups of 50 to 500 tickers (a fixed seed) to the universe file:
+breadth is then computed for each of them besides the whole universe, and a last phase,
+`group_change`, runs the same day again after five tickers of one group were swapped (that
+group is recomputed alone).
+
     .venv/bin/python benchmarks/scale.py --tickers 2000 --years 20 [--batch-size 50]
         [--update-batch-size 2000] [--instance sqlite|postgres] [--no-floor]
         [--actions-share 0.01] [--new-actions 20] [--new-actions-days N] [--seed 7]
-        [--profile DIR]
+        [--profile DIR] [--groups N]
 
 `--profile DIR` runs the new_actions phase under cProfile (`DIR/new_actions.prof`; its seconds
 include cProfile's overhead) and writes its runs' log lines with their times
@@ -188,6 +193,30 @@ def phase(
     )
 
 
+def _groups(symbols: list[str], count: int, rng: random.Random) -> dict[str, list[str]]:
+    """`count` groups of 50 to 500 tickers drawn at random: they overlap."""
+    sizes = [rng.randint(50, min(500, len(symbols))) for _ in range(count)]
+    return {f"G{i:02d}": sorted(rng.sample(symbols, size)) for i, size in enumerate(sizes)}
+
+
+def _groups_yaml(groups: dict[str, list[str]]) -> str:
+    lines = ["groups:"] + [f"  {name}: [{', '.join(m)}]" for name, m in groups.items()]
+    return "\n".join(lines) + "\n" if groups else ""
+
+
+def _swap_members(
+    universe: Path, groups: dict[str, list[str]], symbols: list[str], rng: random.Random
+) -> None:
+    """Five members of the first group swapped for five other tickers, in the file."""
+    name = next(iter(groups))
+    members = groups[name]
+    out = set(rng.sample(members, 5))
+    new = rng.sample(sorted(set(symbols) - set(members)), 5)
+    groups[name] = sorted((set(members) - out) | set(new))
+    text = universe.read_text()
+    universe.write_text(text[: text.index("groups:\n")] + _groups_yaml(groups))
+
+
 def floor(symbols: list[str], first: pd.Timestamp, last: pd.Timestamp, path: Path) -> None:
     """The history's data work without Dagster, in this process."""
     from breadth_assets import schema
@@ -240,6 +269,9 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=Path, default=None, help="profile the new_actions phase into DIR"
     )
+    parser.add_argument(
+        "--groups", type=int, default=0, help="overlapping groups of 50-500 tickers to add"
+    )
     parser.add_argument("--no-floor", action="store_true", help="skip the plain floor")
     parser.add_argument("--floor-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -267,8 +299,10 @@ def main() -> None:
             batch_size=args.batch_size,
             update_batch_size=args.update_batch_size,
         )
+        groups = _groups(symbols, args.groups, rng)
         with universe.open("a") as out:
             out.write(f"actions: {actions_file.name}\n")
+            out.write(_groups_yaml(groups))
         home_env = new_home(args.instance, root / "dagster_home")
         env = {
             **os.environ,
@@ -289,11 +323,21 @@ def main() -> None:
             f"{len(late_actions)} (ex-dates {_ex_dates(late_actions)})",
             flush=True,
         )
+        if groups:
+            sizes = sorted(len(members) for members in groups.values())
+            print(
+                f"# {len(groups)} groups of {sizes[0]} to {sizes[-1]} tickers, "
+                f"{sum(sizes)} memberships",
+                flush=True,
+            )
         try:
             phase("history", env, previous, extra)
             phase("new_day", env, new_day, extra)
             _write_actions(actions_file, sorted(actions + late_actions))
             phase("new_actions", env, new_day, extra, args.profile)
+            if groups:
+                _swap_members(universe, groups, symbols, rng)
+                phase("group_change", env, new_day, extra)
         finally:
             drop_home(home_env)
     if not args.no_floor:

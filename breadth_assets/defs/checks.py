@@ -307,7 +307,8 @@ def build_checks() -> list[dg.AssetChecksDefinition]:
     name="breadth_up_to_date",
     description="The stored breadth is as new as its inputs: no prices or indicators written "
     "on or before its last row since it was computed (the store's stale mark), no ticker "
-    "joined or left the universe since, and no bars after its last row. On failure it names "
+    "joined or left the universe since, no group of the universe file added, changed or removed, "
+    "and no bars after its last row. On failure it names "
     "the first stale day and why; `breadth-assets run`, or daily_breadth_sensor under the "
     "daemon, recomputes from there.",
     blocking=False,
