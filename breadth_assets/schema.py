@@ -14,6 +14,9 @@ CORPORATE_ACTIONS = "corporate_actions"
 INSTRUMENT_KEYS = "instrument_keys"
 BREADTH_MEMBERS = "breadth_members"
 
+ALL_GROUP = "ALL"
+"""The `group_name` of the whole universe, computed every day beside the universe file's groups."""
+
 PRICE_COLUMNS: dict[str, str] = {
     "ticker": "VARCHAR",
     "date": "DATE",

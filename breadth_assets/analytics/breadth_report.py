@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from breadth_assets.schema import ALL_GROUP
+
 TABLE_DAYS = 10
 CHART_DAYS = 252  # about a year of trading days
 
@@ -55,7 +57,7 @@ def last_days_table(breadth: pd.DataFrame, days: int = TABLE_DAYS) -> str:
 
 
 def chart_png(
-    breadth: pd.DataFrame, groups: Sequence[str] = ("ALL",), days: int = CHART_DAYS
+    breadth: pd.DataFrame, groups: Sequence[str] = (ALL_GROUP,), days: int = CHART_DAYS
 ) -> bytes:
     """The whole universe's A/D line and McClellan oscillator, then one panel per group of
     `groups` with its % above SMA 50 / 200 and High-Low Index, over the last `days` days, as a
@@ -67,8 +69,8 @@ def chart_png(
     from matplotlib.figure import Figure
     from PIL import Image  # Pillow comes with matplotlib
 
-    rows = breadth if "group_name" in breadth.columns else breadth.assign(group_name="ALL")
-    everyone = rows[rows["group_name"] == "ALL"].sort_values("date").tail(days)
+    rows = breadth if "group_name" in breadth.columns else breadth.assign(group_name=ALL_GROUP)
+    everyone = rows[rows["group_name"] == ALL_GROUP].sort_values("date").tail(days)
     dates = pd.to_datetime(everyone["date"])
     start = dates.iloc[0] if len(dates) else None
     panels = 2 + len(groups)
@@ -137,7 +139,7 @@ def who_moved_markdown(day_rows: pd.DataFrame, members: pd.DataFrame) -> str:
         return ""
     day = pd.Timestamp(day_rows["date"].iloc[0])
     lines = [f"**{day:%Y-%m-%d}**", "", "| group | event | tickers |", "|---|---|---|"]
-    order = ["ALL", *sorted(set(day_rows["group_name"]) - {"ALL"})]
+    order = [ALL_GROUP, *sorted(set(day_rows["group_name"]) - {ALL_GROUP})]
     for group in order:
         shown = members[members["group_name"] == group]
         partial = day_rows.loc[day_rows["group_name"] == group, "partial"]
@@ -168,7 +170,7 @@ GROUP_COLUMNS = [
 def top_groups(day_rows: pd.DataFrame, groups: int = TOP_GROUPS) -> pd.DataFrame:
     """One day's groups (not ALL) strongest first by % above SMA 50, partial ones last: what
     the command line prints under the whole universe's last days."""
-    rows = day_rows[day_rows["group_name"] != "ALL"]
+    rows = day_rows[day_rows["group_name"] != ALL_GROUP]
     rows = rows.sort_values(
         ["partial", "pct_above_sma_50", "group_name"],
         ascending=[True, False, True],

@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
-from breadth_assets.analytics.breadth import ALL_GROUP
+from breadth_assets.schema import ALL_GROUP
 from breadth_assets.stores.base import MarketStore
 from breadth_assets.universe.file import Universe
 from breadth_assets.universe.groups import Group, members_in

@@ -13,13 +13,10 @@ import pandas as pd
 
 from breadth_assets import schema
 from breadth_assets.analytics.actions import adjust_prices
-from breadth_assets.analytics.breadth import (
-    ALL_GROUP,
-    HIGH_LOW_DAYS,
-    breadth_events,
-    count_breadth,
-    group_events,
-)
+from breadth_assets.analytics.breadth import HIGH_LOW_DAYS
+from breadth_assets.analytics.breadth_counts import count_breadth
+from breadth_assets.analytics.breadth_events import breadth_events, group_events
+from breadth_assets.schema import ALL_GROUP
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,10 @@ import numpy as np
 import pandas as pd
 
 from breadth_assets import schema
-from breadth_assets.analytics.breadth import (
+from breadth_assets.analytics.breadth_counts import (
     ABOVE_MARGIN,
     COUNT_COLUMNS,
     EMA_PERIODS_ABOVE,
-    EVENTS,
     LISTED_DAYS,
     MACD_STAGES,
     MOVER_DOWN,
@@ -19,10 +18,10 @@ from breadth_assets.analytics.breadth import (
     QUARTER_UP,
     RSI_OVERBOUGHT,
     RSI_OVERSOLD,
-    SMA_CROSS_PERIODS,
     SMA_PERIODS_ABOVE,
     VOLUME_COLUMNS,
 )
+from breadth_assets.analytics.breadth_events import EVENTS, SMA_CROSS_PERIODS
 
 
 def above_sql(close: str, average: str) -> str:

@@ -16,7 +16,8 @@ import pandas as pd
 from pydantic import Field
 
 from breadth_assets import schema
-from breadth_assets.analytics.breadth import ALL_GROUP, HIGH_LOW_DAYS
+from breadth_assets.analytics.breadth import HIGH_LOW_DAYS
+from breadth_assets.schema import ALL_GROUP
 from breadth_assets.stores.base import (
     BreadthSteps,
     MarketStore,
@@ -24,59 +25,18 @@ from breadth_assets.stores.base import (
     StoreError,
 )
 from breadth_assets.stores.breadth_sql import COUNT_BREADTH_SQL, group_pairs, split_counts
+from breadth_assets.stores.duckdb_tables import (
+    STALE_TABLE,
+    UNIVERSE_TABLE,
+    DuckDBSteps,
+    create_sql,
+    ensure_tables,
+)
 
 _POLL_SECONDS = 0.02
 _SCHEMA_CHECKED: set[str] = set()
 """Files this process has opened for writing once, so their tables and columns exist."""
-_STALE_TABLE = "breadth_stale"
-_UNIVERSE_TABLE = "breadth_universe"
-
-
 _EMPTY: dict[str, pd.DataFrame] = {}
-
-ADJUSTED_PRICES_VIEW = """
-CREATE VIEW IF NOT EXISTS adjusted_prices AS
-SELECT p.ticker, p.date, p.open * f.factor AS open, p.high * f.factor AS high,
-       p.low * f.factor AS low, p.close * f.factor AS close, p.volume / f.factor AS volume,
-       f.factor
-FROM prices p, LATERAL (
-    SELECT coalesce(product(a.factor), 1.0) AS factor FROM corporate_actions a
-    WHERE a.ticker = p.ticker AND a.ex_date > p.date AND a.factor IS NOT NULL
-) f
-"""
-"""docs/design.md "Corporate actions" for people querying the file: each bar times the
-product of its ticker's applied factors dated after it (the pipeline computes the same in
-`analytics.actions`)."""
-
-
-def _create_sql(table: str) -> str:
-    declared = ", ".join(f"{name} {kind}" for name, kind in schema.TABLES[table].items())
-    return f"CREATE TABLE IF NOT EXISTS {table} ({declared})"
-
-
-def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Creates the tables, and adds the columns a store made by an older version lacks (their
-    rows read NULL there, which the state columns take as "unknown": computed again; breadth
-    rows and records from before groups are the whole universe's)."""
-    for table, columns in schema.TABLES.items():
-        con.execute(_create_sql(table))
-        present = {row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()}
-        for name, kind in columns.items():
-            if name not in present:
-                con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
-        if table == schema.BREADTH and "group_name" not in present:
-            con.execute(f"UPDATE breadth SET group_name = '{ALL_GROUP}'")
-    con.execute(ADJUSTED_PRICES_VIEW)
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {_UNIVERSE_TABLE} (group_name VARCHAR, ticker VARCHAR)"
-    )
-    present = {row[0] for row in con.execute(f"DESCRIBE {_UNIVERSE_TABLE}").fetchall()}
-    if "group_name" not in present:
-        con.execute(f"ALTER TABLE {_UNIVERSE_TABLE} ADD COLUMN group_name VARCHAR")
-        con.execute(f"UPDATE {_UNIVERSE_TABLE} SET group_name = '{ALL_GROUP}'")
-    con.execute(f"CREATE TABLE IF NOT EXISTS {_STALE_TABLE} (stale_from DATE, version BIGINT)")
-    if not con.execute(f"SELECT count(*) FROM {_STALE_TABLE}").fetchall()[0][0]:
-        con.execute(f"INSERT INTO {_STALE_TABLE} VALUES (NULL, 0)")
 
 
 class DuckDBStore(MarketStore):
@@ -138,7 +98,7 @@ class DuckDBStore(MarketStore):
                 raise StoreError(f"cannot open the DuckDB store {self.path}: {error}") from error
             try:
                 if write:
-                    _ensure_tables(con)
+                    ensure_tables(con)
                     _SCHEMA_CHECKED.add(self.path)
                 yield con
             except (duckdb.IOException, OSError) as error:
@@ -168,7 +128,7 @@ class DuckDBStore(MarketStore):
         """The table's columns with their pandas dtypes and no row, without opening the file."""
         if table not in _EMPTY:
             with duckdb.connect() as con:
-                con.execute(_create_sql(table))
+                con.execute(create_sql(table))
                 _EMPTY[table] = con.execute(f"SELECT * FROM {table}").df()
         return _EMPTY[table].copy()
 
@@ -302,7 +262,7 @@ class DuckDBStore(MarketStore):
     def breadth_stale(self) -> StaleMark:
         with self._connect(write=False) as con:
             stale_from, version = con.execute(
-                f"SELECT stale_from, version FROM {_STALE_TABLE}"
+                f"SELECT stale_from, version FROM {STALE_TABLE}"
             ).fetchall()[0]
         return StaleMark(stale_from, version)
 
@@ -317,7 +277,7 @@ class DuckDBStore(MarketStore):
     def read_breadth_groups(self) -> dict[str, list[str]]:
         with self._connect(write=False) as con:
             rows = con.execute(
-                f"SELECT group_name, ticker FROM {_UNIVERSE_TABLE} ORDER BY group_name, ticker"
+                f"SELECT group_name, ticker FROM {UNIVERSE_TABLE} ORDER BY group_name, ticker"
             ).fetchall()
         groups: dict[str, list[str]] = {}
         for group, ticker in rows:
@@ -327,7 +287,7 @@ class DuckDBStore(MarketStore):
     @contextlib.contextmanager
     def _breadth_steps(self) -> Iterator[BreadthSteps]:
         with self._transaction() as con:
-            yield _DuckDBSteps(con)
+            yield DuckDBSteps(con, DuckDBStore._upsert)
 
     def read_breadth(
         self,
@@ -389,7 +349,7 @@ class DuckDBStore(MarketStore):
             for table, df in frames.items():
                 written[table] = self._upsert(con, table, df)
             if mark is not None:
-                _DuckDBSteps(con).move_mark(mark)
+                DuckDBSteps(con, DuckDBStore._upsert).move_mark(mark)
         return written
 
     @staticmethod
@@ -417,66 +377,3 @@ class DuckDBStore(MarketStore):
         finally:
             con.unregister("incoming_frame")
             con.execute("DROP TABLE IF EXISTS incoming")
-
-
-def group_pairs_lists(members: Mapping[str, Sequence[str]]) -> list[list[str]]:
-    pairs = group_pairs({name: list(tickers) for name, tickers in members.items()})
-    return [pairs["group_names"], pairs["group_tickers"]]
-
-
-class _DuckDBSteps(BreadthSteps):
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self.con = con
-
-    def replace_rows(
-        self,
-        first: dt.date,
-        last: dt.date,
-        groups: Sequence[str],
-        rows: pd.DataFrame,
-        members: pd.DataFrame,
-    ) -> None:
-        for table in (schema.BREADTH, schema.BREADTH_MEMBERS):
-            self.con.execute(
-                f"DELETE FROM {table} WHERE date BETWEEN ? AND ? "
-                "AND group_name IN (SELECT unnest(?))",
-                [first, last, list(groups)],
-            )
-        if len(rows):
-            DuckDBStore._upsert(self.con, schema.BREADTH, rows)
-        if len(members):
-            DuckDBStore._upsert(self.con, schema.BREADTH_MEMBERS, members)
-
-    def delete(self, days: Sequence[dt.date]) -> None:
-        for table in (schema.BREADTH, schema.BREADTH_MEMBERS):
-            self.con.execute(f"DELETE FROM {table} WHERE date IN (SELECT unnest(?))", [list(days)])
-
-    def replace_universe(self, members: Mapping[str, Sequence[str]]) -> None:
-        self.con.execute(
-            f"DELETE FROM {_UNIVERSE_TABLE} WHERE group_name IN (SELECT unnest(?))",
-            [list(members)],
-        )
-        self.con.execute(
-            f"INSERT INTO {_UNIVERSE_TABLE} (group_name, ticker) "
-            "SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[])",
-            group_pairs_lists(members),
-        )
-
-    def drop_groups(self, groups: Sequence[str]) -> None:
-        for table in (schema.BREADTH, schema.BREADTH_MEMBERS, _UNIVERSE_TABLE):
-            self.con.execute(
-                f"DELETE FROM {table} WHERE group_name IN (SELECT unnest(?))", [list(groups)]
-            )
-
-    def settle(self, seen: StaleMark, stale_from: dt.date | None) -> None:
-        self.con.execute(
-            f"UPDATE {_STALE_TABLE} SET stale_from = ? WHERE version = ?",
-            [stale_from, seen.version],
-        )
-
-    def move_mark(self, day: dt.date) -> None:
-        self.con.execute(
-            f"UPDATE {_STALE_TABLE} SET stale_from = least(coalesce(stale_from, ?), ?), "
-            "version = version + 1",
-            [day, day],
-        )

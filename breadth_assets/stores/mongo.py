@@ -5,11 +5,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 import pymongo
 from pydantic import Field, PrivateAttr
@@ -17,13 +16,23 @@ from pymongo.errors import BulkWriteError, PyMongoError
 from pymongo.uri_parser import parse_uri
 
 from breadth_assets import schema
-from breadth_assets.analytics.breadth import ALL_GROUP, HIGH_LOW_DAYS
+from breadth_assets.analytics.breadth import HIGH_LOW_DAYS
+from breadth_assets.schema import ALL_GROUP
 from breadth_assets.stores.base import (
     PREVIOUS_COLUMNS,
     BreadthSteps,
     MarketStore,
     StaleMark,
     StoreError,
+)
+from breadth_assets.stores.mongo_breadth import STALE, UNIVERSE, MongoSteps, migrate
+from breadth_assets.stores.mongo_documents import (
+    as_documents,
+    as_frame,
+    breadth_query,
+    bson_date,
+    by_id,
+    key_text,
 )
 
 _clients: dict[str, pymongo.MongoClient] = {}
@@ -100,7 +109,7 @@ class MongoStore(MarketStore):
         db = self._client()[self.database]
         if not self._indexed:
             try:
-                _migrate(db)
+                migrate(db)
                 for table, keys in schema.KEYS.items():
                     db[table].create_index([(key, 1) for key in keys], unique=True)
                     if "date" in schema.TABLES[table] and keys[0] != "date":
@@ -117,7 +126,7 @@ class MongoStore(MarketStore):
             documents = list(self._db()[table].find(query, projection).sort(sort))
         except PyMongoError as error:
             raise self._fail(error, f"reading {table}") from None
-        return _frame(documents, columns)
+        return as_frame(documents, columns)
 
     def read_prices(self, tickers: Sequence[str]) -> pd.DataFrame:
         return self._find(schema.PRICES, {"ticker": {"$in": list(tickers)}}, _BY_TICKER)
@@ -135,12 +144,12 @@ class MongoStore(MarketStore):
                 documents.extend(reversed(list(found.sort([("date", -1)]).limit(bars))))
         except PyMongoError as error:
             raise self._fail(error, f"reading {table}") from None
-        return _frame(documents, columns)
+        return as_frame(documents, columns)
 
     def read_breadth_inputs(
         self, tickers: Sequence[str], end: dt.date, start: dt.date | None = None
     ) -> pd.DataFrame:
-        dates = {"$lte": _bson_date(end), **({"$gte": _bson_date(start)} if start else {})}
+        dates = {"$lte": bson_date(end), **({"$gte": bson_date(start)} if start else {})}
         query = {"ticker": {"$in": list(tickers)}, "date": dates}
         indicators = self._find(schema.INDICATORS, query, _BY_TICKER)
         prices = self._find(schema.PRICES, query, _BY_TICKER)[["ticker", "date", "volume"]]
@@ -148,7 +157,7 @@ class MongoStore(MarketStore):
         return rows[list(schema.BREADTH_INPUT_COLUMNS)].reset_index(drop=True)
 
     def read_previous_closes(self, tickers: Sequence[str], before: dt.date) -> pd.DataFrame:
-        match = {"ticker": {"$in": list(tickers)}, "date": {"$lt": _bson_date(before)}}
+        match = {"ticker": {"$in": list(tickers)}, "date": {"$lt": bson_date(before)}}
         pipeline = [{"$match": match}, {"$group": {"_id": "$ticker", "date": {"$max": "$date"}}}]
         try:
             last = {g["_id"]: g["date"] for g in self._db()[schema.INDICATORS].aggregate(pipeline)}
@@ -159,22 +168,22 @@ class MongoStore(MarketStore):
         except PyMongoError as error:
             raise self._fail(error, "reading indicators") from None
         columns = {name: schema.INDICATOR_COLUMNS[name] for name in PREVIOUS_COLUMNS}
-        return _frame(rows, columns).sort_values("ticker", ignore_index=True)
+        return as_frame(rows, columns).sort_values("ticker", ignore_index=True)
 
     def read_breadth_before(self, day: dt.date, group: str = ALL_GROUP) -> pd.Series | None:
         columns = schema.BREADTH_COLUMNS
         projection = {"_id": False, **{name: True for name in columns}}
-        query = {"date": {"$lt": _bson_date(day)}, "group_name": group}
+        query = {"date": {"$lt": bson_date(day)}, "group_name": group}
         try:
             found = self._db()[schema.BREADTH].find_one(query, projection, sort=[("date", -1)])
         except PyMongoError as error:
             raise self._fail(error, "reading breadth") from None
-        return None if found is None else _frame([found], columns).iloc[0]
+        return None if found is None else as_frame([found], columns).iloc[0]
 
     def read_breadth_tail(self, before: dt.date, days: int = HIGH_LOW_DAYS) -> pd.DataFrame:
         columns = schema.BREADTH_COLUMNS
         projection = {"_id": False, **{name: True for name in columns}}
-        earlier = {"date": {"$lt": _bson_date(before)}}
+        earlier = {"date": {"$lt": bson_date(before)}}
         documents: list[dict[str, Any]] = []
         try:
             breadth = self._db()[schema.BREADTH]
@@ -183,11 +192,11 @@ class MongoStore(MarketStore):
                 documents.extend(reversed(list(found.sort([("date", -1)]).limit(days))))
         except PyMongoError as error:
             raise self._fail(error, "reading breadth") from None
-        return _frame(documents, columns)
+        return as_frame(documents, columns)
 
     def breadth_stale(self) -> StaleMark:
         try:
-            found = self._db()[_STALE].find_one({"_id": _STALE}) or {}
+            found = self._db()[STALE].find_one({"_id": STALE}) or {}
         except PyMongoError as error:
             raise self._fail(error, "reading the breadth stale mark") from None
         stale_from = found.get("stale_from")
@@ -208,16 +217,16 @@ class MongoStore(MarketStore):
 
     def read_breadth_groups(self) -> dict[str, list[str]]:
         try:
-            found = list(self._db()[_UNIVERSE].find({}))
+            found = list(self._db()[UNIVERSE].find({}))
         except PyMongoError as error:
             raise self._fail(error, "reading the breadth groups") from None
-        return {doc["_id"]: sorted(doc.get("tickers", [])) for doc in sorted(found, key=_by_id)}
+        return {doc["_id"]: sorted(doc.get("tickers", [])) for doc in sorted(found, key=by_id)}
 
     @contextlib.contextmanager
     def _breadth_steps(self) -> Iterator[BreadthSteps]:
         """No transaction: each step is written on its own (a crash between them leaves the
         mark set, which costs a recomputation, never a stale row)."""
-        yield _MongoSteps(self)
+        yield MongoSteps(self)
 
     def read_breadth(
         self,
@@ -226,7 +235,7 @@ class MongoStore(MarketStore):
         group: str | None = ALL_GROUP,
     ) -> pd.DataFrame:
         order = [("group_name", 1), ("date", 1)]
-        return self._find(schema.BREADTH, _breadth_query(start, end, group), order)
+        return self._find(schema.BREADTH, breadth_query(start, end, group), order)
 
     def read_breadth_members(
         self,
@@ -235,7 +244,7 @@ class MongoStore(MarketStore):
         group: str | None = None,
     ) -> pd.DataFrame:
         order = [("date", 1), ("group_name", 1), ("event", 1), ("ticker", 1)]
-        return self._find(schema.BREADTH_MEMBERS, _breadth_query(start, end, group), order)
+        return self._find(schema.BREADTH_MEMBERS, breadth_query(start, end, group), order)
 
     def read_intraday(self, tickers: Sequence[str]) -> pd.DataFrame:
         query = {"ticker": {"$in": list(tickers)}}
@@ -253,7 +262,7 @@ class MongoStore(MarketStore):
         except PyMongoError as error:
             raise self._fail(error, "reading intraday_prices") from None
         columns = {name: schema.INTRADAY_COLUMNS[name] for name in (*series, "ts")}
-        latest = _frame(({**g["_id"], "ts": g["ts"]} for g in groups), columns)
+        latest = as_frame(({**g["_id"], "ts": g["ts"]} for g in groups), columns)
         return latest.sort_values(list(series), ignore_index=True)
 
     def read_actions(self, tickers: Sequence[str] | None = None) -> pd.DataFrame:
@@ -278,7 +287,7 @@ class MongoStore(MarketStore):
         if mark is not None:
             # Before the write (there is no transaction): a failed write leaves a mark too
             # early, which costs a recomputation, never a stale row.
-            _MongoSteps(self).move_mark(mark)
+            MongoSteps(self).move_mark(mark)
         for table, tickers in replace.items():
             try:
                 self._db()[table].delete_many({"ticker": {"$in": list(tickers)}})
@@ -286,10 +295,10 @@ class MongoStore(MarketStore):
                 raise self._fail(error, f"writing {table}") from None
         for table, df in frames.items():
             keys = schema.KEYS[table]
-            documents = _documents(df, schema.TABLES[table])
+            rows = as_documents(df, schema.TABLES[table])
             written[table] = 0
-            for start in range(0, len(documents), self.write_chunk_rows):
-                chunk = documents[start : start + self.write_chunk_rows]
+            for start in range(0, len(rows), self.write_chunk_rows):
+                chunk = rows[start : start + self.write_chunk_rows]
                 operations = [
                     pymongo.ReplaceOne({key: doc[key] for key in keys}, doc, upsert=True)
                     for doc in chunk
@@ -300,7 +309,7 @@ class MongoStore(MarketStore):
                 except BulkWriteError as error:
                     failed = {e["index"] for e in error.details.get("writeErrors", [])}
                     written[table] += len(chunk) - len(failed)
-                    lost += [f"{table} {_key_text(chunk[i], keys)}" for i in sorted(failed)]
+                    lost += [f"{table} {key_text(chunk[i], keys)}" for i in sorted(failed)]
                 except PyMongoError as error:
                     raise self._fail(error, f"writing {table}") from None
         if lost:
@@ -315,44 +324,6 @@ class MongoStore(MarketStore):
 
 
 _BY_TICKER = [("ticker", 1), ("date", 1)]
-_STALE = "breadth_stale"
-_UNIVERSE = "breadth_universe"
-"""The collection of the breadth groups' tickers; also the `_id` of the one document in
-`breadth_stale` where an older version kept the whole universe's."""
-
-
-def _migrate(db: Any) -> None:
-    """Brings a database an older version wrote to breadth per group: its breadth documents
-    (keyed by date alone) and its universe record are the whole universe's."""
-    breadth = db[schema.BREADTH]
-    breadth.update_many({"group_name": {"$exists": False}}, {"$set": {"group_name": ALL_GROUP}})
-    for name, index in breadth.index_information().items():
-        if index.get("unique") and [key for key, _ in index["key"]] == ["date"]:
-            breadth.drop_index(name)
-    old = db[_STALE].find_one({"_id": _UNIVERSE})
-    if old is not None:
-        record = {"tickers": list(old.get("tickers", []))}
-        db[_UNIVERSE].update_one({"_id": ALL_GROUP}, {"$setOnInsert": record}, upsert=True)
-        db[_STALE].delete_one({"_id": _UNIVERSE})
-
-
-def _by_id(document: dict[str, Any]) -> str:
-    return str(document["_id"])
-
-
-def _breadth_query(start: dt.date | None, end: dt.date | None, group: str | None) -> dict:
-    """Breadth rows or members in [start, end] (open without a bound) of one group, or all."""
-    query: dict[str, Any] = {}
-    bounds = {}
-    if start:
-        bounds["$gte"] = _bson_date(start)
-    if end:
-        bounds["$lte"] = _bson_date(end)
-    if bounds:
-        query["date"] = bounds
-    if group is not None:
-        query["group_name"] = group
-    return query
 
 
 def _credentials(uri: str) -> list[str]:
@@ -361,156 +332,3 @@ def _credentials(uri: str) -> list[str]:
     except Exception:
         return []
     return [secret for secret in (parsed.get("password"), parsed.get("username")) if secret]
-
-
-def _bson_date(day: dt.date) -> dt.datetime:
-    return dt.datetime(day.year, day.month, day.day)
-
-
-def _documents(df: pd.DataFrame, columns: Mapping[str, str]) -> list[dict[str, Any]]:
-    """Rows as BSON-ready dicts: dates at midnight UTC, NaN as null, numpy scalars as Python."""
-    missing = [name for name in columns if name not in df.columns]
-    if missing:
-        raise StoreError(f"rows lack the columns {missing}")
-    out = df[list(columns)].copy()
-    for name, kind in columns.items():
-        if kind == "DATE":
-            out[name] = pd.to_datetime(out[name]).dt.normalize().dt.to_pydatetime()
-        elif kind == "TIMESTAMP":
-            out[name] = pd.to_datetime(out[name]).dt.to_pydatetime()
-    records = out.astype(object).where(out.notna(), None).to_dict("records")
-    for record in records:
-        for name, value in record.items():
-            if isinstance(value, np.generic):
-                record[name] = value.item()
-    return records
-
-
-def _frame(documents: Iterable[dict[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
-    """Documents as the DataFrame the DuckDB store returns: same columns, dtypes and NULLs."""
-    df = pd.DataFrame(list(documents), columns=list(columns))
-    for name, kind in columns.items():
-        if kind in ("DATE", "TIMESTAMP"):
-            df[name] = pd.to_datetime(df[name]).astype("datetime64[us]")
-        elif kind == "DOUBLE":
-            df[name] = pd.to_numeric(df[name], errors="coerce").astype("float64")
-        elif kind == "BIGINT":
-            # NULL (a field an older version did not write) as NaN, as the PostgreSQL store
-            counts = pd.to_numeric(df[name])
-            df[name] = counts.astype("float64" if counts.isna().any() else "int64")
-        elif kind == "BOOLEAN":
-            flags = df[name].astype("boolean")
-            df[name] = flags if flags.isna().any() else flags.astype(bool)
-        else:
-            df[name] = df[name].astype("str")
-    return df
-
-
-def _key_text(document: dict[str, Any], keys: Sequence[str]) -> str:
-    return " ".join(
-        f"{document[key]:%Y-%m-%d}"
-        if isinstance(document[key], dt.datetime)
-        else str(document[key])
-        for key in keys
-    )
-
-
-class _MongoSteps(BreadthSteps):
-    def __init__(self, store: MongoStore) -> None:
-        self.store = store
-
-    def _do(self, doing: str, step: Callable[[Any], object]) -> None:
-        try:
-            step(self.store._db())
-        except PyMongoError as error:
-            raise self.store._fail(error, doing) from None
-
-    def _replace(self, table: str, query: dict[str, Any], rows: pd.DataFrame) -> None:
-        """The documents `query` finds become `rows`: these upserted first, then the ones found
-        that are not among them deleted (a reader never misses a row that stays)."""
-        keys = schema.KEYS[table]
-        kept: set[tuple] = set()
-        if len(rows):
-            kept = {_key(doc, keys) for doc in _documents(rows, schema.TABLES[table])}
-            self.store.write({table: rows}, stale_from=None)
-
-        def clear(db: Any) -> None:
-            found = db[table].find(query, dict.fromkeys(keys, True))
-            gone = [doc["_id"] for doc in found if _key(doc, keys) not in kept]
-            if gone:
-                db[table].delete_many({"_id": {"$in": gone}})
-
-        self._do(f"replacing {table} rows", clear)
-
-    def replace_rows(
-        self,
-        first: dt.date,
-        last: dt.date,
-        groups: Sequence[str],
-        rows: pd.DataFrame,
-        members: pd.DataFrame,
-    ) -> None:
-        query = {
-            "date": {"$gte": _bson_date(first), "$lte": _bson_date(last)},
-            "group_name": {"$in": list(groups)},
-        }
-        self._replace(schema.BREADTH, query, rows)
-        self._replace(schema.BREADTH_MEMBERS, query, members)
-
-    def delete(self, days: Sequence[dt.date]) -> None:
-        dates = {"date": {"$in": [_bson_date(day) for day in days]}}
-
-        def step(db: Any) -> None:
-            for table in (schema.BREADTH, schema.BREADTH_MEMBERS):
-                db[table].delete_many(dates)
-
-        self._do("deleting breadth rows", step)
-
-    def replace_universe(self, members: Mapping[str, Sequence[str]]) -> None:
-        operations = [
-            pymongo.ReplaceOne({"_id": group}, {"_id": group, "tickers": list(tickers)}, True)
-            for group, tickers in members.items()
-        ]
-        if operations:
-            self._do(
-                "writing the breadth groups",
-                lambda db: db[_UNIVERSE].bulk_write(operations, ordered=False),
-            )
-
-    def drop_groups(self, groups: Sequence[str]) -> None:
-        named = {"$in": list(groups)}
-
-        def step(db: Any) -> None:
-            for table in (schema.BREADTH, schema.BREADTH_MEMBERS):
-                db[table].delete_many({"group_name": named})
-            db[_UNIVERSE].delete_many({"_id": named})
-
-        self._do("dropping breadth groups", step)
-
-    def settle(self, seen: StaleMark, stale_from: dt.date | None) -> None:
-        change = (
-            {"$set": {"stale_from": _bson_date(stale_from)}}
-            if stale_from
-            else {"$unset": {"stale_from": ""}}
-        )
-        self._do(
-            "settling the breadth stale mark",
-            lambda db: db[_STALE].update_one({"_id": _STALE, "version": seen.version}, change),
-        )
-
-    def move_mark(self, day: dt.date) -> None:
-        change = {"$min": {"stale_from": _bson_date(day)}, "$inc": {"version": 1}}
-        self._do(
-            "moving the breadth stale mark",
-            lambda db: db[_STALE].update_one({"_id": _STALE}, change, upsert=True),
-        )
-
-
-def _key(document: Mapping[str, Any], keys: Sequence[str]) -> tuple:
-    """A document's key as comparable values (dates as naive datetimes)."""
-    return tuple(
-        pd.Timestamp(document.get(key)).to_pydatetime()
-        if isinstance(document.get(key), dt.datetime)
-        else document.get(key)
-        for key in keys
-    )

@@ -22,11 +22,12 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Discriminator, PlainValidator, Tag, model_validator
 
 from breadth_assets.fields import Loc, Strict, a_list, is_null, refusal, relative_path, text
+from breadth_assets.schema import ALL_GROUP
 from breadth_assets.sources.csv.settings import find_header
 from breadth_assets.universe import fields
 from breadth_assets.universe.tickers import MAX_SHOWN, SYMBOL_RULE, symbol_problem
 
-RESERVED = "ALL"
+RESERVED = ALL_GROUP
 """The name of the whole universe, which no group may take (in any case)."""
 DEFAULT_CHART_GROUPS = 3
 """How many groups are charted, the first ones, when none is marked `chart: true`."""

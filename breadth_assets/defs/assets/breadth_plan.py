@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 import dagster as dg
 import pandas as pd
 
-from breadth_assets.analytics.breadth import ALL_GROUP, BreadthState, found_sessions, state_after
+from breadth_assets.analytics.breadth import BreadthState, state_after
+from breadth_assets.analytics.sessions import found_sessions
+from breadth_assets.schema import ALL_GROUP
 from breadth_assets.stores.base import MarketStore, StaleMark
 from breadth_assets.universe.file import Universe
 
@@ -63,25 +65,8 @@ def plan_breadth(
         store.mark_breadth_stale(left_or_joined)
     mark = store.breadth_stale()
     last_asked = pd.Timestamp(keys[-1])
-    end = last_asked
-    latest = store.read_breadth_before(dt.date.max)
-    if (
-        mark.stale_from is not None
-        and pd.Timestamp(mark.stale_from) <= last_asked
-        and latest is not None
-        and pd.Timestamp(latest["date"]) > last_asked
-    ):
-        end = pd.Timestamp(latest["date"])
-    calendar_days = pd.DatetimeIndex(
-        pd.to_datetime(
-            trading_days.get_partition_keys_in_range(
-                dg.PartitionKeyRange(trading_days.get_first_partition_key(), f"{end:%Y-%m-%d}")
-            )
-        )
-    )
-    stored = pd.DatetimeIndex(store.read_breadth(end=end.date())["date"])
-    extra = pd.DatetimeIndex(pd.to_datetime(list(universe.extra_sessions)))
-    days = calendar_days.union(stored).union(extra[(extra >= calendar_days[0]) & (extra <= end)])
+    end = _end(store, mark, last_asked)
+    calendar_days, days = _days(store, universe, trading_days, end)
     asked = _asked_from(days, calendar_days, pd.Timestamp(keys[0]))
     begin, states = _starting_point(store, tickers, days, asked, mark)
     found = _sessions(store, tickers, days, calendar_days, begin, end)
@@ -118,6 +103,41 @@ def plan_breadth(
     sessions = days.difference(calendar_days)
     sessions = sessions[sessions >= days[min(p.begin for p in passes)]]
     return Plan(days, passes, keys, days[asked], mark, carried_to, sessions, changed)
+
+
+def _end(store: MarketStore, mark: StaleMark, last_asked: pd.Timestamp) -> pd.Timestamp:
+    """The last asked day, or the last stored row when inputs changed on or before the last
+    asked day and later rows are stored (they are stale: the run carries on to them)."""
+    latest = store.read_breadth_before(dt.date.max)
+    if (
+        mark.stale_from is not None
+        and pd.Timestamp(mark.stale_from) <= last_asked
+        and latest is not None
+        and pd.Timestamp(latest["date"]) > last_asked
+    ):
+        return pd.Timestamp(latest["date"])
+    return last_asked
+
+
+def _days(
+    store: MarketStore,
+    universe: Universe,
+    trading_days: dg.DailyPartitionsDefinition,
+    end: pd.Timestamp,
+) -> tuple[pd.DatetimeIndex, pd.DatetimeIndex]:
+    """The calendar's trading days up to `end`, and the breadth days: those, the days of stored
+    rows (sessions found before) and the universe's `extra_sessions`."""
+    calendar_days = pd.DatetimeIndex(
+        pd.to_datetime(
+            trading_days.get_partition_keys_in_range(
+                dg.PartitionKeyRange(trading_days.get_first_partition_key(), f"{end:%Y-%m-%d}")
+            )
+        )
+    )
+    stored = pd.DatetimeIndex(store.read_breadth(end=end.date())["date"])
+    extra = pd.DatetimeIndex(pd.to_datetime(list(universe.extra_sessions)))
+    extra = extra[(extra >= calendar_days[0]) & (extra <= end)]
+    return calendar_days, calendar_days.union(stored).union(extra)
 
 
 def _asked_from(

@@ -8,7 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from breadth_assets import schema
-from breadth_assets.analytics.breadth import ALL_GROUP, LISTED_DAYS, SMA_CROSS_PERIODS
+from breadth_assets.analytics.breadth_counts import LISTED_DAYS
+from breadth_assets.analytics.breadth_events import SMA_CROSS_PERIODS
+from breadth_assets.schema import ALL_GROUP
 from breadth_assets.stores.breadth_sql import COUNT_EXPRESSIONS, EVENT_CONDITIONS
 
 STALE_TABLE = "breadth_stale"

@@ -16,7 +16,8 @@ import sqlalchemy
 from pydantic import Field
 
 from breadth_assets import schema
-from breadth_assets.analytics.breadth import ALL_GROUP, HIGH_LOW_DAYS
+from breadth_assets.analytics.breadth import HIGH_LOW_DAYS
+from breadth_assets.schema import ALL_GROUP
 from breadth_assets.stores.base import (
     PREVIOUS_COLUMNS,
     BreadthSteps,
