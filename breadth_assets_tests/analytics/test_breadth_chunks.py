@@ -13,12 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from breadth_assets.analytics.breadth import (
-    compute_breadth,
-    compute_breadth_in_chunks,
-    count_breadth,
-    state_after,
-)
+from breadth_assets.analytics.breadth import compute_breadth, compute_breadth_in_chunks, state_after
+from breadth_assets.analytics.breadth_counts import count_breadth
 from breadth_assets.schema import BREADTH_INPUT_COLUMNS
 
 DAYS = pd.bdate_range("2024-01-01", periods=80)

@@ -10,16 +10,11 @@ import pandas as pd
 import pytest
 
 from breadth_assets.analytics.actions import adjust_prices, resolve_factors
-from breadth_assets.analytics.breadth import (
-    breadth_events,
-    compute_breadth,
-    compute_breadth_in_chunks,
-    count_breadth,
-    found_sessions,
-    group_events,
-    state_after,
-)
+from breadth_assets.analytics.breadth import compute_breadth, compute_breadth_in_chunks, state_after
+from breadth_assets.analytics.breadth_counts import count_breadth
+from breadth_assets.analytics.breadth_events import breadth_events, group_events
 from breadth_assets.analytics.indicators import compute_indicators
+from breadth_assets.analytics.sessions import found_sessions
 from breadth_assets.schema import BREADTH_INPUT_COLUMNS
 from breadth_assets_tests.support import reference_breadth, reference_members
 
@@ -121,7 +116,7 @@ def _from_stored(rows, groups, whole, cut_day, chunk_days):
         previous = rows[rows["date"] < chunk[0]].groupby("ticker").tail(1)
         return count_breadth(pd.concat([previous, inside]), chunk, groups)
 
-    after = DAYS[DAYS > cut_day]
+    after = DAYS[cut_day < DAYS]
     parts = compute_breadth_in_chunks(count_days, after, chunk_days, states)
     return pd.concat(list(parts), ignore_index=True)
 

@@ -14,12 +14,9 @@ import pandas as pd
 import pytest
 
 from breadth_assets import schema
-from breadth_assets.analytics.breadth import (
-    ALL_GROUP,
-    breadth_events,
-    count_breadth,
-    group_events,
-)
+from breadth_assets.analytics.breadth_counts import count_breadth
+from breadth_assets.analytics.breadth_events import breadth_events, group_events
+from breadth_assets.schema import ALL_GROUP
 from breadth_assets_tests.support import STORE_KINDS, drop_store, make_prices, make_store
 
 
