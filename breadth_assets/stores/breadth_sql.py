@@ -35,7 +35,7 @@ def below_sql(close: str, average: str) -> str:
 
 def _count_expressions() -> tuple[str, ...]:
     """The aggregates over `bars` (a ticker-day with its `prev_close`) per day: the same SQL in
-    DuckDB and PostgreSQL, so the PostgreSQL store's count (postgres_sql.py) shares them."""
+    DuckDB and PostgreSQL, so the PostgreSQL store's count (stores/postgres/sql.py) shares them."""
     rising, falling = "close > prev_close", "close < prev_close"
     return (
         "count(*) AS universe",
