@@ -33,7 +33,10 @@ from breadth_assets_tests.support import add_tickers, materialize_tickers, metad
 SEED = 20_240_601
 TICKERS = ["ACME", "BOLT", "CRUX", "DUSK", "EPIC", "FERN", "GLOW"]
 LISTED, DELISTED, HALTED = "EPIC", "DUSK", "FERN"
-INDICATOR_INPUTS = ["ema_20", "ema_50", "ema_200", "rsi_14", "high_52w", "low_52w", "macd_stage"]
+INDICATOR_INPUTS = [
+    *("ema_20", "ema_50", "ema_200", "sma_20", "sma_40", "sma_50", "sma_200", "close_65"),
+    *("rsi_14", "high_52w", "low_52w", "macd_stage"),
+]
 
 
 def _xnys_days(start: dt.date, end: dt.date) -> pd.DatetimeIndex:
@@ -185,18 +188,29 @@ def _pct(count: int, of: int) -> float:
     return 100.0 * count / of if of else np.nan
 
 
+def _above(close: float, average: float) -> bool:
+    """docs/design.md: above by more than a billionth of the average."""
+    return not np.isnan(average) and close - average > abs(average) * 1e-9
+
+
 def _expected_breadth(ticker_days: pd.DataFrame, dates: pd.DatetimeIndex) -> pd.DataFrame:
-    """docs/design.md "Breadth columns", "McClellan oscillator and summation" and "Zweig breadth
-    thrust EMA", one date at a time; a date without any bar gets no row and moves nothing."""
+    """docs/design.md "Groups", "Breadth columns", "McClellan oscillator and summation" and
+    "Zweig breadth thrust EMA" for the whole universe, one date at a time; a date without any bar
+    gets no row and moves nothing."""
     by_day = {day: rows for day, rows in ticker_days.groupby("date")}
+    bar_days = {t: set(rows["date"]) for t, rows in ticker_days.groupby("ticker")}
     last_close: dict[str, float] = {}
-    ad_line, seeded, e19, e39, summation, zweig = 0, False, np.nan, np.nan, np.nan, np.nan
-    out = []
+    ad_line = net_line = 0
+    seeded, e19, e39, summation, zweig = False, np.nan, np.nan, np.nan, np.nan
+    out: list[dict] = []
     for day in dates:
         if day not in by_day:
             continue
         today = by_day[day]
-        a = d = u = 0
+        window = {day - pd.Timedelta(days=k) for k in range(14)}
+        listed = sum(bool(window & days) for days in bar_days.values())
+        partial = len(today) < 0.8 * listed
+        a = d = u = up4 = down4 = 0
         up = down = 0.0
         for bar in today.itertuples():
             previous = last_close.get(bar.ticker)
@@ -206,9 +220,11 @@ def _expected_breadth(ticker_days: pd.DataFrame, dates: pd.DatetimeIndex) -> pd.
                 u += bar.close == previous
                 up += bar.volume if bar.close > previous else 0.0
                 down += bar.volume if bar.close < previous else 0.0
+                up4 += bar.close / previous >= 1.04
+                down4 += bar.close / previous <= 0.96
             last_close[bar.ticker] = bar.close
         ad_line += a - d
-        if a + d > 0:
+        if a + d > 0 and not partial:
             x, share = 1000.0 * (a - d) / (a + d), a / (a + d)
             if seeded:
                 e19, e39 = e19 + 0.10 * (x - e19), e39 + 0.05 * (x - e39)
@@ -216,36 +232,70 @@ def _expected_breadth(ticker_days: pd.DataFrame, dates: pd.DatetimeIndex) -> pd.
             else:
                 e19 = e39 = x
                 zweig, summation, seeded = share, 0.0, True
-        if seeded:
+        if seeded and not partial:
             summation += e19 - e39
+        highs = int((today["high"] > today["high_52w"]).sum())
+        lows = int((today["low"] < today["low_52w"]).sum())
+        net_line += highs - lows
+        quarter = today["close"] / today["close_65"]
         stages = today["macd_stage"].dropna()
         row = {
             "date": day,
+            "group_name": "ALL",
             "universe": len(today),
+            "listed": listed,
+            "partial": partial,
             "advancers": a,
             "decliners": d,
             "unchanged": u,
             "net_advances": a - d,
             "ad_line": ad_line,
             "ad_ratio": a / d if d else np.nan,
-            "mcclellan_osc": e19 - e39 if seeded else np.nan,
+            "mcclellan_osc": e19 - e39 if seeded and not partial else np.nan,
             "mcclellan_sum": summation if seeded else np.nan,
-            "new_highs_52w": int((today["high"] > today["high_52w"]).sum()),
-            "new_lows_52w": int((today["low"] < today["low_52w"]).sum()),
+            "new_highs_52w": highs,
+            "new_lows_52w": lows,
+            "net_new_highs": highs - lows,
+            "net_new_highs_line": net_line,
+            "record_high_pct": _pct(highs, highs + lows),
+            "up_4pct": up4,
+            "down_4pct": down4,
+            "up_25pct_quarter": int((quarter >= 1.25).sum()),
+            "down_25pct_quarter": int((quarter <= 0.75).sum()),
             "up_volume": up,
             "down_volume": down,
             "trin": (a / d) / (up / down) if a and d and up and down else np.nan,
+            "up_volume_pct": 100.0 * up / (up + down) if up + down else np.nan,
             "rsi_overbought": int((today["rsi_14"] > 70).sum()),
             "rsi_oversold": int((today["rsi_14"] < 30).sum()),
             "zweig_ema": zweig if seeded else np.nan,
             "mcclellan_ema_19": e19 if seeded else np.nan,
             "mcclellan_ema_39": e39 if seeded else np.nan,
         }
-        for n in (20, 50, 200):
-            ema = today[f"ema_{n}"]
-            row[f"pct_above_ema_{n}"] = _pct(int((today["close"] > ema).sum()), ema.notna().sum())
+        for kind, periods in (("ema", (20, 50, 200)), ("sma", (20, 40, 50, 200))):
+            for n in periods:
+                values = today[f"{kind}_{n}"]
+                above = sum(_above(c, v) for c, v in zip(today["close"], values, strict=True))
+                row[f"pct_above_{kind}_{n}"] = _pct(above, values.notna().sum())
         for k in range(1, 7):
             row[f"macd_stage_{k}"] = _pct(int((stages == k).sum()), len(stages))
+        if partial:
+            for name in row:
+                if name.startswith(("pct_", "macd_stage_")) or name in (
+                    "ad_ratio",
+                    "record_high_pct",
+                    "trin",
+                    "up_volume_pct",
+                ):
+                    row[name] = np.nan
+        recent = [r["record_high_pct"] for r in [*out[-9:], row]]
+        defined = [v for v in recent if not np.isnan(v)]
+        row["high_low_index"] = np.mean(defined) if defined and not partial else np.nan
+        zweigs = [r["zweig_ema"] for r in [*out[-9:], row]]
+        yesterday = out[-1]["zweig_ema"] if out else np.nan
+        row["zweig_thrust"] = bool(
+            zweig > 0.615 and not yesterday > 0.615 and any(z < 0.40 for z in zweigs)
+        )
         out.append(row)
     return pd.DataFrame(out, columns=list(schema.BREADTH_COLUMNS))
 
@@ -269,9 +319,9 @@ def test_breadth_equals_an_independent_per_date_computation(panel):
     got = panel.store.read_breadth()
     assert got["date"].tolist() == expected["date"].tolist()
     for column, sql_type in schema.BREADTH_COLUMNS.items():
-        if column == "date":
+        if column in ("date", "group_name"):
             continue
-        if sql_type == "BIGINT":
+        if sql_type in ("BIGINT", "BOOLEAN"):
             assert got[column].tolist() == expected[column].astype(np.int64).tolist(), column
         else:
             np.testing.assert_allclose(
