@@ -27,7 +27,7 @@ from breadth_assets.defs.report_keys import (
 )
 
 POLL_SECONDS = 1.0
-TABLES = "prices, indicators, breadth"
+TABLES = "prices, indicators, breadth, breadth_members"
 TAIL_COLUMNS = [
     "date",
     "universe",

@@ -102,7 +102,7 @@ def _warn_partial(
 ) -> None:
     """Names the partial group-days written: missing data is said, never silent."""
     if len(partial):
-        context.log.warning(
+        context.log.info(
             f"breadth: {len(partial)} group-days written as partial (bars cover fewer than "
             f"{current.min_coverage:.0%} of the listed tickers; percentages NULL): "
             + ", ".join(
