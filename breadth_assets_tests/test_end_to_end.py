@@ -198,10 +198,18 @@ def test_a_ticker_fetched_outside_the_main_job_makes_status_and_the_next_run_see
     assert "breadth: up to date" in _run([str(BIN / "breadth-assets"), "status"], home).stdout
 
 
-def test_the_quick_start_applies_the_demo_markets_splits_and_explains_every_move(home):
+def test_the_quick_start_applies_the_demo_splits_computes_its_groups_and_explains_every_move(
+    home,
+):
     quick_start = {**home, "BREADTH_UNIVERSE": str(PROJECT_ROOT / "universe.yaml")}
-    result = _run([str(BIN / "breadth-assets"), "run", "--tail", "0", "--checks"], quick_start)
+    result = _run([str(BIN / "breadth-assets"), "run", "--tail", "1", "--checks"], quick_start)
     assert "  5 actions applied: FRNZ split 1:2 on 2015-07-22, DLVN split 1:2 on " in result.stdout
+    store = DuckDBStore(path=home["BREADTH_DUCKDB_PATH"])
+    last = store.read_breadth()["date"].max()
+    on_last = store.read_breadth(start=last.date(), end=last.date(), group=None)
+    assert set(on_last["group_name"]) == {"ALL", "DEMO15", "Industrials"}
+    assert f"top groups on {last:%Y-%m-%d} by % above SMA 50:" in result.stdout
+    assert set(store.read_breadth_members()["group_name"]) == {"ALL", "DEMO15", "Industrials"}
     [line] = [line for line in result.stdout.splitlines() if line.startswith("checks: ")]
     assert " passed" in line
     assert "unexplained_moves" not in result.stdout  # a failing check is printed by name

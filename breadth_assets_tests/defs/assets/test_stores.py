@@ -31,22 +31,26 @@ def demo_instance(instance):
     return add_tickers(instance, DEMO_TICKERS)
 
 
-def _materialize_demo(instance, store, tmp_path) -> pd.DataFrame:
+def _materialize_demo(instance, store, tmp_path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Every group's breadth, who moved, and each group's recorded tickers."""
     universe = write_universe(tmp_path, DEMO_TICKERS, start=START)
     assert materialize_tickers(instance, store, universe, END, tickers=DEMO_TICKERS).success
     assert materialize_breadth(instance, store, START, END).success
-    return store.read_breadth()
+    return store.read_breadth(group=None), store.read_breadth_members(), store.read_breadth_groups()
 
 
 @pytest.mark.parametrize("kind", STORE_KINDS)
-def test_the_demo_universe_gives_the_same_breadth_through_every_store(
+def test_the_demo_universe_gives_the_same_breadth_of_every_group_through_every_store(
     kind, demo_instance, store, tmp_path
 ):
-    reference = _materialize_demo(demo_instance, store, tmp_path)
-    assert len(reference) == len(pd.bdate_range(START, END))
+    rows, members, groups = _materialize_demo(demo_instance, store, tmp_path)
+    assert len(rows) == 3 * len(pd.bdate_range(START, END))  # ALL and the two demo groups
     other = make_store(kind, tmp_path / kind)
     try:
-        pd.testing.assert_frame_equal(_materialize_demo(demo_instance, other, tmp_path), reference)
+        other_rows, other_members, other_groups = _materialize_demo(demo_instance, other, tmp_path)
+        pd.testing.assert_frame_equal(other_rows, rows)
+        pd.testing.assert_frame_equal(other_members, members)
+        assert other_groups == groups
     finally:
         drop_store(other)
 
