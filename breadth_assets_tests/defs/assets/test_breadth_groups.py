@@ -23,7 +23,7 @@ from breadth_assets_tests.support import (
     metadata_of,
 )
 
-START, END = "2023-06-01", "2024-06-28"
+START, END = "2024-01-02", "2024-06-28"
 GROUPS = {"G1": ["ALPHA", "BRAVO", "CHARLIE"], "G2": ["CHARLIE", "DELTA"]}
 
 
@@ -88,8 +88,10 @@ def test_changing_one_groups_members_recomputes_that_group_alone(
     after = store.read_breadth(group=None)
     others = before[before["group_name"] != "G2"].reset_index(drop=True)
     pd.testing.assert_frame_equal(after[after["group_name"] != "G2"].reset_index(drop=True), others)
-    g2_days = (after["group_name"] == "G2").sum()
+    joined, _ = store.bar_span(["ECHO"])
+    g2_days = ((after["group_name"] == "G2") & (after["date"].dt.date >= joined)).sum()
     assert metadata_of(result, "breadth")["rows_written"] == g2_days + 2
+    assert metadata_of(result, "breadth")["computed_from"] == f"{joined}"
     expected = fresh.read_breadth(group="G2")
     pd.testing.assert_frame_equal(store.read_breadth(group="G2"), expected)
     assert not store.read_breadth(group="G2")["universe"].equals(
