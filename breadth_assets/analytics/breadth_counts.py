@@ -67,13 +67,88 @@ may count these in its own query (docs/design.md "Breadth columns")."""
 VOLUME_COLUMNS: tuple[str, ...] = ("up_volume", "down_volume")
 
 
-def _members(
-    members: Mapping[str, Sequence[str]] | None, tickers: Sequence[str]
-) -> dict[str, list[str]]:
-    """The groups to count, `ALL_GROUP` (every ticker of the rows, unless given) first."""
-    groups = {ALL_GROUP: list(tickers)}
-    groups.update({name: list(m) for name, m in (members or {}).items()})
-    return groups
+class TickerDays:
+    """The ticker-day rows of a count, sorted by ticker and date, placed on the output dates:
+    what the counts (`count_breadth`) and who made them (`breadth_events.breadth_members`) are
+    computed from, with each row's previous bar."""
+
+    def __init__(self, rows: pd.DataFrame, dates: Sequence | pd.DatetimeIndex) -> None:
+        missing = [c for c in ("ticker", "date", "close") if c not in rows.columns]
+        if missing:
+            raise ValueError(f"breadth rows lack columns {missing}")
+        self.dates = pd.DatetimeIndex(pd.to_datetime(dates))
+        out_days = day_numbers(self.dates)
+        if np.any(np.diff(out_days) <= 0):
+            raise ValueError("dates must be strictly ascending")
+        self.n = n = out_days.size
+        row_days = day_numbers(rows["date"])
+        order, starts = ticker_date_order(rows["ticker"], row_days)
+        self.rows, self.order = rows, order
+        if order is not None:
+            row_days = row_days[order]
+        values = rows["ticker"].to_numpy()
+        codes, uniques = pd.factorize(values if order is None else values[order])
+        self.codes, self.tickers = codes, pd.Index(uniques)
+        self.has_prev = np.ones(row_days.size, dtype=bool)
+        self.has_prev[starts] = False
+        self.starts = starts
+        position = np.searchsorted(out_days, row_days)
+        clipped = np.minimum(position, max(n - 1, 0))
+        off_dates = (position >= n) | (out_days[clipped] != row_days) if n else position >= 0
+        position[off_dates] = n
+        self.position = position
+        """Each row's output position; `n` for a row off the dates (a previous bar)."""
+        never = np.iinfo(np.int64).max // 2
+        next_day = np.full(row_days.size, never)
+        next_day[:-1] = row_days[1:]
+        next_day[np.asarray(starts[1:], dtype=np.int64) - 1] = never
+        self.listed_from = np.searchsorted(out_days, row_days)
+        self.listed_to = np.searchsorted(out_days, np.minimum(next_day, row_days + LISTED_DAYS))
+
+    def column(self, name: str) -> np.ndarray:
+        """A column in the rows' order (NaN where the rows lack it)."""
+        if name not in self.rows.columns:
+            return np.full(self.position.size, np.nan)
+        values = self.rows[name].to_numpy(dtype=np.float64)
+        return values if self.order is None else values[self.order]
+
+    def previous(self, values: np.ndarray) -> np.ndarray:
+        """Each row's previous bar's value (NaN on a ticker's first row)."""
+        out = np.full_like(values, np.nan)
+        out[1:] = values[:-1]
+        out[~self.has_prev] = np.nan
+        return out
+
+    def membership(
+        self, members: Mapping[str, Sequence[str]] | None
+    ) -> tuple[list[str], np.ndarray]:
+        """The groups (`ALL_GROUP` first: every ticker of the rows, unless given) and a
+        groups x tickers matrix, 1.0 where a ticker is a member."""
+        groups = {ALL_GROUP: list(self.tickers)}
+        groups.update({name: list(m) for name, m in (members or {}).items()})
+        matrix = np.zeros((len(groups), len(self.tickers)))
+        for g, tickers in enumerate(groups.values()):
+            at = self.tickers.get_indexer(pd.Index(tickers))
+            matrix[g, at[at >= 0]] = 1.0
+        return list(groups), matrix
+
+    def per_day(self, values: np.ndarray) -> np.ndarray:
+        """Output positions x tickers: each row's value at its day and ticker (0 elsewhere)."""
+        width = len(self.tickers)
+        flat = np.bincount(
+            self.position * width + self.codes,
+            weights=np.asarray(values, dtype=np.float64),
+            minlength=(self.n + 1) * width,
+        )
+        return flat.reshape(self.n + 1, width)[: self.n]
+
+    def listed(self) -> np.ndarray:
+        """Output positions x tickers: 1 where the ticker is listed (`LISTED_DAYS`)."""
+        width = len(self.tickers)
+        size = (self.n + 1) * width
+        steps = np.bincount(self.listed_from * width + self.codes, minlength=size)
+        steps = steps - np.bincount(self.listed_to * width + self.codes, minlength=size)
+        return np.cumsum(steps.reshape(self.n + 1, width), axis=0)[: self.n]
 
 
 def count_breadth(
@@ -86,64 +161,34 @@ def count_breadth(
     ticker's previous bar (and make it listed, `LISTED_DAYS`).
 
     `members` maps group names to their tickers; `ALL_GROUP` (every ticker of `rows`, unless
-    given) always comes first. One row per group and date, groups in that order.
+    given) always comes first. One row per group and date, groups in that order. Each count is
+    a day x ticker matrix times the groups' membership matrix.
     """
-    missing = [c for c in ("ticker", "date", "close") if c not in rows.columns]
-    if missing:
-        raise ValueError(f"breadth rows lack columns {missing}")
-    out_dates = pd.DatetimeIndex(pd.to_datetime(dates))
-    out_days = day_numbers(out_dates)
-    if np.any(np.diff(out_days) <= 0):
-        raise ValueError("dates must be strictly ascending")
-    n = out_days.size
+    return count_days(TickerDays(rows, dates), members)
 
-    row_days = day_numbers(rows["date"])
-    order, starts = ticker_date_order(rows["ticker"], row_days)
-    if order is not None:
-        row_days = row_days[order]
-    ticker_values = rows["ticker"].to_numpy()
-    if order is not None:
-        ticker_values = ticker_values[order]
-    codes, uniques = pd.factorize(ticker_values)
-    names = pd.Index(uniques)
 
-    def column(name: str) -> np.ndarray:
-        if name not in rows.columns:
-            return np.full(row_days.size, np.nan)
-        values = rows[name].to_numpy(dtype=np.float64)
-        return values if order is None else values[order]
-
-    close = column("close")
-    prev_close = np.full_like(close, np.nan)
-    has_prev = np.ones(close.size, dtype=bool)
-    has_prev[starts] = False
-    prev_close[1:] = close[:-1]
-    next_day = np.full(row_days.size, np.iinfo(np.int64).max // 2)
-    next_day[:-1] = row_days[1:]
-    next_day[np.asarray(starts[1:], dtype=np.int64) - 1] = np.iinfo(np.int64).max // 2
-    listed_until = np.minimum(next_day, row_days + LISTED_DAYS)
-
-    position = np.searchsorted(out_days, row_days)
-    clipped = np.minimum(position, max(n - 1, 0))
-    off_dates = (position >= n) | (out_days[clipped] != row_days) if n else position >= 0
-    position[off_dates] = n
-    listed_from = np.searchsorted(out_days, row_days)
-    listed_to = np.searchsorted(out_days, listed_until)
-
+def count_days(
+    days: TickerDays, members: Mapping[str, Sequence[str]] | None = None
+) -> pd.DataFrame:
+    """`count_breadth` over rows already placed on their dates."""
+    groups, matrix = days.membership(members)
+    close = days.column("close")
+    prev_close = days.previous(close)
+    has_prev = days.has_prev
     with np.errstate(invalid="ignore", divide="ignore"):
         rising = has_prev & (close > prev_close)
         falling = has_prev & (close < prev_close)
         daily = close / prev_close
-        quarter = close / column("close_65")
-        rsi = column("rsi_14")
-        stage = column("macd_stage")
+        quarter = close / days.column("close_65")
+        rsi = days.column("rsi_14")
+        stage = days.column("macd_stage")
         flags: dict[str, np.ndarray] = {
             "universe": np.ones(close.size, dtype=bool),
             "advancers": rising,
             "decliners": falling,
             "unchanged": has_prev & (close == prev_close),
-            "new_highs_52w": column("high") > column("high_52w"),
-            "new_lows_52w": column("low") < column("low_52w"),
+            "new_highs_52w": days.column("high") > days.column("high_52w"),
+            "new_lows_52w": days.column("low") < days.column("low_52w"),
             "up_4pct": has_prev & (daily >= MOVER_UP),
             "down_4pct": has_prev & (daily <= MOVER_DOWN),
             "up_25pct_quarter": quarter >= QUARTER_UP,
@@ -154,38 +199,24 @@ def count_breadth(
             **{f"stage_{k}": stage == k for k in MACD_STAGES},
         }
         for period in EMA_PERIODS_ABOVE:
-            ema = column(f"ema_{period}")
+            ema = days.column(f"ema_{period}")
             flags[f"above_ema_{period}"] = above(close, ema)
             flags[f"with_ema_{period}"] = ~np.isnan(ema)
         for period in SMA_PERIODS_ABOVE:
-            sma = column(f"sma_{period}")
+            sma = days.column(f"sma_{period}")
             flags[f"above_sma_{period}"] = above(close, sma)
             flags[f"with_sma_{period}"] = ~np.isnan(sma)
-        volume = np.nan_to_num(column("volume"), nan=0.0)
-
-    frames = []
-    for name, tickers in _members(members, names.tolist()).items():
-        in_group = np.isin(codes, names.get_indexer(pd.Index(tickers)))
-        at = np.where(in_group, position, n)
-
-        counts = {key: _per_day(at, n, mask) for key, mask in flags.items()}
-        counts["up_volume"] = _per_day(at, n, rising, volume)
-        counts["down_volume"] = _per_day(at, n, falling, volume)
-        steps = np.bincount(listed_from[in_group], minlength=n + 1)[: n + 1]
-        steps = steps - np.bincount(listed_to[in_group], minlength=n + 1)[: n + 1]
-        counts["listed"] = np.cumsum(steps)[:n].astype(np.int64)
-        ordered = {key: counts[key] for key in (*COUNT_COLUMNS, *VOLUME_COLUMNS)}
-        frames.append(
-            pd.DataFrame({"date": out_dates, "group_name": name, **ordered}, index=pd.RangeIndex(n))
-        )
-    return pd.concat(frames, ignore_index=True)
-
-
-def _per_day(
-    at: np.ndarray, n: int, mask: np.ndarray, weights: np.ndarray | None = None
-) -> np.ndarray:
-    """Sum of `weights` (or count) of the rows where `mask` holds, per output position `at`
-    (`n`: not counted)."""
-    w = mask if weights is None else np.where(mask, weights, 0.0)
-    totals = np.bincount(at, weights=w, minlength=n + 1)[:n]
-    return totals if weights is not None else totals.astype(np.int64)
+        volume = np.nan_to_num(days.column("volume"), nan=0.0)
+    totals = {name: days.per_day(mask) @ matrix.T for name, mask in flags.items()}
+    totals["up_volume"] = days.per_day(np.where(rising, volume, 0.0)) @ matrix.T
+    totals["down_volume"] = days.per_day(np.where(falling, volume, 0.0)) @ matrix.T
+    totals["listed"] = days.listed() @ matrix.T
+    n = days.n
+    frame = {
+        "date": np.tile(days.dates.to_numpy(), len(groups)),
+        "group_name": np.repeat(np.asarray(groups, dtype=object), n),
+    }
+    for name in (*COUNT_COLUMNS, *VOLUME_COLUMNS):
+        by_group = totals[name].T.reshape(-1)
+        frame[name] = by_group if name in VOLUME_COLUMNS else np.rint(by_group).astype(np.int64)
+    return pd.DataFrame(frame, index=pd.RangeIndex(n * len(groups)))

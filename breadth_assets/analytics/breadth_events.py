@@ -8,9 +8,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from breadth_assets.analytics.breadth_counts import MOVER_DOWN, MOVER_UP, above, below
-from breadth_assets.analytics.indicators import day_numbers, ticker_date_order
-from breadth_assets.schema import ALL_GROUP
+from breadth_assets.analytics.breadth_counts import (
+    MOVER_DOWN,
+    MOVER_UP,
+    TickerDays,
+    above,
+    below,
+)
 
 SMA_CROSS_PERIODS: tuple[int, ...] = (50, 200)
 EVENTS: tuple[str, ...] = (
@@ -23,64 +27,62 @@ EVENTS: tuple[str, ...] = (
 """What `breadth_members` lists per day and group: who made each count."""
 
 
-def breadth_events(rows: pd.DataFrame, dates: Sequence | pd.DatetimeIndex) -> pd.DataFrame:
-    """Who made the counts `EVENTS` name: `date, event, ticker` for each ticker-day in `dates`,
+def breadth_members(
+    rows: pd.DataFrame,
+    dates: Sequence | pd.DatetimeIndex,
+    members: Mapping[str, Sequence[str]] | None = None,
+) -> pd.DataFrame:
+    """`breadth_members` rows: `date, group_name, event, ticker` for each ticker-day in `dates`
+    that made one of `EVENTS`, under `ALL_GROUP` and every group of `members` the ticker is in,
     from the same ticker-day rows as `count_breadth` (rows before `dates[0]` serve as the
-    previous bar), sorted by date, event and ticker."""
-    out_days = day_numbers(pd.DatetimeIndex(pd.to_datetime(dates)))
-    row_days = day_numbers(rows["date"])
-    order, starts = ticker_date_order(rows["ticker"], row_days)
-    if order is not None:
-        rows = rows.iloc[order]
-        row_days = row_days[order]
+    previous bar). The names are categorical (a history holds millions of rows), in no order."""
+    return members_of(TickerDays(rows, dates), members)
 
-    def column(name: str) -> np.ndarray:
-        if name not in rows.columns:
-            return np.full(row_days.size, np.nan)
-        return rows[name].to_numpy(dtype=np.float64)
 
-    def previous(values: np.ndarray) -> np.ndarray:
-        out = np.full_like(values, np.nan)
-        out[1:] = values[:-1]
-        out[starts] = np.nan
-        return out
-
-    close = column("close")
-    prev_close = previous(close)
+def members_of(
+    days: TickerDays, members: Mapping[str, Sequence[str]] | None = None
+) -> pd.DataFrame:
+    """`breadth_members` over rows already placed on their dates."""
+    groups, matrix = days.membership(members)
+    close = days.column("close")
+    prev_close = days.previous(close)
     with np.errstate(invalid="ignore", divide="ignore"):
         daily = close / prev_close
         flags = {
-            "new_high_52w": column("high") > column("high_52w"),
-            "new_low_52w": column("low") < column("low_52w"),
+            "new_high_52w": days.column("high") > days.column("high_52w"),
+            "new_low_52w": days.column("low") < days.column("low_52w"),
             "up_4pct": daily >= MOVER_UP,
             "down_4pct": daily <= MOVER_DOWN,
         }
         for n in SMA_CROSS_PERIODS:
-            sma = column(f"sma_{n}")
-            prev_sma = previous(sma)
+            sma = days.column(f"sma_{n}")
+            prev_sma = days.previous(sma)
             had = ~np.isnan(prev_sma)
             flags[f"cross_above_sma_{n}"] = above(close, sma) & had & ~above(prev_close, prev_sma)
             flags[f"cross_below_sma_{n}"] = below(close, sma) & had & ~below(prev_close, prev_sma)
-    counted = np.isin(row_days, out_days)
-    tickers = rows["ticker"].to_numpy()
-    dates_ = pd.DatetimeIndex(rows["date"]).to_numpy()
+    # Each ticker's groups as one flat list (by ticker), to repeat an event once per group.
+    group_of, ticker_of = np.nonzero(matrix.T)[1], np.nonzero(matrix.T)[0]
+    counts = np.bincount(ticker_of, minlength=len(days.tickers))
+    offsets = np.concatenate(([0], np.cumsum(counts)))
+    counted = days.position < days.n
     parts = []
-    for event in EVENTS:
-        hit = flags[event] & counted
-        parts.append(pd.DataFrame({"date": dates_[hit], "event": event, "ticker": tickers[hit]}))
-    events = pd.concat(parts, ignore_index=True)
-    return events.sort_values(["date", "event", "ticker"], ignore_index=True)
-
-
-def group_events(
-    events: pd.DataFrame, members: Mapping[str, Sequence[str]] | None = None
-) -> pd.DataFrame:
-    """`breadth_members` rows: each event of `breadth_events` under `ALL_GROUP` and under every
-    group of `members` its ticker is in, sorted by date, group, event and ticker."""
-    pairs = [(ALL_GROUP, ticker) for ticker in events["ticker"].unique()]
-    for name, tickers in (members or {}).items():
-        if name != ALL_GROUP:
-            pairs.extend((name, ticker) for ticker in tickers)
-    membership = pd.DataFrame(pairs, columns=["group_name", "ticker"])
-    out = events.merge(membership, on="ticker")[["date", "group_name", "event", "ticker"]]
-    return out.sort_values(["date", "group_name", "event", "ticker"], ignore_index=True)
+    for number, event in enumerate(EVENTS):
+        hit = np.flatnonzero(flags[event] & counted)
+        repeats = counts[days.codes[hit]]
+        row = np.repeat(hit, repeats)
+        first = np.repeat(offsets[days.codes[hit]] - np.cumsum(repeats) + repeats, repeats)
+        groups_at = group_of[first + np.arange(row.size)]
+        parts.append((row, groups_at, np.full(row.size, number, dtype=np.int8)))
+    row = np.concatenate([p[0] for p in parts])
+    return pd.DataFrame(
+        {
+            "date": days.dates.to_numpy()[days.position[row]],
+            "group_name": pd.Categorical.from_codes(
+                np.concatenate([p[1] for p in parts]), categories=groups
+            ),
+            "event": pd.Categorical.from_codes(
+                np.concatenate([p[2] for p in parts]), categories=list(EVENTS)
+            ),
+            "ticker": pd.Categorical.from_codes(days.codes[row], categories=days.tickers),
+        }
+    )

@@ -14,8 +14,8 @@ import pandas as pd
 from breadth_assets import schema
 from breadth_assets.analytics.actions import adjust_prices
 from breadth_assets.analytics.breadth import HIGH_LOW_DAYS
-from breadth_assets.analytics.breadth_counts import count_breadth
-from breadth_assets.analytics.breadth_events import breadth_events, group_events
+from breadth_assets.analytics.breadth_counts import TickerDays, count_days
+from breadth_assets.analytics.breadth_events import members_of
 from breadth_assets.schema import ALL_GROUP
 
 
@@ -137,9 +137,8 @@ class MarketStore(dg.ConfigurableResource):
         if len(previous):
             rows = pd.concat([previous.reindex(columns=rows.columns), rows], ignore_index=True)
         groups = {name: list(m) for name, m in (members or {}).items() if name != ALL_GROUP}
-        counts = count_breadth(rows, dates, groups)
-        events = group_events(breadth_events(rows, dates), groups)
-        return counts, events
+        days = TickerDays(rows, dates)
+        return count_days(days, groups), members_of(days, groups)
 
     def read_bar_counts(self, tickers: Sequence[str], start: dt.date, end: dt.date) -> pd.Series:
         """Tickers with an indicators row per date in [start, end] (dates with any), indexed by

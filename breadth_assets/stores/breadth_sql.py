@@ -201,3 +201,36 @@ def split_counts(
     events = pd.concat(parts, ignore_index=True)
     events = events.sort_values(["date", "group_name", "event", "ticker"], ignore_index=True)
     return counts, events
+
+
+def _breadth_rows_sql() -> str:
+    """The ticker-days of a chunk and each ticker's last bar before it, for
+        `analytics.breadth_counts.count_breadth`: tickers as their position in `$tickers` (numbers
+        leave DuckDB many times faster than strings), in no order: numpy sorts numbers faster than
+    DuckDB's ORDER BY hands them over."""
+    later = [name for name in schema.BREADTH_INPUT_COLUMNS if name not in ("ticker", "date")]
+    inputs = ", ".join(f"p.{name}" if name == "volume" else f"i.{name}" for name in later)
+    previous = ", ".join(
+        f"arg_max_null(i.{name}, i.date) AS {name}"
+        for name in ("close", *(f"sma_{n}" for n in SMA_CROSS_PERIODS))
+    )
+    return f"""
+WITH codes AS (
+    SELECT unnest($tickers) AS ticker, generate_subscripts($tickers, 1) - 1 AS code
+), inputs AS (
+    SELECT c.code AS ticker, i.date, {inputs}
+    FROM indicators i JOIN prices p ON p.ticker = i.ticker AND p.date = i.date
+    JOIN codes c ON c.ticker = i.ticker
+    WHERE i.date BETWEEN $first AND $last AND p.date BETWEEN $first AND $last
+      AND i.ticker IN (SELECT unnest($tickers)) AND p.ticker IN (SELECT unnest($tickers))
+), previous AS (
+    SELECT c.code AS ticker, max(i.date) AS date, {previous}
+    FROM indicators i JOIN codes c ON c.ticker = i.ticker WHERE i.date < $first GROUP BY c.code
+)
+SELECT * FROM inputs UNION ALL BY NAME SELECT * FROM previous
+"""
+
+
+BREADTH_ROWS_SQL = _breadth_rows_sql()
+"""Parameters `$tickers`, `$first`, `$last`; columns `schema.BREADTH_INPUT_COLUMNS` with
+`ticker` the position in `$tickers`."""

@@ -12,11 +12,14 @@ from pathlib import Path
 from typing import ClassVar
 
 import duckdb
+import numpy as np
 import pandas as pd
 from pydantic import Field
 
 from breadth_assets import schema
 from breadth_assets.analytics.breadth import HIGH_LOW_DAYS
+from breadth_assets.analytics.breadth_counts import TickerDays, count_days
+from breadth_assets.analytics.breadth_events import members_of
 from breadth_assets.schema import ALL_GROUP
 from breadth_assets.stores.base import (
     BreadthSteps,
@@ -24,7 +27,7 @@ from breadth_assets.stores.base import (
     StaleMark,
     StoreError,
 )
-from breadth_assets.stores.breadth_sql import COUNT_BREADTH_SQL, group_pairs, split_counts
+from breadth_assets.stores.breadth_sql import BREADTH_ROWS_SQL
 from breadth_assets.stores.duckdb_tables import (
     STALE_TABLE,
     UNIVERSE_TABLE,
@@ -218,20 +221,23 @@ class DuckDBStore(MarketStore):
         dates: pd.DatetimeIndex,
         members: Mapping[str, Sequence[str]] | None = None,
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """One query: only a row per group and day leaves DuckDB, which holds the chunk's
-        ticker-days."""
-        groups = {ALL_GROUP: list(tickers)}
-        groups.update({n: list(m) for n, m in (members or {}).items() if n != ALL_GROUP})
-        params = {
-            "tickers": list(tickers),
-            "first": dates[0].date(),
-            "last": dates[-1].date(),
-            "days": [day.date() for day in dates],
-            **group_pairs(groups),
-        }
+        """The chunk's ticker-days leave DuckDB as numbers (tickers by position) and are
+        counted by `analytics.breadth_counts`: a day x ticker matrix times the groups'."""
+        params = {"tickers": list(tickers), "first": dates[0].date(), "last": dates[-1].date()}
         with self._connect(write=False, bounded=True) as con:
-            raw = con.execute(COUNT_BREADTH_SQL, params).df()
-        return split_counts(raw, groups, pd.DatetimeIndex(dates))
+            rows = con.execute(BREADTH_ROWS_SQL, params).df()
+        position = {ticker: code for code, ticker in enumerate(tickers)}
+        groups = {
+            name: [position[t] for t in group if t in position]
+            for name, group in (members or {}).items()
+            if name != ALL_GROUP
+        }
+        days = TickerDays(rows, dates)
+        counts = count_days(days, groups)
+        moved = members_of(days, groups)
+        codes = np.asarray(moved["ticker"].astype(np.int64))
+        moved["ticker"] = pd.Categorical.from_codes(codes, categories=list(tickers))
+        return counts, moved
 
     def read_bar_counts(self, tickers: Sequence[str], start: dt.date, end: dt.date) -> pd.Series:
         counts = self._select(

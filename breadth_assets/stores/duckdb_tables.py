@@ -95,7 +95,18 @@ class DuckDBSteps(BreadthSteps):
         if len(rows):
             self.upsert(self.con, schema.BREADTH, rows)
         if len(members):
-            self.upsert(self.con, schema.BREADTH_MEMBERS, members)
+            # Keys are unique by construction and the range was just emptied: a plain insert.
+            self.con.register("incoming_members", members)
+            try:
+                selected = ", ".join(
+                    f"CAST({name} AS {kind})"
+                    for name, kind in schema.BREADTH_MEMBER_COLUMNS.items()
+                )
+                self.con.execute(
+                    f"INSERT INTO {schema.BREADTH_MEMBERS} SELECT {selected} FROM incoming_members"
+                )
+            finally:
+                self.con.unregister("incoming_members")
 
     def delete(self, days: Sequence[dt.date]) -> None:
         for table in (schema.BREADTH, schema.BREADTH_MEMBERS):

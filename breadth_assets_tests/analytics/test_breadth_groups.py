@@ -12,7 +12,7 @@ import pytest
 from breadth_assets.analytics.actions import adjust_prices, resolve_factors
 from breadth_assets.analytics.breadth import compute_breadth, compute_breadth_in_chunks, state_after
 from breadth_assets.analytics.breadth_counts import count_breadth
-from breadth_assets.analytics.breadth_events import breadth_events, group_events
+from breadth_assets.analytics.breadth_events import breadth_members
 from breadth_assets.analytics.indicators import compute_indicators
 from breadth_assets.analytics.sessions import found_sessions
 from breadth_assets.schema import BREADTH_INPUT_COLUMNS
@@ -96,7 +96,9 @@ def test_every_column_of_every_group_equals_the_plain_per_date_computation(seed)
 def test_who_moved_equals_the_plain_per_ticker_lists(seed):
     rows, groups, days = random_panel(seed)
 
-    mine = group_events(breadth_events(rows, days), groups)
+    mine = breadth_members(rows, days, groups).astype(str)
+    mine = mine.sort_values(["date", "group_name", "event", "ticker"], ignore_index=True)
+    mine["date"] = pd.to_datetime(mine["date"])
     expected = reference_members(rows, list(days), groups)
 
     assert set(expected["event"]) >= {"up_4pct", "cross_above_sma_50", "new_high_52w"}
