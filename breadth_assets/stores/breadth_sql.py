@@ -1,4 +1,6 @@
-"""The DuckDB store's breadth count as SQL: docs/design.md "Breadth columns" in one query."""
+"""Breadth's SQL: the ticker-days the DuckDB store hands over to be counted, and the aggregates
+and event conditions (docs/design.md "Breadth columns") with which the PostgreSQL store counts
+in its own query."""
 
 from __future__ import annotations
 
@@ -10,7 +12,6 @@ from breadth_assets.analytics.breadth_counts import (
     ABOVE_MARGIN,
     COUNT_COLUMNS,
     EMA_PERIODS_ABOVE,
-    LISTED_DAYS,
     MACD_STAGES,
     MOVER_DOWN,
     MOVER_UP,
@@ -95,68 +96,6 @@ def event_conditions() -> dict[str, str]:
 
 
 EVENT_CONDITIONS = event_conditions()
-EVENT_EXPRESSIONS = tuple(
-    f"list(b.ticker ORDER BY b.ticker) FILTER (WHERE {condition}) AS {event}_tickers"
-    for event, condition in EVENT_CONDITIONS.items()
-)
-"""Who made each event, per group and day, as a list: leaves DuckDB with the counts."""
-
-
-def _count_breadth_sql() -> str:
-    """docs/design.md "Breadth columns" as one aggregate per group and day: the previous bar by
-    `lag` over each ticker's rows (the last bar before the days joined in), counted on the asked
-    days only; a ticker without a bar on a day but with one in the `LISTED_DAYS` before it is
-    missing there (a join of the few bars followed by a gap with the days)."""
-    inputs = ", ".join(
-        f"p.{name}" if name == "volume" else f"i.{name}" for name in schema.BREADTH_INPUT_COLUMNS
-    )
-    previous_columns = ", ".join(
-        f"arg_max_null({name}, date) AS {name}"
-        for name in ("close", *(f"sma_{n}" for n in SMA_CROSS_PERIODS))
-    )
-    return f"""
-WITH members AS (
-    SELECT unnest($group_names) AS group_name, unnest($group_tickers) AS ticker
-), days AS (
-    SELECT day, lead(day) OVER (ORDER BY day) AS next_day FROM (SELECT unnest($days) AS day)
-), inputs AS (
-    SELECT {inputs}, TRUE AS counted
-    FROM indicators i JOIN prices p ON p.ticker = i.ticker AND p.date = i.date
-    WHERE i.ticker IN (SELECT unnest($tickers)) AND i.date BETWEEN $first AND $last
-      AND p.ticker IN (SELECT unnest($tickers)) AND p.date BETWEEN $first AND $last
-), previous AS (
-    SELECT ticker, max(date) AS date, {previous_columns}, FALSE AS counted
-    FROM indicators WHERE ticker IN (SELECT unnest($tickers)) AND date < $first GROUP BY ticker
-), bars AS (
-    SELECT *, lag(close) OVER w AS prev_close, lead(date) OVER w AS next_date,
-        {", ".join(f"lag(sma_{n}) OVER w AS prev_sma_{n}" for n in SMA_CROSS_PERIODS)}
-    FROM (SELECT * FROM inputs UNION ALL BY NAME SELECT * FROM previous)
-    WINDOW w AS (PARTITION BY ticker ORDER BY date)
-), counts AS (
-    SELECT m.group_name, b.date, {", ".join(COUNT_EXPRESSIONS)}, {", ".join(EVENT_EXPRESSIONS)}
-    FROM bars b JOIN members m ON m.ticker = b.ticker
-    WHERE counted AND b.date IN (SELECT day FROM days) GROUP BY m.group_name, b.date
-), gaps AS (
-    SELECT b.ticker, b.date, b.next_date FROM bars b LEFT JOIN days d ON d.day = b.date
-    WHERE d.day IS NULL OR b.next_date IS NULL OR b.next_date > d.next_day
-), missing AS (
-    SELECT m.group_name, d.day AS date, count(*) AS missing
-    FROM gaps g JOIN days d ON d.day > g.date
-        AND d.day < least(coalesce(g.next_date, DATE '9999-12-31'), g.date + {LISTED_DAYS})
-    JOIN members m ON m.ticker = g.ticker
-    GROUP BY m.group_name, d.day
-)
-SELECT coalesce(c.group_name, x.group_name) AS group_name, coalesce(c.date, x.date) AS date,
-    c.* EXCLUDE (group_name, date), coalesce(x.missing, 0) AS missing
-FROM counts c FULL OUTER JOIN missing x ON c.group_name = x.group_name AND c.date = x.date
-"""
-
-
-COUNT_BREADTH_SQL = _count_breadth_sql()
-"""Parameters `$tickers`, `$first`, `$last`, `$days`, `$group_names` and `$group_tickers` (the
-members, pair by pair); one row per group and asked day with ticker-days or missing ones:
-`group_name`, `date`, `COUNT_COLUMNS` but `listed`, `VOLUME_COLUMNS`, the event lists and
-`missing` (analytics.breadth)."""
 
 
 def group_pairs(members: dict[str, list[str]]) -> dict[str, list[str]]:

@@ -214,9 +214,10 @@ EVENT_EXPRESSIONS = tuple(
 
 
 def _count_breadth_sql() -> str:
-    """DuckDB's COUNT_BREADTH_SQL (breadth_sql.py) in PostgreSQL: the same aggregates and event
-    conditions; each ticker's previous bar by one index probe instead of arg_max, a FULL JOIN
-    listing the count columns instead of `* EXCLUDE`."""
+    """Breadth's counts per group and day in one PostgreSQL query over the members of every
+    group: the shared aggregates and event conditions (breadth_sql.py), each ticker's previous
+    bar by one index probe, the tickers missing on a day by joining the few bars followed by a
+    gap with the days, who made each event as arrays."""
     previous = ", ".join(
         f"l.{q(name)}" if name in _PREVIOUS else f"CAST(NULL AS {PG_TYPES[_INPUT_TYPES[name]]})"
         for name in schema.BREADTH_INPUT_COLUMNS
