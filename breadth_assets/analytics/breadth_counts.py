@@ -119,6 +119,19 @@ class TickerDays:
         out[~self.has_prev] = np.nan
         return out
 
+    def moves(self) -> dict[str, np.ndarray]:
+        """What the counts and who moved share, by event name: a new 52-week high or low, a
+        close 4 % or more above or below the previous bar's (False on a first bar)."""
+        close = self.column("close")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            daily = close / self.previous(close)
+            return {
+                "new_high_52w": self.column("high") > self.column("high_52w"),
+                "new_low_52w": self.column("low") < self.column("low_52w"),
+                "up_4pct": daily >= MOVER_UP,
+                "down_4pct": daily <= MOVER_DOWN,
+            }
+
     def membership(
         self, members: Mapping[str, Sequence[str]] | None
     ) -> tuple[list[str], np.ndarray]:
@@ -175,10 +188,10 @@ def count_days(
     close = days.column("close")
     prev_close = days.previous(close)
     has_prev = days.has_prev
+    moves = days.moves()
     with np.errstate(invalid="ignore", divide="ignore"):
         rising = has_prev & (close > prev_close)
         falling = has_prev & (close < prev_close)
-        daily = close / prev_close
         quarter = close / days.column("close_65")
         rsi = days.column("rsi_14")
         stage = days.column("macd_stage")
@@ -187,10 +200,10 @@ def count_days(
             "advancers": rising,
             "decliners": falling,
             "unchanged": has_prev & (close == prev_close),
-            "new_highs_52w": days.column("high") > days.column("high_52w"),
-            "new_lows_52w": days.column("low") < days.column("low_52w"),
-            "up_4pct": has_prev & (daily >= MOVER_UP),
-            "down_4pct": has_prev & (daily <= MOVER_DOWN),
+            "new_highs_52w": moves["new_high_52w"],
+            "new_lows_52w": moves["new_low_52w"],
+            "up_4pct": moves["up_4pct"],
+            "down_4pct": moves["down_4pct"],
             "up_25pct_quarter": quarter >= QUARTER_UP,
             "down_25pct_quarter": quarter <= QUARTER_DOWN,
             "rsi_overbought": rsi > RSI_OVERBOUGHT,

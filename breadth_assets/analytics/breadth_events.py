@@ -9,8 +9,6 @@ import numpy as np
 import pandas as pd
 
 from breadth_assets.analytics.breadth_counts import (
-    MOVER_DOWN,
-    MOVER_UP,
     TickerDays,
     above,
     below,
@@ -46,14 +44,8 @@ def members_of(
     groups, matrix = days.membership(members)
     close = days.column("close")
     prev_close = days.previous(close)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        daily = close / prev_close
-        flags = {
-            "new_high_52w": days.column("high") > days.column("high_52w"),
-            "new_low_52w": days.column("low") < days.column("low_52w"),
-            "up_4pct": daily >= MOVER_UP,
-            "down_4pct": daily <= MOVER_DOWN,
-        }
+    flags = days.moves()
+    with np.errstate(invalid="ignore"):
         for n in SMA_CROSS_PERIODS:
             sma = days.column(f"sma_{n}")
             prev_sma = days.previous(sma)
