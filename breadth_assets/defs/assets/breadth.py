@@ -110,21 +110,23 @@ def _groups(
     context: dg.AssetExecutionContext, store: MarketStore, current: Universe, tickers: list[str]
 ) -> dict[str, list[str]]:
     """`ALL_GROUP` (the universe's tickers) and each group of the universe file with its
-    members in the universe; members outside it are reported, groups the file dropped go."""
+    members in the universe; members outside it are reported, and the rows of groups the file
+    dropped (or that have no ticker of the universe) go."""
     groups = {ALL_GROUP: sorted(tickers), **members_in(current.groups, tickers)}
     for name, missing in missing_members(current.groups, tickers).items():
         context.log.warning(
             f"breadth: group {name}: {len(missing)} members are not tickers of the universe "
             f"and are left out: {listed_names(missing)}"
         )
-    empty = [name for name, members in groups.items() if not members and name != ALL_GROUP]
-    gone = sorted(set(store.read_breadth_groups()) - set(groups) - {ALL_GROUP})
-    if gone:
-        store.drop_breadth_groups(gone)
-        context.log.info(f"breadth: groups no longer in the universe file removed: {gone}")
-    for name in empty:
+    for name in [name for name, members in groups.items() if not members and name != ALL_GROUP]:
         context.log.warning(f"breadth: group {name} has no ticker of the universe: no rows")
         del groups[name]
+    gone = sorted(set(store.read_breadth_groups()) - set(groups))
+    if gone:
+        store.drop_breadth_groups(gone)
+        context.log.info(
+            f"breadth: groups no longer in the universe file (or empty) removed: {gone}"
+        )
     return groups
 
 

@@ -12,10 +12,12 @@ import pandas as pd
 import pytest
 
 from breadth_assets.defs.batches import range_tags
+from breadth_assets.defs.stale_breadth import stale_breadth
 from breadth_assets.defs.universe_file import UniverseFile
 from breadth_assets.sources.csv.source import CsvSource
 from breadth_assets.sources.demo.source import demo_bars
 from breadth_assets.stores.duckdb import DuckDBStore
+from breadth_assets.universe.file import load_universe
 from breadth_assets_tests.support import (
     TICKERS,
     breadth,
@@ -109,6 +111,21 @@ def test_a_group_dropped_from_the_universe_file_loses_its_rows(
 
     assert set(store.read_breadth(group=None)["group_name"]) == {"ALL", "G1"}
     assert set(store.read_breadth_members()["group_name"]) <= {"ALL", "G1"}
+
+
+def test_a_group_without_a_ticker_of_the_universe_loses_its_rows_and_breadth_is_up_to_date(
+    instance_with_tickers, filled, tmp_path
+):
+    store, universe = filled
+    _breadth(instance_with_tickers, store, universe, "2024-06-24", END)
+    outside = _universe(tmp_path, {**GROUPS, "G2": ["NOT_LISTED"]})
+
+    _breadth(instance_with_tickers, store, outside, END, END)
+
+    assert set(store.read_breadth(group=None)["group_name"]) == {"ALL", "G1"}
+    current = load_universe(outside)
+    days = [d.date() for d in pd.bdate_range("2024-06-24", END)]
+    assert stale_breadth(store, TICKERS, days, groups=current.groups) is None
 
 
 SUNDAY, QUIET_SUNDAY, HALF_DAY = "2024-06-16", "2024-06-09", "2024-06-20"
