@@ -13,6 +13,7 @@ INTRADAY_PRICES = "intraday_prices"
 CORPORATE_ACTIONS = "corporate_actions"
 INSTRUMENT_KEYS = "instrument_keys"
 BREADTH_MEMBERS = "breadth_members"
+BREADTH_SIGNALS = "breadth_signals"
 
 ALL_GROUP = "ALL"
 """The `group_name` of the whole universe, computed every day beside the universe file's groups."""
@@ -122,6 +123,13 @@ BREADTH_MEMBER_COLUMNS: dict[str, str] = {
     "ticker": "VARCHAR",
 }
 
+BREADTH_SIGNAL_COLUMNS: dict[str, str] = {
+    "date": "DATE",
+    "group_name": "VARCHAR",
+    "signal": "VARCHAR",
+    "detail": "VARCHAR",
+}
+
 INTRADAY_COLUMNS: dict[str, str] = {
     "ticker": "VARCHAR",
     "ts": "TIMESTAMP",
@@ -154,6 +162,7 @@ TABLES: dict[str, dict[str, str]] = {
     INDICATORS: INDICATOR_COLUMNS,
     BREADTH: BREADTH_COLUMNS,
     BREADTH_MEMBERS: BREADTH_MEMBER_COLUMNS,
+    BREADTH_SIGNALS: BREADTH_SIGNAL_COLUMNS,
     INTRADAY_PRICES: INTRADAY_COLUMNS,
     CORPORATE_ACTIONS: CORPORATE_ACTION_COLUMNS,
     INSTRUMENT_KEYS: INSTRUMENT_KEY_COLUMNS,
@@ -174,10 +183,14 @@ KEYS: dict[str, tuple[str, ...]] = {
     INDICATORS: ("ticker", "date"),
     BREADTH: ("date", "group_name"),
     BREADTH_MEMBERS: ("date", "group_name", "event", "ticker"),
+    BREADTH_SIGNALS: ("date", "group_name", "signal"),
     INTRADAY_PRICES: ("ticker", "unit", "interval", "ts"),
     CORPORATE_ACTIONS: ("ticker", "ex_date", "kind"),
     INSTRUMENT_KEYS: ("ticker", "instrument_key"),
 }
+
+GROUP_TABLES: tuple[str, ...] = (BREADTH, BREADTH_MEMBERS, BREADTH_SIGNALS)
+"""The tables keyed by day and group, which a breadth run replaces together over its range."""
 
 # Columns of prices and indicators that breadth reads for each ticker-day: the volume as traded
 # from prices, everything else (adjusted) from indicators.
@@ -296,6 +309,12 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "group_name": "ALL or a group of the universe file, as in breadth",
         "event": "new_high_52w, new_low_52w, up_4pct, down_4pct, cross_above_sma_50, ...",
         "ticker": "A ticker of the group that made the event that day",
+    },
+    BREADTH_SIGNALS: {
+        "date": "Trading day, as in breadth",
+        "group_name": "ALL or a group of the universe file, as in breadth",
+        "signal": "zweig_thrust, mcclellan_cross_up, ..., hindenburg_omen (docs/design.md)",
+        "detail": "The values behind it: mcclellan_osc -3.1 -> 4.2",
     },
     INTRADAY_PRICES: {
         "ticker": "Symbol, as listed in the universe file",

@@ -39,11 +39,10 @@ class BreadthSteps:
         first: dt.date,
         last: dt.date,
         groups: Sequence[str],
-        rows: pd.DataFrame,
-        members: pd.DataFrame,
+        frames: Mapping[str, pd.DataFrame],
     ) -> None:
-        """The `breadth` and `breadth_members` rows of these groups dated first..last become
-        `rows` and `members` (rows stored there and not given go)."""
+        """The rows of these groups dated first..last in each of `schema.GROUP_TABLES` become
+        `frames[table]` (none: no row; rows stored there and not given go)."""
         raise NotImplementedError
 
     def delete(self, days: Sequence[dt.date]) -> None:
@@ -185,11 +184,12 @@ class MarketStore(dg.ConfigurableResource):
         last: dt.date,
         seen: StaleMark,
         stale_from: dt.date | None,
+        signals: pd.DataFrame | None = None,
     ) -> None:
         """Writes breadth rows with their bookkeeping, in one transaction where the store has
         them (a crash leaves all of it as it was): the rows and `breadth_members` of the
-        `groups` dated first..last (`first` per group, or one for all) become `rows` and
-        `members` (a day computed without a row loses the one stored), each group's record of
+        `groups` dated first..last (`first` per group, or one for all) become `rows`, `members`
+        and `signals` (a day computed without a row loses the one stored), each group's record of
         the tickers it was computed over, and the stale mark moved to `stale_from` (unless a
         write moved it since `seen`)."""
         firsts = first if isinstance(first, Mapping) else dict.fromkeys(groups, first)
@@ -197,14 +197,12 @@ class MarketStore(dg.ConfigurableResource):
         for group in groups:
             spans.setdefault(firsts[group], []).append(group)
         with self._breadth_steps() as steps:
+            tables = {schema.BREADTH: rows, schema.BREADTH_MEMBERS: members}
+            if signals is not None:
+                tables[schema.BREADTH_SIGNALS] = signals
             for day, names in spans.items():
-                steps.replace_rows(
-                    day,
-                    last,
-                    names,
-                    rows[rows["group_name"].isin(names)],
-                    members[members["group_name"].isin(names)],
-                )
+                frames = {t: df[df["group_name"].isin(names)] for t, df in tables.items()}
+                steps.replace_rows(day, last, names, frames)
             steps.replace_universe(groups)
             steps.settle(seen, stale_from)
 
@@ -259,6 +257,16 @@ class MarketStore(dg.ConfigurableResource):
     ) -> pd.DataFrame:
         """Stored `breadth_members` rows in [start, end] (of one group, or all with None),
         sorted by date, group, event and ticker."""
+        raise NotImplementedError
+
+    def read_breadth_signals(
+        self,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        group: str | None = None,
+    ) -> pd.DataFrame:
+        """Stored `breadth_signals` rows in [start, end] (of one group, or all with None),
+        sorted by date, group and signal."""
         raise NotImplementedError
 
     def read_intraday(self, tickers: Sequence[str]) -> pd.DataFrame:

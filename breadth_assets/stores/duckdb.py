@@ -324,6 +324,21 @@ class DuckDBStore(MarketStore):
             [start, end, group, group],
         )
 
+    def read_breadth_signals(
+        self,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        group: str | None = None,
+    ) -> pd.DataFrame:
+        columns = ", ".join(schema.BREADTH_SIGNAL_COLUMNS)
+        return self._select(
+            f"SELECT {columns} FROM breadth_signals "
+            "WHERE date >= coalesce(?, DATE '0001-01-01') "
+            "AND date <= coalesce(?, DATE '9999-12-31') AND (? IS NULL OR group_name = ?) "
+            "ORDER BY date, group_name, signal",
+            [start, end, group, group],
+        )
+
     def read_intraday(self, tickers: Sequence[str]) -> pd.DataFrame:
         return self._read_table(schema.INTRADAY_PRICES, tickers, "ticker, unit, interval, ts")
 

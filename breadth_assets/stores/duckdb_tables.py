@@ -83,33 +83,31 @@ class DuckDBSteps(BreadthSteps):
         first: dt.date,
         last: dt.date,
         groups: Sequence[str],
-        rows: pd.DataFrame,
-        members: pd.DataFrame,
+        frames: Mapping[str, pd.DataFrame],
     ) -> None:
-        for table in (schema.BREADTH, schema.BREADTH_MEMBERS):
+        for table in schema.GROUP_TABLES:
             self.con.execute(
                 f"DELETE FROM {table} WHERE date BETWEEN ? AND ? "
                 "AND group_name IN (SELECT unnest(?))",
                 [first, last, list(groups)],
             )
-        if len(rows):
-            self.upsert(self.con, schema.BREADTH, rows)
-        if len(members):
+        for table, df in frames.items():
+            if not len(df):
+                continue
+            if table == schema.BREADTH:
+                self.upsert(self.con, table, df)
+                continue
             # Keys are unique by construction and the range was just emptied: a plain insert.
-            self.con.register("incoming_members", members)
+            self.con.register("incoming_rows", df)
             try:
-                selected = ", ".join(
-                    f"CAST({name} AS {kind})"
-                    for name, kind in schema.BREADTH_MEMBER_COLUMNS.items()
-                )
-                self.con.execute(
-                    f"INSERT INTO {schema.BREADTH_MEMBERS} SELECT {selected} FROM incoming_members"
-                )
+                columns = schema.TABLES[table].items()
+                selected = ", ".join(f"CAST({name} AS {kind})" for name, kind in columns)
+                self.con.execute(f"INSERT INTO {table} SELECT {selected} FROM incoming_rows")
             finally:
-                self.con.unregister("incoming_members")
+                self.con.unregister("incoming_rows")
 
     def delete(self, days: Sequence[dt.date]) -> None:
-        for table in (schema.BREADTH, schema.BREADTH_MEMBERS):
+        for table in schema.GROUP_TABLES:
             self.con.execute(f"DELETE FROM {table} WHERE date IN (SELECT unnest(?))", [list(days)])
 
     def replace_universe(self, members: Mapping[str, Sequence[str]]) -> None:
@@ -124,7 +122,7 @@ class DuckDBSteps(BreadthSteps):
         )
 
     def drop_groups(self, groups: Sequence[str]) -> None:
-        for table in (schema.BREADTH, schema.BREADTH_MEMBERS, UNIVERSE_TABLE):
+        for table in (*schema.GROUP_TABLES, UNIVERSE_TABLE):
             self.con.execute(
                 f"DELETE FROM {table} WHERE group_name IN (SELECT unnest(?))", [list(groups)]
             )

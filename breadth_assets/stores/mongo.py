@@ -246,6 +246,15 @@ class MongoStore(MarketStore):
         order = [("date", 1), ("group_name", 1), ("event", 1), ("ticker", 1)]
         return self._find(schema.BREADTH_MEMBERS, breadth_query(start, end, group), order)
 
+    def read_breadth_signals(
+        self,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        group: str | None = None,
+    ) -> pd.DataFrame:
+        order = [("date", 1), ("group_name", 1), ("signal", 1)]
+        return self._find(schema.BREADTH_SIGNALS, breadth_query(start, end, group), order)
+
     def read_intraday(self, tickers: Sequence[str]) -> pd.DataFrame:
         query = {"ticker": {"$in": list(tickers)}}
         order = [("ticker", 1), ("unit", 1), ("interval", 1), ("ts", 1)]

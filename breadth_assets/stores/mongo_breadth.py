@@ -70,21 +70,20 @@ class MongoSteps(BreadthSteps):
         first: dt.date,
         last: dt.date,
         groups: Sequence[str],
-        rows: pd.DataFrame,
-        members: pd.DataFrame,
+        frames: Mapping[str, pd.DataFrame],
     ) -> None:
         query = {
             "date": {"$gte": bson_date(first), "$lte": bson_date(last)},
             "group_name": {"$in": list(groups)},
         }
-        self._replace(schema.BREADTH, query, rows)
-        self._replace(schema.BREADTH_MEMBERS, query, members)
+        for table in schema.GROUP_TABLES:
+            self._replace(table, query, frames.get(table, pd.DataFrame()))
 
     def delete(self, days: Sequence[dt.date]) -> None:
         dates = {"date": {"$in": [bson_date(day) for day in days]}}
 
         def step(db: Any) -> None:
-            for table in (schema.BREADTH, schema.BREADTH_MEMBERS):
+            for table in schema.GROUP_TABLES:
                 db[table].delete_many(dates)
 
         self._do("deleting breadth rows", step)
@@ -104,7 +103,7 @@ class MongoSteps(BreadthSteps):
         named = {"$in": list(groups)}
 
         def step(db: Any) -> None:
-            for table in (schema.BREADTH, schema.BREADTH_MEMBERS):
+            for table in schema.GROUP_TABLES:
                 db[table].delete_many({"group_name": named})
             db[UNIVERSE].delete_many({"_id": named})
 

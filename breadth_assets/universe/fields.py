@@ -104,25 +104,30 @@ DEFAULT_MIN_COVERAGE = 0.8
 """The share of a group's tickers that must have a bar for its day's percentages."""
 
 
-def coverage(value: Any) -> float:
-    """A share from above 0 to 1, written 0.8, 80% or 80 (a number above 1 is a percent)."""
+def share(value: Any, percent: float) -> float:
+    """A share from above 0 to 1, written as 0.8, 80% or 80 (a number above 1 is a percent);
+    refused with examples made of `percent` (80: "80%, 0.8 or 80")."""
     written = text(value)
     number = typed(value)
     try:
         if written.endswith("%"):
-            share = float(written[:-1]) / 100
+            fraction = float(written[:-1]) / 100
         elif isinstance(number, bool):
-            share = float("nan")
+            fraction = float("nan")
         else:
-            share = float(number)
-            share = share / 100 if share > 1 else share
+            fraction = float(number)
+            fraction = fraction / 100 if fraction > 1 else fraction
     except (TypeError, ValueError):
-        share = float("nan")
-    if not 0 < share <= 1:
-        raise ValueError(
-            f"{written!r} is not a share such as 80%, 0.8 or 80 (above 0, at most 100%)"
-        )
-    return share
+        fraction = float("nan")
+    if not 0 < fraction <= 1:
+        examples = f"{percent:g}%, {percent / 100:g} or {percent:g}"
+        raise ValueError(f"{written!r} is not a share such as {examples} (above 0, at most 100%)")
+    return fraction
+
+
+def coverage(value: Any) -> float:
+    """A share from above 0 to 1, written 0.8, 80% or 80 (a number above 1 is a percent)."""
+    return share(value, 80)
 
 
 def boolean(value: Any) -> bool:

@@ -36,6 +36,10 @@ groups:                       # optional: breadth for each group too, besides th
   NIFTY50: [RELIANCE, TCS]    # a list of symbols, or
   Banks: {file: banks.txt, chart: true}   # a list file (or a CSV with a Symbol column), or
   sectors: {file: ind_nifty500list.csv, column: Industry}   # a group per value of the column
+signals:                      # optional: which breadth signals, and their thresholds
+  enabled: [zweig_thrust, mcclellan_cross_up]   # default all; or none
+  # summation_levels: [-1000, 0, 1000]   new_lows_share: 10%   sma200_level: 50
+  # hindenburg_share: 2.2%    (the defaults)
 tickers:
   - AAA                       # a bare symbol, or
   - symbol: SBIN
@@ -48,7 +52,8 @@ tickers:
 Symbols are taken as written (so `ON` or `007` stay strings, never YAML booleans or numbers),
 stripped and upper-cased. Relative csv paths are resolved against the universe file's folder.
 The full reference is docs/universe.md; the tickers are resolved in `universe_tickers`, the
-groups' files read in `breadth_assets.universe.groups`.
+groups' files read in `breadth_assets.universe.groups`, the `signals:` block read in
+`breadth_assets.universe.signals`.
 
 The YAML is read once into values that remember their lines (`breadth_assets.fields`), then
 validated by pydantic models: the `source:` block by the settings model of its kind, defined next
@@ -60,7 +65,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -68,6 +73,7 @@ import yaml
 from pydantic import BeforeValidator, Field, PlainValidator, ValidationError
 from pydantic_core import ErrorDetails
 
+from breadth_assets.analytics.signals import SignalSettings
 from breadth_assets.calendars import Calendar, calendar
 from breadth_assets.fields import (
     Loc,
@@ -94,6 +100,7 @@ from breadth_assets.universe.groups import (
     group_mapping,
     resolve_groups,
 )
+from breadth_assets.universe.signals import SignalsBlock, signals_block
 from breadth_assets.universe.tickers import (
     TICKER_FORMS,
     TickerEntry,
@@ -153,6 +160,8 @@ class Universe:
     """The share of a group's tickers that must have a bar for its day's percentages."""
     extra_sessions: tuple[dt.date, ...] = ()
     """Days the market trades although its calendar says closed, sorted."""
+    signals: SignalSettings = field(default_factory=SignalSettings)
+    """Which breadth signals are on and their thresholds (`signals:`)."""
 
     @property
     def symbols(self) -> list[str]:
@@ -336,6 +345,7 @@ def _universe(
         groups=groups,
         min_coverage=model.min_coverage,
         extra_sessions=tuple(sorted(set(model.extra_sessions))),
+        signals=model.signals.settings(),
     )
 
 
@@ -397,3 +407,4 @@ class _UniverseFile(Strict):
     groups: Annotated[dict[str, GroupSpec], BeforeValidator(group_mapping)] = Field(
         default_factory=dict
     )
+    signals: Annotated[SignalsBlock, BeforeValidator(signals_block)] = SignalsBlock()

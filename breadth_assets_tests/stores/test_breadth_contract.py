@@ -258,15 +258,19 @@ def test_two_spans_of_groups_are_replaced_in_one_transaction(store):
             _day(_DAYS[0]),
             _day(_DAYS[1]),
             ["G1"],
-            _rows(_DAYS[:2], "G1"),
-            _members((_DAYS[0], "G1", "up_4pct", "AAA")),
+            {
+                schema.BREADTH: _rows(_DAYS[:2], "G1"),
+                schema.BREADTH_MEMBERS: _members((_DAYS[0], "G1", "up_4pct", "AAA")),
+            },
         )
         steps.replace_rows(
             _day(_DAYS[1]),
             _day(_DAYS[1]),
             ["G2"],
-            _rows(_DAYS[1:2], "G2"),
-            _members((_DAYS[1], "G2", "up_4pct", "AAA")),
+            {
+                schema.BREADTH: _rows(_DAYS[1:2], "G2"),
+                schema.BREADTH_MEMBERS: _members((_DAYS[1], "G2", "up_4pct", "AAA")),
+            },
         )
 
     assert _keys(store.read_breadth(group=None)) == [

@@ -271,7 +271,7 @@ MOVE_STALE_SQL = (
     "version = version + 1"
 )
 SETTLE_STALE_SQL = f"UPDATE {q(STALE_TABLE)} SET stale_from = %(day)s WHERE version = %(version)s"
-_BREADTH_TABLES = (schema.BREADTH, schema.BREADTH_MEMBERS)
+_BREADTH_TABLES = schema.GROUP_TABLES
 REPLACE_BREADTH_SQL = "; ".join(
     f"DELETE FROM {q(table)} WHERE date BETWEEN %(first)s AND %(last)s "
     "AND group_name = ANY(%(groups)s::text[])"
@@ -314,6 +314,10 @@ READ_BREADTH_SQL = f"SELECT {_BREADTH} FROM breadth {_IN_RANGE} ORDER BY group_n
 READ_MEMBERS_SQL = (
     f"SELECT {columns_sql(schema.BREADTH_MEMBER_COLUMNS)} FROM breadth_members {_IN_RANGE} "
     "ORDER BY date, group_name, event, ticker"
+)
+READ_SIGNALS_SQL = (
+    f"SELECT {columns_sql(schema.BREADTH_SIGNAL_COLUMNS)} FROM breadth_signals {_IN_RANGE} "
+    "ORDER BY date, group_name, signal"
 )
 BREADTH_GROUPS_SQL = (
     f"SELECT group_name, ticker FROM {q(UNIVERSE_TABLE)} ORDER BY group_name, ticker"

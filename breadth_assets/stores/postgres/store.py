@@ -227,6 +227,16 @@ class PostgresStore(MarketStore):
         columns = schema.BREADTH_MEMBER_COLUMNS
         return self._frame(sql.READ_MEMBERS_SQL, params, columns, "reading breadth_members")
 
+    def read_breadth_signals(
+        self,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        group: str | None = None,
+    ) -> pd.DataFrame:
+        params = {"start": start, "end": end, "group": group}
+        columns = schema.BREADTH_SIGNAL_COLUMNS
+        return self._frame(sql.READ_SIGNALS_SQL, params, columns, "reading breadth_signals")
+
     def read_intraday(self, tickers: Sequence[str]) -> pd.DataFrame:
         columns = schema.INTRADAY_COLUMNS
         query = (
@@ -355,15 +365,13 @@ class _PostgresSteps(BreadthSteps):
         first: dt.date,
         last: dt.date,
         groups: Sequence[str],
-        rows: pd.DataFrame,
-        members: pd.DataFrame,
+        frames: Mapping[str, pd.DataFrame],
     ) -> None:
         params = {"first": first, "last": last, "groups": list(groups)}
         self.cursor.execute(sql.REPLACE_BREADTH_SQL, params)
-        if len(rows):
-            self.store._upsert(self.cursor, schema.BREADTH, rows)
-        if len(members):
-            self.store._upsert(self.cursor, schema.BREADTH_MEMBERS, members)
+        for table, df in frames.items():
+            if len(df):
+                self.store._upsert(self.cursor, table, df)
 
     def delete(self, days: Sequence[dt.date]) -> None:
         self.cursor.execute(sql.DELETE_BREADTH_SQL, {"days": list(days)})
