@@ -13,18 +13,7 @@ update_time: "18:00"    # optional: when a day's bars are final, local time (def
 batch_size: 50          # tickers per run; optional, default 50, 1..1000
 update_batch_size: 2000 # tickers per run of an update; optional, default 2000, 1..5000
 source:
-  kind: demo            # demo (optional: seed: 0) | csv | upstox
-  # csv only:
-  # path: prices/             # a folder of per-ticker files, or one long file with a ticker column
-  # layout: per_ticker        # per_ticker (default for a folder) | long (default for a file)
-  # file_pattern: "{ticker}.csv"
-  # columns: {date: Date, close: Close, ticker: Symbol}  # our name -> the file's header
-  # date_format: "%d/%m/%Y"   # optional, else ISO dates
-  # upstox only (market NSE; token from $UPSTOX_ACCESS_TOKEN):
-  # instruments: NSE.json.gz  # master file to look up symbols without an instrument_key
-  # timeframes: [hours/1, minutes/5]   # optional intraday candles, into intraday_prices
-  # rate_limits: {per_second: 50, per_minute: 500, per_30_minutes: 2000}  # lower only
-  # workers: 16               # requests in flight per run
+  kind: demo            # demo | csv | upstox, with its settings (docs/universe.md)
 extra_closures: [2025-04-30]  # optional, closed days beyond the holiday calendar (HOSE)
 extra_sessions: [2024-11-01]  # optional, days traded although the calendar says closed
 actions: actions.csv          # optional: splits, bonuses, ... (a file or a folder of them)

@@ -9,6 +9,7 @@ import pandas as pd
 
 from breadth_assets import schema
 from breadth_assets.analytics.breadth import compute_breadth_in_chunks
+from breadth_assets.analytics.signals import HINDENBURG_DAYS, SignalSettings, breadth_signals
 from breadth_assets.defs.assets.breadth_metadata import report_breadth
 from breadth_assets.defs.assets.breadth_plan import Pass, Plan, plan_breadth
 from breadth_assets.defs.assets.column_schemas import table_asset_args
@@ -25,6 +26,8 @@ from breadth_assets.universe.file import Universe
 from breadth_assets.universe.groups import members_in, missing_members
 
 BREADTH = dg.AssetKey("breadth")
+SIGNAL_LOOKBACK_DAYS = HINDENBURG_DAYS + 10
+"""Stored rows read back before a run's days: what the signals' rules look back on."""
 CHUNK_DAYS = 500
 """Trading days read and counted at a time: memory holds about two years of ticker-days."""
 
@@ -84,7 +87,7 @@ def _materialize(
     if keys:
         plan = plan_breadth(context, store, current, groups, trading_days, keys)
         series, members, dropped = _compute(context, store, groups, plan, current.min_coverage)
-        written = _write(store, groups, plan, series, members)
+        written = _write(store, groups, plan, series, members, current.signals)
         by_day = report_breadth(
             context, store, current, plan, series, written, dropped, len(tickers), started
         )
@@ -174,8 +177,10 @@ def _write(
     plan: Plan,
     series: pd.DataFrame,
     members: pd.DataFrame,
+    settings: SignalSettings,
 ) -> pd.DataFrame:
-    """Writes the asked days and the stored days it recomputed; returns the rows written.
+    """Writes the asked days and the stored days it recomputed, with who moved and the signals
+    of those days; returns the rows written.
 
     Days outside the asked ones are written only where the whole universe has a (stale) row
     stored: a day Dagster has never materialized stays absent from the table.
@@ -194,8 +199,30 @@ def _write(
         last.date(),
         plan.mark,
         _stale_after(store, plan.mark, f"{last:%Y-%m-%d}"),
+        signals=_signals(store, plan, series, written, settings),
     )
     return written
+
+
+def _signals(
+    store: MarketStore,
+    plan: Plan,
+    series: pd.DataFrame,
+    written: pd.DataFrame,
+    settings: SignalSettings,
+) -> pd.DataFrame:
+    """The signals of the written days, each group's computed rows going on from its stored
+    rows before them (the days the rules look back on)."""
+    parts = []
+    for run in plan.passes:
+        start = plan.days[run.begin]
+        before = store.read_breadth_tail(start.date(), days=SIGNAL_LOOKBACK_DAYS)
+        for name in run.groups:
+            own = series[(series["group_name"] == name) & (series["date"] >= start)]
+            rows = pd.concat([before[before["group_name"] == name], own], ignore_index=True)
+            days = written.loc[written["group_name"] == name, "date"]
+            parts.append(breadth_signals(rows, days, settings))
+    return pd.concat(parts, ignore_index=True) if parts else breadth_signals(series[:0], [])
 
 
 def _stale_after(store: MarketStore, mark: StaleMark, last: str) -> dt.date | None:

@@ -11,6 +11,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from breadth_assets.analytics.signals import breadth_signals
 from breadth_assets.defs.batches import range_tags
 from breadth_assets.defs.stale_breadth import stale_breadth
 from breadth_assets.defs.universe_file import UniverseFile
@@ -71,7 +72,22 @@ def test_new_days_from_stored_rows_equal_one_computation_for_every_group(
 
     pd.testing.assert_frame_equal(store.read_breadth(group=None), whole.read_breadth(group=None))
     pd.testing.assert_frame_equal(store.read_breadth_members(), whole.read_breadth_members())
+    pd.testing.assert_frame_equal(store.read_breadth_signals(), whole.read_breadth_signals())
     assert set(whole.read_breadth(group=None)["group_name"]) == {"ALL", "G1", "G2"}
+
+
+def test_the_signals_written_are_the_rules_over_each_groups_stored_rows(
+    instance_with_tickers, filled
+):
+    store, universe = filled
+    _breadth(instance_with_tickers, store, universe, START, END)
+
+    for group in ("ALL", "G1", "G2"):
+        rows = store.read_breadth(group=group)
+        expected = breadth_signals(rows, rows["date"])
+        got = store.read_breadth_signals(group=group)
+        pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+    assert len(store.read_breadth_signals()) > 0
 
 
 def test_changing_one_groups_members_recomputes_that_group_alone(
