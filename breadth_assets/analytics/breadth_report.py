@@ -153,6 +153,17 @@ def who_moved_markdown(day_rows: pd.DataFrame, members: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def signals_markdown(signals: pd.DataFrame) -> str:
+    """One day's `breadth_signals` as a markdown table: group, signal and the values behind it;
+    a line saying none fired when the frame is empty."""
+    if signals.empty:
+        return "no signal fired"
+    lines = ["| group | signal | values |", "|---|---|---|"]
+    for row in signals.itertuples():
+        lines.append(f"| {row.group_name} | {row.signal} | {row.detail} |")
+    return "\n".join(lines)
+
+
 TOP_GROUPS = 5
 GROUP_COLUMNS = [
     "group_name",

@@ -79,3 +79,24 @@ def test_chart_markdown_is_a_data_uri_image():
     assert markdown.startswith("![breadth, last year](data:image/png;base64,")
     encoded = markdown.split("base64,", 1)[1].rstrip(")")
     assert base64.b64decode(encoded) == b"\x89PNGabc"
+
+
+def test_signals_markdown_lists_each_group_signal_and_its_values():
+    signals = pd.DataFrame(
+        {
+            "date": pd.to_datetime(["2024-06-03"] * 2),
+            "group_name": ["ALL", "BANKS"],
+            "signal": ["mcclellan_cross_up", "zweig_thrust"],
+            "detail": ["mcclellan_osc -2.0 -> 3.1", "zweig_ema 0.620"],
+        }
+    )
+    lines = breadth_report.signals_markdown(signals).splitlines()
+    assert lines[2:] == [
+        "| ALL | mcclellan_cross_up | mcclellan_osc -2.0 -> 3.1 |",
+        "| BANKS | zweig_thrust | zweig_ema 0.620 |",
+    ]
+
+
+def test_signals_markdown_says_when_none_fired():
+    empty = pd.DataFrame(columns=["date", "group_name", "signal", "detail"])
+    assert breadth_report.signals_markdown(empty) == "no signal fired"

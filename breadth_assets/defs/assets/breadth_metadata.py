@@ -115,8 +115,8 @@ def _warn_partial(
 def _recent_figures(
     store: MarketStore, current: Universe, shown_until: pd.Timestamp
 ) -> dict[str, dg.MetadataValue]:
-    """The UI's view of the days up to the last one written: the last days, who moved on it
-    (per group) and the chart (`ALL` and the charted groups)."""
+    """The UI's view of the days up to the last one written: the last days, who moved and the
+    signals on it (per group) and the chart (`ALL` and the charted groups)."""
     run: dict[str, dg.MetadataValue] = {}
     recent = store.read_breadth(
         start=(shown_until - pd.Timedelta(days=RECENT_DAYS)).date(),
@@ -136,6 +136,8 @@ def _recent_figures(
         run[WHO_MOVED] = dg.MetadataValue.md(
             breadth_report.who_moved_markdown(recent[recent["date"] == day], moved)
         )
+        fired = store.read_breadth_signals(start=day.date(), end=day.date())
+        run["signals"] = dg.MetadataValue.md(breadth_report.signals_markdown(fired))
     return run
 
 
