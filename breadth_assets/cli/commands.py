@@ -322,7 +322,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="mark runs whose process is gone as failed and free the slots of ended runs",
     )
+    shown = commands.add_parser("signals", help="the breadth signals of the last days")
+    shown.add_argument("--days", type=int, default=10, help="breadth days to look back over")
     args = parser.parse_args(argv)
+    if args.command == "signals":
+        try:
+            run_report.print_signals(args.days)
+        except (UniverseError, StoreError) as error:
+            print(f"breadth-assets: {error}", file=sys.stderr)
+            return 2
+        return 0
 
     if not os.environ.get("DAGSTER_HOME"):
         parser.error("set DAGSTER_HOME to a folder for Dagster's runs and events (see README)")

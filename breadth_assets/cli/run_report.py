@@ -214,6 +214,26 @@ def print_breadth_tail(days: int, out=sys.stdout) -> None:
             print(groups.to_string(index=False, float_format=lambda v: f"{v:.2f}"), file=out)
 
 
+def print_signals(days: int, out: TextIO | None = None) -> None:
+    """The signals of the last `days` breadth days (of the whole universe's rows), oldest
+    first, or a line saying there are none."""
+    from breadth_assets.defs.deployment import store_for_deployment
+
+    out = out or sys.stdout
+    store = store_for_deployment()
+    tail = store.read_breadth().tail(days)
+    if tail.empty:
+        print("no breadth rows yet: run `breadth-assets run` first", file=out)
+        return
+    start = tail["date"].iloc[0].date()
+    fired = store.read_breadth_signals(start=start)
+    if fired.empty:
+        print(f"no breadth signal since {start}", file=out)
+        return
+    with pd.option_context("display.width", 200, "display.max_colwidth", 80):
+        print(fired.to_string(index=False), file=out)
+
+
 def print_where(out=sys.stdout) -> None:
     """Where the tables are, and how to look at the runs, assets and checks in the UI."""
     from breadth_assets.defs.deployment import store_for_deployment
