@@ -31,6 +31,7 @@ from breadth_assets.defs.check_tables import (
     result,
 )
 from breadth_assets.defs.partitions import tickers_partitions
+from breadth_assets.defs.signal_checks import build_signal_checks
 from breadth_assets.defs.stale_breadth import breadth_days, stale_breadth
 from breadth_assets.defs.universe_file import UniverseFile
 from breadth_assets.runtime.dagster_compat import BACKFILL_ID_TAG
@@ -299,7 +300,7 @@ def build_checks() -> list[dg.AssetChecksDefinition]:
             if check.scope != "chunk":
                 yield result(check, check.find(whole))
 
-    return [quality_checks, breadth_up_to_date]
+    return [quality_checks, breadth_up_to_date, build_signal_checks()]
 
 
 @dg.asset_check(

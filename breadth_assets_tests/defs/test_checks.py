@@ -11,6 +11,7 @@ import pytest
 from dagster._core.storage.tags import BACKFILL_ID_TAG
 
 from breadth_assets import schema
+from breadth_assets.analytics.signals import SIGNALS
 from breadth_assets.definitions import defs
 from breadth_assets.defs.assets import INDICATORS, RAW_PRICES
 from breadth_assets.defs.batches import range_tags
@@ -91,6 +92,7 @@ def test_the_code_location_has_the_checks_on_each_asset():
         "breadth:universe_coverage",
         "breadth:percentages_in_range",
         "breadth:breadth_up_to_date",
+        *(f"breadth:signal_{signal}" for signal in SIGNALS),
     }
 
 
