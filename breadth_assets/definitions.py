@@ -9,10 +9,12 @@ again at each run and tick through the `universe` resource.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import dagster as dg
 
+from breadth_assets.defs.alert_target import ALERT_URLS_VARIABLE, AlertTarget
 from breadth_assets.defs.assets import build_breadth, build_intraday_prices, build_ticker_assets
 from breadth_assets.defs.checks import build_checks
 from breadth_assets.defs.deployment import (
@@ -23,6 +25,7 @@ from breadth_assets.defs.deployment import (
 from breadth_assets.defs.jobs import breadth_job, quality_checks_job, ticker_job
 from breadth_assets.defs.partitions import build_trading_days
 from breadth_assets.defs.schedules import build_daily_update
+from breadth_assets.defs.sensors.alert_sensor import build_alert_sensor
 from breadth_assets.defs.sensors.breadth_sensor import daily_breadth_sensor
 from breadth_assets.defs.sensors.quality_sensor import (
     quality_after_backfill_sensor,
@@ -46,6 +49,7 @@ def build_definitions(
     store = store if store is not None else store_for_deployment()
     source = price_source if price_source is not None else price_source_for(universe)
     kind = type(store).kind
+    alerting = bool(os.environ.get(ALERT_URLS_VARIABLE, "").strip())
     assets = [
         build_ticker_assets(universe.batch_size, kind),
         build_breadth(build_trading_days(universe), kind),
@@ -63,6 +67,7 @@ def build_definitions(
             quality_after_breadth_sensor,
             quality_after_backfill_sensor,
             run_recovery_sensor,
+            build_alert_sensor(configured=alerting),
         ],
         # Every run is one step (a batch of tickers, or breadth): a separate step process would
         # only add a process start-up and a few hundred MB to each run. Several machines send
@@ -73,6 +78,9 @@ def build_definitions(
             "store": store,
             "price_source": source,
             "universe": UniverseFile(path=str(universe.path)),
+            "alerts": AlertTarget(urls=dg.EnvVar(ALERT_URLS_VARIABLE))
+            if alerting
+            else AlertTarget(),
         },
     )
 

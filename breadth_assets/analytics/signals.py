@@ -129,3 +129,11 @@ def breadth_signals(
     frame = pd.DataFrame(out, columns=list(SIGNAL_COLUMNS))
     frame["date"] = pd.to_datetime(frame["date"])
     return frame.sort_values(["date", "signal"], ignore_index=True)
+
+
+def signal_message(day: pd.Timestamp, group: str, signals: pd.DataFrame) -> tuple[str, str]:
+    """One message for a group's signals on a day: a title naming them, a line each with the
+    values behind it."""
+    names = ", ".join(signals["signal"])
+    body = "\n".join(f"{row.signal}: {row.detail}" for row in signals.itertuples())
+    return f"breadth {group} {pd.Timestamp(day):%Y-%m-%d}: {names}", body
