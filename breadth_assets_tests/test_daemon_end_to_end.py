@@ -129,6 +129,7 @@ def _take_the_schedule_off_the_clock(deployment: Deployment) -> None:
         "quality_after_backfill_sensor": "RUNNING",
         "quality_after_breadth_sensor": "RUNNING",
         "run_recovery_sensor": "RUNNING",
+        "alert_sensor": "STOPPED",  # no BREADTH_ALERT_URLS in this deployment
     }
     stopped = deployment.gql(STOP_SCHEDULE_MUTATION, {"id": schedule["id"]})
     assert stopped["stopRunningSchedule"]["scheduleState"]["status"] == "STOPPED", stopped
