@@ -1,0 +1,129 @@
+"""Alerts through a real daemon: `dagster-daemon` runs `alert_sensor`, which sends the breadth
+signals the main job wrote to a local HTTP server (apprise's `json://`), one message per day and
+group, once; a recomputed day sends nothing again; the token in the URL is in no log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
+
+import pandas as pd
+import pytest
+
+from breadth_assets.calendars import trading_days
+from breadth_assets.defs.sensors.alert_sensor import LOOKBACK_DAYS
+from breadth_assets_tests.support import write_universe
+from breadth_assets_tests.support_deployment import (
+    BIN,
+    PROJECT_ROOT,
+    Deployment,
+    start_dagster,
+    stop_process,
+)
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore:Using variable_values:DeprecationWarning"),
+]
+TOKEN = "t0ken-0f-the-target"
+TICKERS = ["ALPHA", "BRAVO", "CHARLIE", "DELTA", "ECHO", "FOXTROT", "GOLF", "HOTEL"]
+
+
+class _Target(BaseHTTPRequestHandler):
+    received: ClassVar[list[dict]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        type(self).received.append(json.loads(self.rfile.read(length)))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def _main_job(deployment: Deployment, *extra: str) -> None:
+    command = [str(BIN / "breadth-assets"), "run", "--tail", "0", *extra]
+    done = subprocess.run(command, env=deployment.env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory) -> Iterator[Deployment]:
+    server = HTTPServer(("127.0.0.1", 0), _Target)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    folder = tmp_path_factory.mktemp("alerts_e2e")
+    home = folder / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_bytes(
+        (PROJECT_ROOT / "dagster_home" / "dagster.yaml").read_bytes()
+    )
+    today = dt.datetime.now(dt.UTC).date()
+    start = trading_days("DEMO", today - dt.timedelta(days=200), today)[-100].date()
+    universe = write_universe(folder, TICKERS, start=start.isoformat())
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "BREADTH_UNIVERSE": str(universe),
+        "BREADTH_DUCKDB_PATH": str(folder / "breadth.duckdb"),
+        "BREADTH_ALERT_URLS": f"json://alerts:{TOKEN}@127.0.0.1:{server.server_port}/breadth",
+    }
+    logs = {"dagster-daemon": folder / "daemon.log", "dagster-webserver": folder / "webserver.log"}
+    deployment = Deployment(env=env, folder=folder, logs=logs)
+    _main_job(deployment)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
+        try:
+            start_dagster(deployment)
+            yield deployment
+        finally:
+            for process in deployment.processes.values():
+                stop_process(process)
+            server.shutdown()
+
+
+def _expected(deployment: Deployment) -> dict[str, list[str]]:
+    """The signals the store holds within the sensor's look-back, by day and group."""
+    store = deployment.store
+    latest = store.read_breadth()["date"].max()
+    start = (latest - pd.Timedelta(days=LOOKBACK_DAYS)).date()
+    signals = store.read_breadth_signals(start=start)
+    return {
+        f"breadth {group} {day:%Y-%m-%d}": sorted(rows["signal"])
+        for (day, group), rows in signals.groupby(["date", "group_name"])
+    }
+
+
+def test_each_day_and_group_with_signals_gets_one_message_once(deployment):
+    expected = _expected(deployment)
+    assert expected, "the demo's last days fire no signal: choose another history"
+
+    def probe() -> tuple[bool, int]:
+        return len(_Target.received) >= len(expected), len(_Target.received)
+
+    deployment.wait_for("the alert messages", probe, 180)
+    got = {}
+    for message in _Target.received:
+        head, names = message["title"].split(": ")
+        got[head] = sorted(names.split(", "))
+    assert got == expected
+    assert len(_Target.received) == len(expected)
+
+
+def test_a_recomputed_day_sends_nothing_again_and_the_token_is_in_no_log(deployment):
+    sent = len(_Target.received)
+
+    _main_job(deployment, "--full")
+    time.sleep(70)  # two of the sensor's 30 s intervals
+
+    deployment.check_alive()
+    assert len(_Target.received) == sent
+    for path in deployment.logs.values():
+        assert TOKEN not in path.read_text()
