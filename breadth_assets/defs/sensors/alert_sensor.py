@@ -47,7 +47,9 @@ def build_alert_sensor(configured: bool) -> dg.SensorDefinition:
         start = (latest["date"] - pd.Timedelta(days=LOOKBACK_DAYS)).date()
         state = json.loads(context.cursor) if context.cursor else {}
         sent = {key for key in state.get("sent", []) if key >= f"{start}"}
-        retry: dict[str, list[float]] = state.get("retry", {})
+        retry: dict[str, list[float]] = {
+            key: when for key, when in state.get("retry", {}).items() if key >= f"{start}"
+        }
         signals = store.read_breadth_signals(start=start)
         now, delivered, waiting = time.time(), 0, 0
         for (day, group), rows in signals.groupby(["date", "group_name"], sort=True):
