@@ -55,10 +55,19 @@ def _main_job(deployment: Deployment, *extra: str) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def _serve(port: int = 0) -> HTTPServer:
+    server = HTTPServer(("127.0.0.1", port), _Target)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+SERVERS: list[HTTPServer] = []
+
+
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory) -> Iterator[Deployment]:
-    server = HTTPServer(("127.0.0.1", 0), _Target)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = _serve()
+    SERVERS.append(server)
     folder = tmp_path_factory.mktemp("alerts_e2e")
     home = folder / "dagster_home"
     home.mkdir()
@@ -86,7 +95,7 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
         finally:
             for process in deployment.processes.values():
                 stop_process(process)
-            server.shutdown()
+            SERVERS[-1].shutdown()
 
 
 def _expected(deployment: Deployment) -> dict[str, list[str]]:
@@ -127,3 +136,30 @@ def test_a_recomputed_day_sends_nothing_again_and_the_token_is_in_no_log(deploym
     assert len(_Target.received) == sent
     for path in deployment.logs.values():
         assert TOKEN not in path.read_text()
+
+
+def test_a_target_down_then_up_gets_the_new_message_once_after_it_comes_back(deployment):
+    down = SERVERS[-1]
+    port = down.server_port
+    down.shutdown()
+    down.server_close()
+    sent = len(_Target.received)
+    universe = deployment.universe_path
+    universe.write_text(
+        universe.read_text() + "groups:\n  FIRST4: [ALPHA, BRAVO, CHARLIE, DELTA]\n"
+    )
+    _main_job(deployment)
+    new = {key: names for key, names in _expected(deployment).items() if "FIRST4" in key}
+    assert new, "the new group fires no signal in the look-back: choose other members"
+    time.sleep(40)  # the sensor tries while the target is down
+    assert len(_Target.received) == sent
+
+    SERVERS.append(_serve(port))
+
+    def probe() -> tuple[bool, int]:
+        return len(_Target.received) >= sent + len(new), len(_Target.received)
+
+    deployment.wait_for("the messages once the target is back", probe, 240)
+    time.sleep(35)
+    titles = [m["title"].split(": ")[0] for m in _Target.received[sent:]]
+    assert sorted(titles) == sorted(new)
