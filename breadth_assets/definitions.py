@@ -78,11 +78,16 @@ def build_definitions(
             "store": store,
             "price_source": source,
             "universe": UniverseFile(path=str(universe.path)),
-            "alerts": AlertTarget(urls=dg.EnvVar(ALERT_URLS_VARIABLE))
-            if alerting
-            else AlertTarget(),
+            "alerts": alert_target() if alerting else AlertTarget(),
         },
     )
+
+
+def alert_target() -> AlertTarget:
+    """The targets of $BREADTH_ALERT_URLS (read by Dagster at run time, never shown), the first
+    retry after $BREADTH_ALERT_RETRY_SECONDS (default 60)."""
+    first_retry = int(os.environ.get("BREADTH_ALERT_RETRY_SECONDS", "60"))
+    return AlertTarget(urls=dg.EnvVar(ALERT_URLS_VARIABLE), first_retry_seconds=first_retry)
 
 
 def load_for_code_location() -> Universe:

@@ -83,6 +83,7 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
         "BREADTH_UNIVERSE": str(universe),
         "BREADTH_DUCKDB_PATH": str(folder / "breadth.duckdb"),
         "BREADTH_ALERT_URLS": f"json://alerts:{TOKEN}@127.0.0.1:{server.server_port}/breadth",
+        "BREADTH_ALERT_RETRY_SECONDS": "5",
     }
     logs = {"dagster-daemon": folder / "daemon.log", "dagster-webserver": folder / "webserver.log"}
     deployment = Deployment(env=env, folder=folder, logs=logs)
@@ -130,7 +131,7 @@ def test_a_recomputed_day_sends_nothing_again_and_the_token_is_in_no_log(deploym
     sent = len(_Target.received)
 
     _main_job(deployment, "--full")
-    time.sleep(70)  # two of the sensor's 30 s intervals
+    time.sleep(35)  # two of the sensor's 15 s intervals
 
     deployment.check_alive()
     assert len(_Target.received) == sent
@@ -151,7 +152,7 @@ def test_a_target_down_then_up_gets_the_new_message_once_after_it_comes_back(dep
     _main_job(deployment)
     new = {key: names for key, names in _expected(deployment).items() if "FIRST4" in key}
     assert new, "the new group fires no signal in the look-back: choose other members"
-    time.sleep(40)  # the sensor tries while the target is down
+    time.sleep(20)  # the sensor (every 15 s) tries while the target is down
     assert len(_Target.received) == sent
 
     SERVERS.append(_serve(port))
@@ -160,6 +161,6 @@ def test_a_target_down_then_up_gets_the_new_message_once_after_it_comes_back(dep
         return len(_Target.received) >= sent + len(new), len(_Target.received)
 
     deployment.wait_for("the messages once the target is back", probe, 240)
-    time.sleep(35)
+    time.sleep(20)
     titles = [m["title"].split(": ")[0] for m in _Target.received[sent:]]
     assert sorted(titles) == sorted(new)

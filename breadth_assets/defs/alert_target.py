@@ -32,6 +32,14 @@ class AlertTarget(dg.ConfigurableResource):
         default="",
         description="apprise URLs, from $BREADTH_ALERT_URLS: a secret, never logged",
     )
+    first_retry_seconds: int = Field(
+        default=60,
+        description="The wait after a failed send; it doubles with each failure, up to an hour",
+    )
+
+    def retry_after(self, attempts: int) -> int:
+        """Seconds to wait after the `attempts`-th failed send of a message."""
+        return min(self.first_retry_seconds * 2 ** max(attempts - 1, 0), 3600)
 
     def configured(self) -> bool:
         return bool(self.urls.strip())

@@ -15,8 +15,6 @@ from breadth_assets.stores.base import MarketStore
 
 LOOKBACK_DAYS = 10
 """Calendar days before the last breadth day whose signals are still sent."""
-RETRY_SECONDS = (60, 120, 300, 900, 3600)
-"""The wait after each failed send of a message, then an hour between tries."""
 
 
 def _key(day: pd.Timestamp, group: str) -> str:
@@ -28,13 +26,13 @@ def build_alert_sensor(configured: bool) -> dg.SensorDefinition:
 
     @dg.sensor(
         name="alert_sensor",
-        minimum_interval_seconds=30,
+        minimum_interval_seconds=15,
         default_status=dg.DefaultSensorStatus.RUNNING
         if configured
         else dg.DefaultSensorStatus.STOPPED,
         description="Sends one message per day and group that has breadth signals to the "
         f"targets of ${ALERT_URLS_VARIABLE} (apprise URLs), once; a failed send is tried again "
-        "after 1, 2, 5, 15 minutes, then hourly.",
+        "after 1, 2, 4, 8 ... minutes, at most hourly.",
     )
     def alert_sensor(
         context: dg.SensorEvaluationContext, store: MarketStore, alerts: AlertTarget
@@ -66,7 +64,7 @@ def build_alert_sensor(configured: bool) -> dg.SensorDefinition:
                 delivered += 1
                 context.log.info(f"alert sent: {key} ({', '.join(rows['signal'])})")
             else:
-                wait = RETRY_SECONDS[min(int(attempts), len(RETRY_SECONDS) - 1)]
+                wait = alerts.retry_after(int(attempts) + 1)
                 retry[key] = [attempts + 1, now + wait]
                 waiting += 1
                 context.log.warning(f"alert {key} not delivered; trying again in {wait} s")
