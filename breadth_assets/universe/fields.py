@@ -100,10 +100,6 @@ def daily_move(value: Any) -> float:
     return move
 
 
-DEFAULT_MIN_COVERAGE = 0.8
-"""The share of a group's tickers that must have a bar for its day's percentages."""
-
-
 def share(value: Any, percent: float) -> float:
     """A share from above 0 to 1, written as 0.8, 80% or 80 (a number above 1 is a percent);
     refused with examples made of `percent` (80: "80%, 0.8 or 80")."""

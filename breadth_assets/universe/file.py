@@ -62,6 +62,7 @@ import yaml
 from pydantic import BeforeValidator, Field, PlainValidator, ValidationError
 from pydantic_core import ErrorDetails
 
+from breadth_assets.analytics.breadth import DEFAULT_MIN_COVERAGE
 from breadth_assets.analytics.signals import SignalSettings
 from breadth_assets.calendars import Calendar, calendar
 from breadth_assets.fields import (
@@ -145,7 +146,7 @@ class Universe:
     """The largest close-to-close move the `unexplained_moves` check lets pass."""
     groups: tuple[Group, ...] = ()
     """The groups breadth is computed for besides the whole universe, in the file's order."""
-    min_coverage: float = fields.DEFAULT_MIN_COVERAGE
+    min_coverage: float = DEFAULT_MIN_COVERAGE
     """The share of a group's tickers that must have a bar for its day's percentages."""
     extra_sessions: tuple[dt.date, ...] = ()
     """Days the market trades although its calendar says closed, sorted."""
@@ -392,7 +393,7 @@ class _UniverseFile(Strict):
         tuple[Annotated[dt.date, PlainValidator(fields.date)], ...],
         BeforeValidator(fields.closures),
     ] = ()
-    min_coverage: Annotated[float, PlainValidator(fields.coverage)] = fields.DEFAULT_MIN_COVERAGE
+    min_coverage: Annotated[float, PlainValidator(fields.coverage)] = DEFAULT_MIN_COVERAGE
     groups: Annotated[dict[str, GroupSpec], BeforeValidator(group_mapping)] = Field(
         default_factory=dict
     )
