@@ -1,6 +1,7 @@
 """Sends one message per day and group that has breadth signals, once: the sensor's cursor
 remembers what was sent, a failed send is tried again later with backoff, and nothing it does
-can fail a run."""
+can fail a run. Nothing is sent while a ticker or breadth run is unfinished: the day's signals
+are read once breadth has been computed from every ticker run of it."""
 
 import datetime as dt
 import json
@@ -11,6 +12,7 @@ import pandas as pd
 
 from breadth_assets.analytics.signals import signal_message
 from breadth_assets.defs.alert_target import ALERT_URLS_VARIABLE, AlertTarget
+from breadth_assets.defs.sensors.breadth_sensor import runs_in_progress
 from breadth_assets.stores.base import MarketStore
 
 LOOKBACK_DAYS = 10
@@ -39,6 +41,9 @@ def build_alert_sensor(configured: bool) -> dg.SensorDefinition:
     ) -> dg.SkipReason:
         if not alerts.configured():
             return dg.SkipReason(f"no alert target: set ${ALERT_URLS_VARIABLE}")
+        busy = runs_in_progress(context.instance)
+        if busy:
+            return dg.SkipReason(f"waiting: {busy}")
         latest = store.read_breadth_before(dt.date.max)
         if latest is None:
             return dg.SkipReason("no breadth row yet")

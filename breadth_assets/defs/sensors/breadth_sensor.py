@@ -44,7 +44,7 @@ def daily_breadth_sensor(
     """Run keys name what a request answers (a day and how many ticker runs it has had, or the
     stale mark's version and range), so the same state asks for breadth once, and a failed
     breadth run is not retried until something changes."""
-    busy = _busy(context.instance)
+    busy = runs_in_progress(context.instance)
     if busy:
         return dg.SkipReason(busy)
     requests = _daily_requests(context)
@@ -72,8 +72,9 @@ def daily_breadth_sensor(
     )
 
 
-def _busy(instance: dg.DagsterInstance) -> str | None:
-    """Why breadth must wait: a ticker or breadth run, or a backfill, not finished yet."""
+def runs_in_progress(instance: dg.DagsterInstance) -> str | None:
+    """Why breadth (and its alerts) must wait: a ticker or breadth run, or a backfill, not
+    finished yet."""
     for job in (ticker_job, breadth_job):
         running = instance.get_run_records(
             filters=dg.RunsFilter(job_name=job.name, statuses=NOT_FINISHED), limit=1

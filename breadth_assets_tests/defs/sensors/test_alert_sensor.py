@@ -16,6 +16,7 @@ import pytest
 
 from breadth_assets import schema
 from breadth_assets.defs.alert_target import AlertTarget
+from breadth_assets.defs.jobs import ticker_job
 from breadth_assets.defs.sensors import alert_sensor as module
 from breadth_assets.defs.sensors.alert_sensor import build_alert_sensor
 from breadth_assets.stores.duckdb import DuckDBStore
@@ -74,9 +75,13 @@ def _store(tmp_path, signals: list[tuple]) -> DuckDBStore:
     return store
 
 
-def _tick(store, url: str, cursor: str | None = None) -> tuple[dg.SkipReason, str | None]:
+def _tick(
+    store, url: str, cursor: str | None = None, instance: dg.DagsterInstance | None = None
+) -> tuple[dg.SkipReason, str | None]:
     context = dg.build_sensor_context(
-        cursor=cursor, resources={"store": store, "alerts": AlertTarget(urls=url)}
+        cursor=cursor,
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        resources={"store": store, "alerts": AlertTarget(urls=url)},
     )
     result = sensor(context)
     return result, context.cursor
@@ -96,6 +101,22 @@ def test_a_day_with_signals_sends_one_message_with_them(tmp_path, target):
     [message] = _Target.received
     assert message["title"] == "breadth ALL 2024-06-04: mcclellan_cross_up, zweig_thrust"
     assert "zweig_thrust: zweig_ema 0.620" in message["message"]
+
+
+def test_nothing_is_sent_while_a_ticker_run_is_unfinished(tmp_path, target):
+    store = _store(tmp_path, SIGNALS)
+    with dg.instance_for_test() as instance:
+        run = instance.add_run(
+            dg.DagsterRun(job_name=ticker_job.name, status=dg.DagsterRunStatus.STARTED)
+        )
+        result, cursor = _tick(store, _url(target.server_port), instance=instance)
+        assert _Target.received == []
+        assert "ticker_job run is queued or running" in result.skip_message
+
+        instance.report_run_failed(run)
+        _tick(store, _url(target.server_port), cursor, instance=instance)
+
+    assert len(_Target.received) == 1
 
 
 def test_a_message_sent_is_not_sent_again(tmp_path, target):
