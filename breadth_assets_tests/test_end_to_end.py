@@ -209,6 +209,7 @@ def test_the_quick_start_applies_the_demo_splits_computes_its_groups_and_explain
     on_last = store.read_breadth(start=last.date(), end=last.date(), group=None)
     assert set(on_last["group_name"]) == {"ALL", "DEMO15", "Industrials"}
     assert f"top groups on {last:%Y-%m-%d} by % above SMA 50:" in result.stdout
+    assert f"signals on {last:%Y-%m-%d}:" in result.stdout
     assert set(store.read_breadth_members()["group_name"]) == {"ALL", "DEMO15", "Industrials"}
     [line] = [line for line in result.stdout.splitlines() if line.startswith("checks: ")]
     assert " passed" in line

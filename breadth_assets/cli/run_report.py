@@ -3,6 +3,7 @@ while it runs, the checks' verdicts and where the data is."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 import threading
@@ -27,7 +28,7 @@ from breadth_assets.defs.report_keys import (
 )
 
 POLL_SECONDS = 1.0
-TABLES = "prices, indicators, breadth, breadth_members"
+TABLES = "prices, indicators, breadth, breadth_members, breadth_signals"
 TAIL_COLUMNS = [
     "date",
     "universe",
@@ -212,6 +213,17 @@ def print_breadth_tail(days: int, out=sys.stdout) -> None:
         if len(groups):
             print(f"top groups on {day} by % above SMA 50:", file=out)
             print(groups.to_string(index=False, float_format=lambda v: f"{v:.2f}"), file=out)
+        print(signals_of_day(store.read_breadth_signals(start=day, end=day), day), file=out)
+
+
+def signals_of_day(fired: pd.DataFrame, day: dt.date, shown: int = 10) -> str:
+    """The last breadth day's signals, a line each, or a line saying there were none."""
+    if fired.empty:
+        return f"signals on {day}: none (`breadth-assets signals` lists the last days')"
+    lines = [f"  {row.group_name} {row.signal}: {row.detail}" for row in fired.itertuples()]
+    if len(lines) > shown:
+        lines[shown:] = [f"  ... and {len(lines) - shown} more (`breadth-assets signals`)"]
+    return "\n".join([f"signals on {day}:", *lines])
 
 
 def print_signals(days: int, out: TextIO | None = None) -> None:

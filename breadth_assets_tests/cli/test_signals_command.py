@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+
 import pandas as pd
 
 from breadth_assets import schema
+from breadth_assets.cli import run_report
 from breadth_assets.cli.commands import main
 from breadth_assets.stores.duckdb import DuckDBStore
 
@@ -55,3 +58,48 @@ def test_signals_says_when_none_fired(tmp_path, monkeypatch, capsys):
     assert main(["signals"]) == 0
 
     assert capsys.readouterr().out.strip() == "no breadth signal since 2024-06-03"
+
+
+def test_the_main_jobs_tail_lists_the_last_days_signals(tmp_path, monkeypatch):
+    _store(
+        tmp_path,
+        monkeypatch,
+        [
+            ("2024-06-06", "ALL", "mcclellan_cross_up", "mcclellan_osc -2.0 -> 3.1"),
+            ("2024-06-07", "ALL", "zweig_thrust", "zweig_ema 0.620"),
+        ],
+    )
+    out = io.StringIO()
+
+    run_report.print_breadth_tail(2, out)
+
+    assert out.getvalue().splitlines()[-2:] == [
+        "signals on 2024-06-07:",
+        "  ALL zweig_thrust: zweig_ema 0.620",
+    ]
+
+
+def test_the_main_jobs_tail_says_when_the_last_day_had_no_signal(tmp_path, monkeypatch):
+    _store(
+        tmp_path,
+        monkeypatch,
+        [("2024-06-06", "ALL", "mcclellan_cross_up", "mcclellan_osc -2.0 -> 3.1")],
+    )
+    out = io.StringIO()
+
+    run_report.print_breadth_tail(2, out)
+
+    assert out.getvalue().splitlines()[-1].startswith("signals on 2024-06-07: none")
+
+
+def test_a_long_list_of_the_last_days_signals_is_cut_with_how_many_more():
+    day = pd.Timestamp("2024-06-07")
+    fired = pd.DataFrame(
+        [(day, f"G{i:02d}", "zweig_thrust", "zweig_ema 0.620") for i in range(13)],
+        columns=list(schema.BREADTH_SIGNAL_COLUMNS),
+    )
+
+    lines = run_report.signals_of_day(fired, day.date(), shown=10).splitlines()
+
+    assert len(lines) == 12
+    assert lines[-1] == "  ... and 3 more (`breadth-assets signals`)"
