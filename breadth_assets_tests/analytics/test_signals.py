@@ -4,8 +4,10 @@ day."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
+import talib
 
 from breadth_assets.analytics.signals import SignalSettings, breadth_signals
 
@@ -91,6 +93,31 @@ def test_a_hindenburg_omen_needs_highs_and_lows_a_rising_line_and_a_negative_osc
     assert [day for day, s in fired if s == "hindenburg_omen"] == [55, 56, 57, 58, 59]
     two_lows = {**omen, "new_lows_52w": [2] * 60}  # 2 % of 100 issues: below 2.2 %
     assert "hindenburg_omen" not in {s for _, s in _fired(_series(**two_lows, mcclellan_osc=osc))}
+
+
+def test_no_hindenburg_omen_without_the_rising_line_or_with_highs_above_twice_the_lows():
+    omen = {"new_highs_52w": [3] * 60, "new_lows_52w": [3] * 60, "mcclellan_osc": [-5.0] * 60}
+    flat = _series(**omen, ad_line=[7] * 60)
+    assert "hindenburg_omen" not in {s for _, s in _fired(flat)}
+    many_highs = _series(**{**omen, "new_highs_52w": [7] * 60}, ad_line=list(range(60)))
+    assert "hindenburg_omen" not in {s for _, s in _fired(many_highs)}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_hindenburg_trend_is_the_50_day_average_of_the_line_rising(seed):
+    """McHugh's "10-week moving average rising", the A/D line's talib.SMA over 50 days."""
+    days = pd.bdate_range("2024-01-01", periods=300)
+    line = np.random.default_rng(seed).integers(-20, 21, size=days.size).cumsum()
+    rows = pd.DataFrame(
+        {**{k: [v] * days.size for k, v in QUIET.items()}, "date": days, "group_name": "ALL"}
+    )
+    rows = rows.assign(ad_line=line, mcclellan_osc=-5.0, new_highs_52w=3, new_lows_52w=3)
+    average = talib.SMA(line.astype(float), timeperiod=50)
+    rising = [days[i] for i in range(1, days.size) if average[i] > average[i - 1] + 1e-9]
+
+    found = breadth_signals(rows, days, SignalSettings(enabled=("hindenburg_omen",)))
+
+    assert list(found["date"]) == rising
 
 
 def test_a_partial_day_fires_nothing_and_the_next_day_compares_with_the_last_whole_one():
