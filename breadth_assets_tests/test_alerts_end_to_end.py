@@ -127,7 +127,7 @@ def test_each_day_and_group_with_signals_gets_one_message_once(deployment):
     assert len(_Target.received) == len(expected)
 
 
-def test_a_recomputed_day_sends_nothing_again_and_the_token_is_in_no_log(deployment):
+def test_a_recomputed_day_sends_nothing_again_and_the_token_is_nowhere_stored(deployment):
     sent = len(_Target.received)
 
     _main_job(deployment, "--full")
@@ -137,6 +137,10 @@ def test_a_recomputed_day_sends_nothing_again_and_the_token_is_in_no_log(deploym
     assert len(_Target.received) == sent
     for path in deployment.logs.values():
         assert TOKEN not in path.read_text()
+    stored = [path for path in deployment.folder.rglob("*") if path.is_file()]
+    assert any(path.suffix == ".db" for path in stored)  # the runs, events and sensor ticks
+    leaked = [path.name for path in stored if TOKEN.encode() in path.read_bytes()]
+    assert leaked == []
 
 
 def test_a_target_down_then_up_gets_the_new_message_once_after_it_comes_back(deployment):

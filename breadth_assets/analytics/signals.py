@@ -80,15 +80,16 @@ def breadth_signals(
     if ad_line.size > HINDENBURG_DAYS:
         before[HINDENBURG_DAYS:] = ad_line[:-HINDENBURG_DAYS]
     masks: dict[str, np.ndarray] = {"zweig_thrust": rows["zweig_thrust"].astype(bool).to_numpy()}
-    osc_up, osc_down = _crossings(_previous(osc), osc, 0.0)
+    last_osc, last_sum, last_sma200 = _previous(osc), _previous(summation), _previous(sma200)
+    osc_up, osc_down = _crossings(last_osc, osc, 0.0)
     masks.update(mcclellan_cross_up=osc_up, mcclellan_cross_down=osc_down)
-    sma_up, sma_down = _crossings(_previous(sma200), sma200, settings.sma200_level)
+    sma_up, sma_down = _crossings(last_sma200, sma200, settings.sma200_level)
     masks.update(sma200_breadth_cross_up=sma_up, sma200_breadth_cross_down=sma_down)
     masks["summation_above"] = np.zeros(osc.size, dtype=bool)
     masks["summation_below"] = np.zeros(osc.size, dtype=bool)
     levels: dict[int, float] = {}
     for level in settings.summation_levels:
-        up, down = _crossings(_previous(summation), summation, level)
+        up, down = _crossings(last_sum, summation, level)
         levels.update({int(i): level for i in np.flatnonzero(up | down)})
         masks["summation_above"] |= up
         masks["summation_below"] |= down
@@ -103,16 +104,18 @@ def breadth_signals(
             & (osc < 0)
         )
 
+    zweig = column("zweig_ema")
+
     def detail(signal: str, i: int) -> str:
         if signal == "zweig_thrust":
-            return f"zweig_ema {column('zweig_ema')[i]:.3f}"
+            return f"zweig_ema {zweig[i]:.3f}"
         if signal.startswith("mcclellan_cross"):
-            return f"mcclellan_osc {_previous(osc)[i]:.1f} -> {osc[i]:.1f}"
+            return f"mcclellan_osc {last_osc[i]:.1f} -> {osc[i]:.1f}"
         if signal.startswith("summation"):
-            crossed = f"{_previous(summation)[i]:.0f} -> {summation[i]:.0f}"
+            crossed = f"{last_sum[i]:.0f} -> {summation[i]:.0f}"
             return f"mcclellan_sum {crossed} (level {levels[i]:g})"
         if signal.startswith("sma200"):
-            return f"pct_above_sma_200 {_previous(sma200)[i]:.1f} -> {sma200[i]:.1f}"
+            return f"pct_above_sma_200 {last_sma200[i]:.1f} -> {sma200[i]:.1f}"
         if signal == "new_lows_expansion":
             return f"new_lows_52w {lows[i]:.0f} of {universe[i]:.0f}"
         return (
@@ -120,8 +123,9 @@ def breadth_signals(
             f"mcclellan_osc {osc[i]:.1f}"
         )
 
+    dates_of, groups_of = rows["date"].to_numpy(), rows["group_name"].to_numpy()
     out = [
-        (rows["date"].iloc[i], rows["group_name"].iloc[i], signal, detail(signal, int(i)))
+        (dates_of[i], groups_of[i], signal, detail(signal, int(i)))
         for signal in SIGNALS
         if signal in settings.enabled
         for i in np.flatnonzero(masks[signal] & whole & asked)
