@@ -178,7 +178,8 @@ def test_the_token_is_absent_from_the_event_log_and_captured_logs(
     instance_with_tickers, token, tmp_path, caplog
 ):
     store = DuckDBStore(path=str(tmp_path / "breadth.duckdb"))
-    universe = write_universe(tmp_path, keys={**KEYS, "GAMA": "NSE_EQ|UNKNOWN7"})
+    keys = {**KEYS, "GAMA": "NSE_EQ|UNKNOWN7"}
+    universe = write_universe(tmp_path, keys=keys, timeframes=("hours/1",))
     with caplog.at_level(logging.DEBUG), FakeUpstox(token=TOKEN, fault_rate=0.3) as server:
         result = materialize(
             instance_with_tickers,
